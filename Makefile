@@ -1,0 +1,37 @@
+# Every target creates the virtual environment it needs (.venv) on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Parallel test workers (pytest-xdist); CI machines have 2 cores.
+JOBS   ?= 2
+
+.PHONY: demo test lint check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,server,client]'
+	touch $(STAMP)
+
+## Run the demo dataflow end to end on a fresh local repository (.e3-demo/repo).
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/pytest -n $(JOBS) -q
+
+## Static checks: formatting, lint, types.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+check: lint test
+
+## Benchmarks (on demand; prints tables). BENCH_ARGS=--quick for a short run.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .e3-demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""The ``e3`` command line: a thin layer over the library.
+
+``main(argv) -> int`` builds an argparse parser from one module per command
+group, runs the chosen handler and turns errors into one ``Error: …`` line and
+the exit code that :data:`e3.errors.ERROR_TABLE` assigns. Handlers import the
+heavy parts (east-py, storage) lazily, so ``e3 --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from e3.cli import convert_cmd, data, package, repo, workspace
+from e3.cli.context import Context
+from e3.cli.output import Output
+from e3.config import ENV_VARS, load_settings
+from e3.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, E3Error
+
+_GROUPS = (repo, package, workspace, data, convert_cmd)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("e3-engine")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with e3's error convention (one line, exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"Error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser (cheap: no heavy imports)."""
+    env_help = "\n".join(f"  {k:<22} {v}" for k, v in ENV_VARS.items())
+    parser = _Parser(
+        prog="e3",
+        description="e3: durable, content-addressed dataflows of East tasks.",
+        epilog=f"environment variables:\n{env_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"e3 {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    sub.required = True
+    for group in _GROUPS:
+        group.register(sub, common)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    settings = load_settings()
+    out = Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr)
+    ctx = Context(settings, out)
+    try:
+        code = args.handler(ctx, args)
+        return int(code or 0)
+    except E3Error as exc:
+        out.error(f"Error: {exc.message}")
+        return exc.spec.exit_code
+    except KeyboardInterrupt:
+        out.error("Interrupted.")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `e3 get … | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        out.error(f"Internal error: {type(exc).__name__}: {exc}")
+        if settings.debug:
+            import traceback
+
+            traceback.print_exc(file=out.stderr)
+        else:
+            out.error("(set E3_DEBUG=1 for a traceback; please report this)")
+        return EXIT_INTERNAL
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""What every command handler receives: settings, output, and the repository service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from e3.cli.output import Output
+from e3.config import Settings
+
+if TYPE_CHECKING:
+    from e3.service import RepositoryService
+
+
+def is_remote(location: str) -> bool:
+    """Whether a repository argument is an ``http(s)://`` URL."""
+    return location.startswith(("http://", "https://"))
+
+
+@dataclass
+class Context:
+    """Per-invocation state shared by command handlers."""
+
+    settings: Settings
+    out: Output
+
+    def local_path(self, location: str) -> Path:
+        """The local repository path a ``<repo>`` argument designates.
+
+        As in the reference, ``E3_REPO`` wins when it names a valid repository.
+        """
+        from e3.repository import is_repository
+
+        override = self.settings.repo_override
+        if override and not is_remote(override) and is_repository(Path(override).expanduser()):
+            return Path(override).expanduser()
+        return Path(location)
+
+    def service(self, location: str) -> RepositoryService:
+        """Open the repository named by a ``<repo>`` argument (path or URL)."""
+        override = self.settings.repo_override
+        if override and is_remote(override):
+            location = override
+        if is_remote(location):
+            from e3.client.service import open_remote
+
+            return open_remote(location, self.settings)
+        from e3.local import LocalService
+        from e3.repository import open_repository
+
+        return LocalService(
+            open_repository(self.local_path(location), durable=self.settings.durable)
+        )

@@ -1,0 +1,68 @@
+"""``e3 convert``: between ``.east``, JSON and Beast2, from files or stdin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from e3.cli.context import Context
+from e3.errors import StorageError, UsageError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``convert``."""
+    c = sub.add_parser("convert", parents=[common], help="convert a value between formats")
+    c.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
+    c.add_argument(
+        "--from",
+        dest="from_format",
+        choices=["east", "json", "beast2", "csv"],
+        help="input format (default: Beast2 magic, else the extension, else east)",
+    )
+    c.add_argument(
+        "--to",
+        dest="to_format",
+        choices=["east", "json", "beast2", "type"],
+        help="output format (default: from -o's extension, else east)",
+    )
+    c.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
+    c.add_argument(
+        "--type",
+        dest="type_text",
+        help="East type of the value (.Integer); required for east/json/csv input",
+    )
+    c.set_defaults(handler=cmd_convert)
+
+
+def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
+    """Convert a value."""
+    from e3.codec.types import parse_type
+    from e3.convert import detect_format, format_from_name, read_value, render_value
+
+    if args.input == "-":
+        data = sys.stdin.buffer.read()
+        name = None
+    else:
+        try:
+            data = Path(args.input).read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"file not found: {args.input}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {args.input}: {exc.strerror}") from exc
+        name = args.input
+    given = parse_type(args.type_text) if args.type_text else None
+    fmt = detect_format(data, explicit=args.from_format, name=name)
+    east_type, value = read_value(data, fmt, given, where=name or "stdin")
+    to = args.to_format or format_from_name(str(args.output) if args.output else None) or "east"
+    if to == "csv":
+        raise UsageError("convert writes east, json, beast2 or type")
+    payload = render_value(value, east_type, to)
+    if args.output is not None:
+        from e3.store.atomic import write_bytes
+
+        write_bytes(args.output, payload, durable=False)
+    else:
+        ctx.out.write_bytes(payload)
+    return 0

@@ -1,0 +1,170 @@
+"""Canonical Beast2 bytes: the one byte form e3 stores and hashes.
+
+east-py can write one value in several byte forms (whole blob, paged blob,
+manifest directory; v4 or v5; deflate or not), and an object's identity is the
+SHA-256 of its bytes. So every value e3 stores goes through :func:`encode`
+(whole-value Beast2 v5 with the deterministic deflate frames east-py applies by
+default), and every value arriving in another form (a task's paged output, a
+user's v4 file) goes through :func:`canonicalize` first. Equal values of equal
+types therefore always get equal hashes, which cache hits and early cutoff rely
+on.
+
+east-c writes diagnostics straight to file descriptor 2 when it rejects
+malformed bytes; decoding untrusted input therefore runs under
+:func:`quiet_native_stderr` so users see one clean error line from e3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from east import is_subtype
+from east.serialization.beast2 import (
+    decode_beast2_with_header_for,
+    encode_beast2_with_header_for,
+    read_beast2_type,
+)
+
+from e3.codec.types import EastType, EastValue, print_type
+from e3.errors import DecodeError, TypeMismatch
+
+#: The magic of Beast2 v4 and v5 (``0x89 'East' CR LF`` + version byte).
+MAGIC_PREFIX = b"\x89East\r\n"
+MAGIC_V4 = MAGIC_PREFIX + b"\x04"
+MAGIC_V5 = MAGIC_PREFIX + b"\x05"
+#: Version byte e3 writes. Changing it re-keys every stored object.
+WRITE_VERSION = 5
+
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 while east-c parses untrusted bytes.
+
+    east-c prints its own diagnostics before raising; the exception message
+    carries the same information, so the print is dropped. A lock serialises
+    callers because the redirection is process-wide.
+    """
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to silence
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+def is_beast2(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` starts with a Beast2 v4 or v5 magic."""
+    head = bytes(data[:8])
+    return head in (MAGIC_V4, MAGIC_V5)
+
+
+@lru_cache(maxsize=512)
+def _encoder(east_type: EastType) -> Callable[[Any], bytes]:
+    return encode_beast2_with_header_for(east_type, version=WRITE_VERSION)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=512)
+def _decoder(east_type: EastType) -> Callable[[Any], Any]:
+    return decode_beast2_with_header_for(east_type)  # type: ignore[no-any-return]
+
+
+def encode(value: EastValue, east_type: EastType) -> bytes:
+    """Canonical bytes of ``value`` as type ``east_type``.
+
+    Raises:
+        TypeMismatch: the value is not of that type.
+    """
+    try:
+        return bytes(_encoder(east_type)(value))
+    except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
+        raise TypeMismatch(
+            f"value does not fit type {print_type(east_type)}: {_first_line(exc)}"
+        ) from exc
+
+
+def decode(data: bytes | memoryview, east_type: EastType, *, trusted: bool = True) -> EastValue:
+    """Decode Beast2 bytes whose header type must be ``east_type`` (or a subtype).
+
+    ``trusted=False`` is for bytes from users or the network: east-c's own
+    stderr diagnostics are silenced and only e3's error is raised.
+
+    Raises:
+        DecodeError: the bytes are not valid Beast2 of that type.
+    """
+    if not is_beast2(data):
+        raise DecodeError("not Beast2 data (bad magic)")
+    try:
+        if trusted:
+            return _decoder(east_type)(data)
+        with quiet_native_stderr():
+            return _decoder(east_type)(data)
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, IndexError) as exc:
+        raise DecodeError(f"invalid Beast2 data: {_first_line(exc)}") from exc
+
+
+def read_type(data: bytes | memoryview, *, trusted: bool = False) -> EastType:
+    """The East type recorded in a Beast2 header (self-describing data).
+
+    Raises:
+        DecodeError: the bytes are not Beast2 or the header does not parse.
+    """
+    if not is_beast2(data):
+        raise DecodeError("not Beast2 data (bad magic)")
+    try:
+        if trusted:
+            return read_beast2_type(bytes(data))
+        with quiet_native_stderr():
+            return read_beast2_type(bytes(data))
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, IndexError) as exc:
+        raise DecodeError(f"invalid Beast2 header: {_first_line(exc)}") from exc
+
+
+def decode_any(data: bytes | memoryview, *, trusted: bool = False) -> tuple[EastType, EastValue]:
+    """Decode self-describing Beast2: returns ``(type, value)``."""
+    east_type = read_type(data, trusted=trusted)
+    return east_type, decode(data, east_type, trusted=trusted)
+
+
+def canonicalize(
+    data: bytes | memoryview, east_type: EastType | None = None, *, trusted: bool = False
+) -> tuple[EastType, bytes]:
+    """Re-encode Beast2 in e3's canonical form.
+
+    With ``east_type`` the data must hold a value of that type (or a subtype)
+    and the result carries ``east_type`` in its header; without it the header's
+    own type is kept. Returns ``(type, canonical_bytes)``.
+
+    Raises:
+        DecodeError: not valid Beast2.
+        TypeMismatch: the data's type does not fit ``east_type``.
+    """
+    found = read_type(data, trusted=trusted)
+    target = found if east_type is None else east_type
+    # east-py decoders accept subtypes; anything else is a mismatch we report
+    # with both types spelled out.
+    if east_type is not None and found != east_type and not is_subtype(found, east_type):
+        raise TypeMismatch(
+            f"type mismatch: expected {print_type(east_type)}, got {print_type(found)}"
+        )
+    value = decode(data, target, trusted=trusted)
+    return target, encode(value, target)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

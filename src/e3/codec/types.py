@@ -1,0 +1,106 @@
+"""East types, re-exported from east-py, plus the few type utilities e3 needs.
+
+Types are East values themselves (variants of ``EastTypeType``), hashable and
+comparable with ``==``. They are typed as :data:`EastType` (``Any``) because
+east-py's own annotations stop at its C extension boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from east import (
+    ArrayType,
+    BlobType,
+    BooleanType,
+    DateTimeType,
+    DictType,
+    FloatType,
+    FunctionType,
+    IntegerType,
+    NeverType,
+    NullType,
+    OptionType,
+    RecursiveType,
+    SetType,
+    StringType,
+    StructType,
+    VariantType,
+    is_subtype,
+    none,
+    some,
+    variant,
+)
+from east.serialization.east_parser import parse_east
+from east.serialization.east_printer import print_east
+from east.types.type_of_type import EastTypeType, IRType
+
+from e3.errors import DecodeError
+
+#: An East type value (an ``EastTypeType`` variant from east-py).
+EastType: TypeAlias = Any
+#: An East value as east-py represents it (int, str, EastStruct, EastVariant, proxies…).
+EastValue: TypeAlias = Any
+
+__all__ = [
+    "ArrayType",
+    "BlobType",
+    "BooleanType",
+    "DateTimeType",
+    "DictType",
+    "EastType",
+    "EastTypeType",
+    "EastValue",
+    "FloatType",
+    "FunctionType",
+    "IRType",
+    "IntegerType",
+    "NeverType",
+    "NullType",
+    "OptionType",
+    "RecursiveType",
+    "SetType",
+    "StringType",
+    "StructType",
+    "VariantType",
+    "fits",
+    "none",
+    "parse_type",
+    "print_type",
+    "some",
+    "type_kind",
+    "variant",
+]
+
+
+def print_type(east_type: EastType) -> str:
+    """East text of a type, complete (recursive types included), e.g. ``.Array .Integer``."""
+    return str(print_east(east_type, EastTypeType))
+
+
+def parse_type(text: str) -> EastType:
+    """Parse a type written in East text (``.Integer``, ``.Struct [(name="a", type=.Float)]``)."""
+    try:
+        return parse_east(EastTypeType, text.strip())
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(f"invalid East type {text.strip()!r}: {_first_line(exc)}") from exc
+
+
+def fits(found: EastType, declared: EastType) -> bool:
+    """Whether a value of type ``found`` can be stored as ``declared`` (equal or subtype)."""
+    return bool(found == declared or is_subtype(found, declared))
+
+
+def type_kind(east_type: EastType) -> str:
+    """The type's constructor name, such as ``Integer``, ``Array`` or ``Struct``."""
+    return str(east_type.type)
+
+
+def struct_fields(east_type: EastType) -> list[tuple[str, EastType]]:
+    """``(name, type)`` pairs of a Struct type, in declaration order."""
+    return [(str(f["name"]), f["type"]) for f in east_type.value]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

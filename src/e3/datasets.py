@@ -1,0 +1,258 @@
+"""Datasets of a deployed workspace: resolve paths, get, set, list, status.
+
+``set`` checks the value against the dataset's declared type (the reference
+stored whatever type the caller gave) and stores it in canonical Beast2, so
+the same value set from ``.east``, ``.json``, ``.csv`` or ``.beast2`` gets the
+same hash. Task outputs and function IR are not writable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+from e3 import workspaces
+from e3.codec import beast2
+from e3.codec.types import EastType, EastValue, fits, print_type
+from e3.errors import (
+    DatasetNotFound,
+    DatasetUnassigned,
+    E3Error,
+    InvalidPath,
+    PermissionDenied,
+    TypeMismatch,
+)
+from e3.model import DatasetEntry
+from e3.paths import DatasetPath, format_keypath, format_workspace_path
+from e3.records.dataset_ref import DatasetRef
+from e3.records.structure import DatasetSpec, Node, StructNode
+from e3.repository import Repository
+from e3.workspaces import Deployed
+
+
+def resolve(dep: Deployed, path: DatasetPath) -> Node:
+    """The structure node at ``path``.
+
+    Raises:
+        DatasetNotFound: with the fields available where the path went wrong.
+    """
+    node: Node = dep.package.structure
+    for i, seg in enumerate(path):
+        if not isinstance(node, StructNode):
+            raise DatasetNotFound(
+                f"{format_workspace_path(dep.name, path[:i])} is a dataset; "
+                f"it has no field '{seg}'",
+                workspace=dep.name,
+                path=format_keypath(path),
+            )
+        child = node.children.get(seg)
+        if child is None:
+            available = ", ".join(sorted(node.children)) or "none"
+            raise DatasetNotFound(
+                f"no dataset '{seg}' in {format_workspace_path(dep.name, path[:i])} "
+                f"(available: {available})",
+                workspace=dep.name,
+                path=format_keypath(path),
+            )
+        node = child
+    return node
+
+
+def resolve_dataset(dep: Deployed, path: DatasetPath) -> DatasetSpec:
+    """The leaf dataset at ``path`` (trees are refused)."""
+    if not path:
+        raise InvalidPath(
+            f"{dep.name}: the workspace root is a tree, not a dataset; "
+            "name a dataset such as ws.inputs.x"
+        )
+    node = resolve(dep, path)
+    if not isinstance(node, DatasetSpec):
+        raise InvalidPath(f"{format_workspace_path(dep.name, path)} is a tree, not a dataset")
+    return node
+
+
+def _size(repo: Repository, ref: DatasetRef) -> int | None:
+    if ref.kind == "value" and ref.hash:
+        try:
+            return repo.objects.info(ref.hash).size
+        except E3Error:  # a missing object shows as unknown size
+            return None
+    return 0 if ref.kind == "null" else None
+
+
+def get_dataset(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType, bytes | None]:
+    """Declared type and canonical Beast2 bytes of a dataset (``None`` if null).
+
+    Raises:
+        DatasetUnassigned: the dataset has no value yet.
+    """
+    with workspaces.locked(repo, ws, "shared", "dataset_write"):
+        dep = workspaces.open_deployed(repo, ws)
+        spec = resolve_dataset(dep, path)
+        ref = workspaces.read_ref(dep, path)
+    if ref.kind == "unassigned":
+        raise DatasetUnassigned(
+            f"dataset {format_workspace_path(ws, path)} is unassigned (no value yet"
+            + (", pending task output)" if not spec.writable else ")"),
+            workspace=ws,
+            path=format_keypath(path),
+        )
+    if ref.kind == "null" or ref.hash is None:
+        return spec.type, None
+    return spec.type, repo.objects.get(ref.hash)
+
+
+def get_value(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType, EastValue | None]:
+    """Declared type and decoded value of a dataset (``None`` if null)."""
+    east_type, data = get_dataset(repo, ws, path)
+    if data is None:
+        return east_type, None
+    return east_type, beast2.decode(data, east_type)
+
+
+def check_writable(dep: Deployed, path: DatasetPath) -> DatasetSpec:
+    """The dataset at ``path`` if users may set it.
+
+    Raises:
+        PermissionDenied: task outputs and function IR are written only by e3.
+    """
+    spec = resolve_dataset(dep, path)
+    if not spec.writable:
+        raise PermissionDenied(
+            f"dataset {format_workspace_path(dep.name, path)} is not writable "
+            "(it is computed by a task)",
+            path=format_keypath(path),
+        )
+    return spec
+
+
+def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastType) -> None:
+    """Refuse a value whose type differs from the declared one, showing both."""
+    if given != spec.type:
+        raise TypeMismatch(
+            f"type mismatch for {format_workspace_path(dep.name, path)}: the dataset is "
+            f"{print_type(spec.type)} but the value is {print_type(given)}",
+            expected=print_type(spec.type),
+            actual=print_type(given),
+        )
+
+
+def set_dataset_bytes(repo: Repository, ws: str, path: DatasetPath, data: bytes) -> str:
+    """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash."""
+    with workspaces.locked(repo, ws, "shared", "dataset_write"):
+        dep = workspaces.open_deployed(repo, ws)
+        spec = check_writable(dep, path)
+        found = beast2.read_type(data)
+        if not fits(found, spec.type):
+            check_type(dep, path, spec, found)
+        _, canonical = beast2.canonicalize(data, spec.type)
+        h = repo.objects.put(canonical)
+        workspaces.write_ref(repo, dep, path, DatasetRef.of(h))
+        return h
+
+
+def set_dataset_value(
+    repo: Repository,
+    ws: str,
+    path: DatasetPath,
+    value: EastValue,
+    value_type: EastType | None = None,
+) -> str:
+    """Set a dataset from an East value (of ``value_type``, default the declared type)."""
+    with workspaces.locked(repo, ws, "shared", "dataset_write"):
+        dep = workspaces.open_deployed(repo, ws)
+        spec = check_writable(dep, path)
+        if value_type is not None:
+            check_type(dep, path, spec, value_type)
+        data = beast2.encode(value, spec.type)
+        h = repo.objects.put(data)
+        workspaces.write_ref(repo, dep, path, DatasetRef.of(h))
+        return h
+
+
+def declared_type(repo: Repository, ws: str, path: DatasetPath) -> EastType:
+    """The declared type of a dataset (to parse user input before a ``set``)."""
+    dep = workspaces.open_deployed(repo, ws)
+    return resolve_dataset(dep, path).type
+
+
+def _is_task_node(node: Node) -> bool:
+    return (
+        isinstance(node, StructNode)
+        and "function_ir" in node.children
+        and "output" in node.children
+        and isinstance(node.children["output"], DatasetSpec)
+    )
+
+
+def _entry(
+    repo: Repository, dep: Deployed, path: DatasetPath, node: Node, with_status: bool
+) -> DatasetEntry:
+    if isinstance(node, DatasetSpec):
+        if not with_status:
+            return DatasetEntry(path, "dataset", node.type, node.writable)
+        return _dataset_entry(repo, path, node, workspaces.read_ref(dep, path))
+    if _is_task_node(node):
+        assert isinstance(node, StructNode)
+        return _entry(repo, dep, (*path, "output"), node.children["output"], with_status)
+    return DatasetEntry(path, "tree")
+
+
+def list_datasets(
+    repo: Repository,
+    ws: str,
+    path: DatasetPath = (),
+    *,
+    recursive: bool = False,
+    with_status: bool = False,
+) -> list[DatasetEntry]:
+    """Children of ``path`` (or, with ``recursive``, every dataset below it).
+
+    An ``e3.task`` subtree (``function_ir`` + ``output``) is shown as one
+    dataset: its output.
+    """
+    with workspaces.locked(repo, ws, "shared", "dataset_write"):
+        dep = workspaces.open_deployed(repo, ws)
+        node = resolve(dep, path)
+        if not isinstance(node, StructNode):
+            return [_entry(repo, dep, path, node, with_status)]
+        out: list[DatasetEntry] = []
+
+        def walk(n: StructNode, prefix: DatasetPath) -> None:
+            for name in sorted(n.children):
+                child = n.children[name]
+                p = (*prefix, name)
+                if isinstance(child, StructNode) and not _is_task_node(child):
+                    if with_status or not recursive:
+                        out.append(DatasetEntry(p, "tree"))
+                    if recursive:
+                        walk(child, p)
+                else:
+                    entry = _entry(repo, dep, p, child, with_status)
+                    out.append(replace(entry, path=p))
+
+        walk(node, path)
+        return out
+
+
+def dataset_status(repo: Repository, ws: str, path: DatasetPath) -> DatasetEntry:
+    """Type, ref and size of one dataset."""
+    with workspaces.locked(repo, ws, "shared", "dataset_write"):
+        dep = workspaces.open_deployed(repo, ws)
+        spec = resolve_dataset(dep, path)
+        return _dataset_entry(repo, path, spec, workspaces.read_ref(dep, path))
+
+
+_STATUS: dict[str, Literal["set", "unset", "null"]] = {
+    "value": "set",
+    "unassigned": "unset",
+    "null": "null",
+}
+
+
+def _dataset_entry(
+    repo: Repository, path: DatasetPath, spec: DatasetSpec, ref: DatasetRef
+) -> DatasetEntry:
+    return DatasetEntry(
+        path, "dataset", spec.type, spec.writable, _STATUS[ref.kind], ref.hash, _size(repo, ref)
+    )

@@ -1,0 +1,205 @@
+"""Dataflow run records: the history of ``e3 start`` on a workspace.
+
+Stored at ``dataflows/<ws>/<runId>.beast2``::
+
+    DataflowRun = Struct {
+      runId, workspaceName, packageRef: String, startedAt: DateTime,
+      completedAt: Option<DateTime>,
+      status: Variant { cancelled: {}, completed: {}, failed: {failedTask, error}, running: {} },
+      inputVersions: Dict<String, String>,
+      outputVersions: Option<Dict<String, String>>,
+      taskExecutions: Dict<String, {executionId, cached, outputVersions, executionCount}>,
+      summary: {total, completed, cached, failed, skipped, reexecuted},
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from e3.codec import beast2
+from e3.codec.types import (
+    BooleanType,
+    DateTimeType,
+    DictType,
+    EastValue,
+    IntegerType,
+    OptionType,
+    StringType,
+    StructType,
+    VariantType,
+    variant,
+)
+from e3.records._util import as_utc, from_option, to_option
+
+_VV = DictType(StringType, StringType)
+_Empty = StructType([])
+RunStatusType = VariantType(
+    [
+        ("cancelled", _Empty),
+        ("completed", _Empty),
+        ("failed", StructType([("failedTask", StringType), ("error", StringType)])),
+        ("running", _Empty),
+    ]
+)
+TaskExecutionType = StructType(
+    [
+        ("executionId", StringType),
+        ("cached", BooleanType),
+        ("outputVersions", _VV),
+        ("executionCount", IntegerType),
+    ]
+)
+RunSummaryType = StructType(
+    [
+        ("total", IntegerType),
+        ("completed", IntegerType),
+        ("cached", IntegerType),
+        ("failed", IntegerType),
+        ("skipped", IntegerType),
+        ("reexecuted", IntegerType),
+    ]
+)
+DataflowRunType = StructType(
+    [
+        ("runId", StringType),
+        ("workspaceName", StringType),
+        ("packageRef", StringType),
+        ("startedAt", DateTimeType),
+        ("completedAt", OptionType(DateTimeType)),
+        ("status", RunStatusType),
+        ("inputVersions", _VV),
+        ("outputVersions", OptionType(_VV)),
+        ("taskExecutions", DictType(StringType, TaskExecutionType)),
+        ("summary", RunSummaryType),
+    ]
+)
+
+RunState = Literal["running", "completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class TaskExecution:
+    """Which execution produced a task's output in a run."""
+
+    execution_id: str
+    cached: bool
+    output_versions: dict[str, str] = field(default_factory=dict)
+    execution_count: int = 1
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Task counts of a run."""
+
+    total: int = 0
+    completed: int = 0
+    cached: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reexecuted: int = 0
+
+
+@dataclass(frozen=True)
+class DataflowRun:
+    """One ``e3 start`` of a workspace."""
+
+    run_id: str
+    workspace: str
+    package_ref: str
+    started_at: datetime
+    status: RunState
+    completed_at: datetime | None = None
+    failed_task: str | None = None
+    error: str | None = None
+    input_versions: dict[str, str] = field(default_factory=dict)
+    output_versions: dict[str, str] | None = None
+    task_executions: dict[str, TaskExecution] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
+
+
+def to_east(run: DataflowRun) -> EastValue:
+    """As an East value of :data:`DataflowRunType`."""
+    if run.status == "failed":
+        status = variant("failed", {"failedTask": run.failed_task or "", "error": run.error or ""})
+    else:
+        status = variant(run.status, {})
+    s = run.summary
+    return {
+        "runId": run.run_id,
+        "workspaceName": run.workspace,
+        "packageRef": run.package_ref,
+        "startedAt": run.started_at,
+        "completedAt": to_option(run.completed_at),
+        "status": status,
+        "inputVersions": dict(run.input_versions),
+        "outputVersions": to_option(
+            None if run.output_versions is None else dict(run.output_versions)
+        ),
+        "taskExecutions": {
+            name: {
+                "executionId": t.execution_id,
+                "cached": t.cached,
+                "outputVersions": dict(t.output_versions),
+                "executionCount": t.execution_count,
+            }
+            for name, t in run.task_executions.items()
+        },
+        "summary": {
+            "total": s.total,
+            "completed": s.completed,
+            "cached": s.cached,
+            "failed": s.failed,
+            "skipped": s.skipped,
+            "reexecuted": s.reexecuted,
+        },
+    }
+
+
+def from_east(value: EastValue) -> DataflowRun:
+    """Inverse of :func:`to_east`."""
+    status = value["status"]
+    completed = from_option(value["completedAt"])
+    outputs = from_option(value["outputVersions"])
+    s = value["summary"]
+    return DataflowRun(
+        run_id=str(value["runId"]),
+        workspace=str(value["workspaceName"]),
+        package_ref=str(value["packageRef"]),
+        started_at=as_utc(value["startedAt"]),
+        status=str(status.type),  # type: ignore[arg-type]
+        completed_at=None if completed is None else as_utc(completed),
+        failed_task=str(status.value["failedTask"]) if status.type == "failed" else None,
+        error=str(status.value["error"]) if status.type == "failed" else None,
+        input_versions={str(k): str(v) for k, v in value["inputVersions"].items()},
+        output_versions=None if outputs is None else {str(k): str(v) for k, v in outputs.items()},
+        task_executions={
+            str(k): TaskExecution(
+                str(t["executionId"]),
+                bool(t["cached"]),
+                {str(a): str(b) for a, b in t["outputVersions"].items()},
+                int(t["executionCount"]),
+            )
+            for k, t in value["taskExecutions"].items()
+        },
+        summary=RunSummary(
+            int(s["total"]),
+            int(s["completed"]),
+            int(s["cached"]),
+            int(s["failed"]),
+            int(s["skipped"]),
+            int(s["reexecuted"]),
+        ),
+    )
+
+
+def encode(run: DataflowRun) -> bytes:
+    """Bytes of a run record."""
+    return beast2.encode(to_east(run), DataflowRunType)
+
+
+def decode(data: bytes) -> DataflowRun:
+    """Parse a run record."""
+    return from_east(beast2.decode(data, DataflowRunType, trusted=False))

@@ -1,0 +1,187 @@
+"""Execution status: one record per attempt to run a task on given inputs.
+
+Stored at ``executions/<taskHash>/<inputsHash>/<executionId>/status.beast2``::
+
+    ExecutionStatus = Variant {
+      error:   {executionId, inputHashes, startedAt, completedAt, message},
+      failed:  {executionId, inputHashes, startedAt, completedAt, exitCode},
+      running: {executionId, inputHashes, startedAt, pid, pidStartTime, bootId},
+      success: {executionId, inputHashes, outputHash, startedAt, completedAt},
+    }
+
+``running`` names the process so that a later reader can tell a live
+execution from one whose engine died (pid + start time + boot id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from e3.codec import beast2
+from e3.codec.types import (
+    ArrayType,
+    DateTimeType,
+    EastValue,
+    IntegerType,
+    StringType,
+    StructType,
+    VariantType,
+    variant,
+)
+from e3.records._util import as_utc
+
+_ids = [("executionId", StringType), ("inputHashes", ArrayType(StringType))]
+ExecutionStatusType = VariantType(
+    [
+        (
+            "error",
+            StructType(
+                [
+                    *_ids,
+                    ("startedAt", DateTimeType),
+                    ("completedAt", DateTimeType),
+                    ("message", StringType),
+                ]
+            ),
+        ),
+        (
+            "failed",
+            StructType(
+                [
+                    *_ids,
+                    ("startedAt", DateTimeType),
+                    ("completedAt", DateTimeType),
+                    ("exitCode", IntegerType),
+                ]
+            ),
+        ),
+        (
+            "running",
+            StructType(
+                [
+                    *_ids,
+                    ("startedAt", DateTimeType),
+                    ("pid", IntegerType),
+                    ("pidStartTime", IntegerType),
+                    ("bootId", StringType),
+                ]
+            ),
+        ),
+        (
+            "success",
+            StructType(
+                [
+                    *_ids,
+                    ("outputHash", StringType),
+                    ("startedAt", DateTimeType),
+                    ("completedAt", DateTimeType),
+                ]
+            ),
+        ),
+    ]
+)
+
+ExecutionState = Literal["running", "success", "failed", "error"]
+
+
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """One execution attempt. Which optional fields are set depends on ``state``."""
+
+    state: ExecutionState
+    execution_id: str
+    input_hashes: tuple[str, ...]
+    started_at: datetime
+    completed_at: datetime | None = None
+    output_hash: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    pid: int | None = None
+    pid_start_time: int | None = None
+    boot_id: str | None = None
+
+
+def to_east(s: ExecutionStatus) -> EastValue:
+    """As an East value of :data:`ExecutionStatusType`."""
+    base = {
+        "executionId": s.execution_id,
+        "inputHashes": list(s.input_hashes),
+        "startedAt": s.started_at,
+    }
+    if s.state == "running":
+        return variant(
+            "running",
+            {
+                **base,
+                "pid": s.pid or 0,
+                "pidStartTime": s.pid_start_time or 0,
+                "bootId": s.boot_id or "",
+            },
+        )
+    if s.state == "success":
+        return variant(
+            "success", {**base, "outputHash": s.output_hash or "", "completedAt": s.completed_at}
+        )
+    if s.state == "failed":
+        return variant(
+            "failed",
+            {
+                **base,
+                "completedAt": s.completed_at,
+                "exitCode": s.exit_code if s.exit_code is not None else -1,
+            },
+        )
+    return variant("error", {**base, "completedAt": s.completed_at, "message": s.message or ""})
+
+
+def from_east(value: EastValue) -> ExecutionStatus:
+    """Inverse of :func:`to_east`."""
+    case = str(value.type)
+    p = value.value
+    execution_id = str(p["executionId"])
+    input_hashes = tuple(str(h) for h in p["inputHashes"])
+    started_at = as_utc(p["startedAt"])
+    if case == "running":
+        return ExecutionStatus(
+            "running",
+            execution_id,
+            input_hashes,
+            started_at,
+            pid=int(p["pid"]),
+            pid_start_time=int(p["pidStartTime"]),
+            boot_id=str(p["bootId"]),
+        )
+    completed_at = as_utc(p["completedAt"])
+    if case == "success":
+        return ExecutionStatus(
+            "success",
+            execution_id,
+            input_hashes,
+            started_at,
+            completed_at,
+            output_hash=str(p["outputHash"]),
+        )
+    if case == "failed":
+        return ExecutionStatus(
+            "failed",
+            execution_id,
+            input_hashes,
+            started_at,
+            completed_at,
+            exit_code=int(p["exitCode"]),
+        )
+    return ExecutionStatus(
+        "error", execution_id, input_hashes, started_at, completed_at, message=str(p["message"])
+    )
+
+
+def encode(status: ExecutionStatus) -> bytes:
+    """Bytes of a ``status.beast2`` file."""
+    return beast2.encode(to_east(status), ExecutionStatusType)
+
+
+def decode(data: bytes) -> ExecutionStatus:
+    """Parse a ``status.beast2`` file."""
+    return from_east(beast2.decode(data, ExecutionStatusType, trusted=False))

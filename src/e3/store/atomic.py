@@ -1,0 +1,152 @@
+"""Crash-safe file writes: stage in the same directory, fsync, rename, fsync the directory.
+
+This is the only module that creates or replaces repository files. A reader
+(or a crash) can observe the old content or the new content, never a mix.
+Staging files carry a ``.partial`` suffix so garbage collection can find
+leftovers from killed writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from e3.errors import StorageError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def _staging_name(final: Path) -> Path:
+    return final.with_name(f"{final.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or create inside ``directory`` durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def storage_error(exc: OSError, action: str, path: Path) -> StorageError:
+    """A one-line :class:`StorageError` for an OS failure."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    return StorageError(f"cannot {action} {path}: {reason}")
+
+
+def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Atomically replace ``final`` with ``data``.
+
+    With ``durable`` the data is fsynced before the rename and the directory
+    after it, so the new content survives power loss once this returns.
+    """
+    tmp = _staging_name(final)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            raise storage_error(exc, "write", final) from exc
+    except OSError as exc:
+        raise storage_error(exc, "write", final) from exc
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "write", final) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(final.parent)
+
+
+def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
+    """Atomically create ``final`` with ``data`` unless it already exists.
+
+    Returns ``False`` (and changes nothing) if ``final`` exists. Two racing
+    callers cannot both succeed: the file is staged, then hard-linked into place.
+    """
+    tmp = _staging_name(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "write", final) from exc
+    if durable:
+        fsync_dir(final.parent)
+    return True
+
+
+def remove_file(path: Path, *, durable: bool = True) -> bool:
+    """Unlink ``path`` if present; returns whether it existed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise storage_error(exc, "remove", path) from exc
+    if durable:
+        fsync_dir(path.parent)
+    return True
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """Content of ``path``, or ``None`` if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, "read", path) from exc
+
+
+def prune_empty_dirs(start: Path, stop: Path) -> None:
+    """Remove ``start`` and its parents while empty, never ``stop`` or above it."""
+    current = start
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent

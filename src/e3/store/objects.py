@@ -1,0 +1,216 @@
+"""The content-addressed object store: an interface and two implementations.
+
+Objects are immutable byte strings named by the SHA-256 of their bytes. The
+:class:`ObjectStore` protocol is what the rest of e3 uses; :class:`LocalObjectStore`
+keeps objects on disk at ``objects/<2 hex>/<62 hex>.beast2`` (the reference
+layout) and :class:`MemoryObjectStore` keeps them in a dict for tests and the
+SDK. Both pass the same conformance suite (``tests/store/test_objects.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from e3.errors import CorruptObject, ObjectNotFound
+from e3.hashing import object_hash
+from e3.names import ObjectHash, check_hash, is_hash
+from e3.store import atomic
+
+OBJECT_SUFFIX = ".beast2"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Size in bytes and modification time (seconds since the epoch) of a stored object."""
+
+    size: int
+    mtime: float
+
+
+class ObjectStore(Protocol):
+    """Immutable, deduplicated, content-addressed bytes."""
+
+    def put(self, data: bytes) -> ObjectHash:
+        """Store ``data`` (no-op if already present) and return its hash."""
+        ...
+
+    def get(self, hash_: str, *, verify: bool = False) -> bytes:
+        """The bytes of an object; ``verify`` re-hashes them and raises :class:`CorruptObject`."""
+        ...
+
+    def has(self, hash_: str) -> bool:
+        """Whether the object is stored."""
+        ...
+
+    def info(self, hash_: str) -> ObjectInfo:
+        """Size and age of an object (raises :class:`ObjectNotFound`)."""
+        ...
+
+    def delete(self, hash_: str) -> bool:
+        """Remove an object (garbage collection only); returns whether it existed."""
+        ...
+
+    def hashes(self) -> Iterator[ObjectHash]:
+        """Every stored object's hash (order unspecified)."""
+        ...
+
+
+def _not_found(hash_: str) -> ObjectNotFound:
+    return ObjectNotFound(f"object {hash_[:12]}… not found", hash=hash_)
+
+
+def _corrupt(hash_: str, actual: str) -> CorruptObject:
+    return CorruptObject(
+        f"object {hash_[:12]}… is corrupt: its bytes hash to {actual[:12]}…", hash=hash_
+    )
+
+
+class LocalObjectStore:
+    """Objects as files under ``<repo>/objects``; writes are atomic and durable."""
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root = root
+        self.durable = durable
+
+    def path_of(self, hash_: str) -> Path:
+        """File holding an object (whether or not it exists)."""
+        check_hash(hash_)
+        return self.root / hash_[:2] / (hash_[2:] + OBJECT_SUFFIX)
+
+    def put(self, data: bytes) -> ObjectHash:
+        """Store ``data``; an existing file of the wrong size (a torn write) is replaced."""
+        h = object_hash(data)
+        path = self.path_of(h)
+        try:
+            if path.stat().st_size == len(data):
+                return h
+        except FileNotFoundError:
+            pass
+        atomic.write_bytes(path, data, durable=self.durable, mode=0o444)
+        return h
+
+    def get(self, hash_: str, *, verify: bool = False) -> bytes:
+        """Read an object, optionally checking its hash."""
+        data = atomic.read_bytes(self.path_of(hash_))
+        if data is None:
+            raise _not_found(hash_)
+        if verify:
+            actual = object_hash(data)
+            if actual != hash_:
+                raise _corrupt(hash_, actual)
+        return data
+
+    def has(self, hash_: str) -> bool:
+        """Whether the object file exists."""
+        return self.path_of(hash_).is_file()
+
+    def info(self, hash_: str) -> ObjectInfo:
+        """Size and mtime from the file system."""
+        try:
+            st = self.path_of(hash_).stat()
+        except FileNotFoundError:
+            raise _not_found(hash_) from None
+        return ObjectInfo(st.st_size, st.st_mtime)
+
+    def delete(self, hash_: str) -> bool:
+        """Unlink an object file and its prefix directory once empty."""
+        path = self.path_of(hash_)
+        existed = atomic.remove_file(path, durable=False)
+        if existed:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+        return existed
+
+    def hashes(self) -> Iterator[ObjectHash]:
+        """Walk ``objects/``, skipping staging files and anything not named like an object."""
+        try:
+            prefixes = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            if len(prefix) != 2:
+                continue
+            try:
+                names = os.listdir(self.root / prefix)
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            for name in names:
+                if not name.endswith(OBJECT_SUFFIX):
+                    continue
+                h = prefix + name[: -len(OBJECT_SUFFIX)]
+                if is_hash(h):
+                    yield ObjectHash(h)
+
+    def partial_files(self) -> Iterator[Path]:
+        """Staging files left by killed writers (garbage collection removes old ones)."""
+        try:
+            prefixes = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            d = self.root / prefix
+            if not d.is_dir():
+                continue
+            for name in os.listdir(d):
+                if name.endswith(atomic.PARTIAL_SUFFIX):
+                    yield d / name
+
+
+class MemoryObjectStore:
+    """Objects in a dict: for tests and for building packages without a repository."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+
+    def put(self, data: bytes) -> ObjectHash:
+        """Store ``data`` (copied) under its hash."""
+        h = object_hash(data)
+        if h not in self._data:
+            self._data[h] = (bytes(data), time.time())
+        return h
+
+    def get(self, hash_: str, *, verify: bool = False) -> bytes:
+        """The stored bytes."""
+        check_hash(hash_)
+        try:
+            data = self._data[hash_][0]
+        except KeyError:
+            raise _not_found(hash_) from None
+        if verify:
+            actual = object_hash(data)
+            if actual != hash_:
+                raise _corrupt(hash_, actual)
+        return data
+
+    def has(self, hash_: str) -> bool:
+        """Whether the object is held."""
+        check_hash(hash_)
+        return hash_ in self._data
+
+    def info(self, hash_: str) -> ObjectInfo:
+        """Size and insertion time."""
+        check_hash(hash_)
+        try:
+            data, t = self._data[hash_]
+        except KeyError:
+            raise _not_found(hash_) from None
+        return ObjectInfo(len(data), t)
+
+    def delete(self, hash_: str) -> bool:
+        """Forget an object."""
+        check_hash(hash_)
+        return self._data.pop(hash_, None) is not None
+
+    def hashes(self) -> Iterator[ObjectHash]:
+        """Snapshot of the held hashes."""
+        return iter([ObjectHash(h) for h in self._data])
+
+    def corrupt_for_tests(self, hash_: str, data: bytes) -> None:
+        """Overwrite an object's bytes (lets the conformance suite test verification)."""
+        self._data[hash_] = (data, self._data[hash_][1])

@@ -1,0 +1,376 @@
+"""Workspaces: create, deploy a package, list, remove, export, import.
+
+A workspace deploys one package (pinned by hash) and holds one ref file per
+leaf dataset. Deploy builds the new ``data/`` directory beside the old one
+with a ``.deploy-state`` marker holding the new workspace state, swaps it in
+with one atomic rename (``renameat2(RENAME_EXCHANGE)`` where available), then
+writes the state file and drops the marker and the old directory. The swap is
+the commit point: a reader that finds the marker uses the state in it, so a
+crash at any moment leaves the workspace either fully on the old package or
+fully on the new one.
+
+Locks (``workspaces/<ws>.lock``): deploy, remove and export take it
+exclusively; dataset writes and dataflows share it; reads share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from e3 import history, packages
+from e3.errors import (
+    E3Error,
+    StorageError,
+    WorkspaceExists,
+    WorkspaceNotDeployed,
+    WorkspaceNotFound,
+)
+from e3.model import ExportResult, ImportResult, PackageInfo, WorkspaceInfo
+from e3.names import check_package_name, check_version, check_workspace_name, new_uuid7
+from e3.paths import DatasetPath, path_from_ref_relpath, ref_relpath
+from e3.records import dataset_ref, structure
+from e3.records import package as package_record
+from e3.records import workspace as ws_record
+from e3.records._util import utc_now
+from e3.records.dataset_ref import DatasetRef
+from e3.records.package import PackageObject
+from e3.records.workspace import WorkspaceState
+from e3.repository import Repository
+from e3.store import atomic, locks
+from e3.store.locks import HeldLock, LockMode
+from e3.zipfmt import write_zip
+
+DEPLOY_MARKER = ".deploy-state"
+_NEW_DATA = ".data-new"
+_OLD_DATA = ".data-old"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A deployed workspace's state and package, as read under a lock."""
+
+    name: str
+    state: WorkspaceState
+    package: PackageObject
+    data_dir: Path
+
+
+# ── locking ─────────────────────────────────────────────────────────────────
+
+
+def lock_workspace(repo: Repository, ws: str, mode: LockMode, operation: str) -> HeldLock:
+    """Take the workspace's structure lock (fails at once on conflict)."""
+    return locks.acquire(
+        repo.workspace_lock_path(ws),
+        mode,
+        operation=operation,  # type: ignore[arg-type]
+        label=f"workspace '{ws}'",
+    )
+
+
+@contextlib.contextmanager
+def locked(repo: Repository, ws: str, mode: LockMode, operation: str) -> Iterator[None]:
+    """Hold the workspace lock for the duration of a ``with`` block."""
+    held = lock_workspace(repo, ws, mode, operation)
+    try:
+        yield
+    finally:
+        held.release()
+
+
+# ── reading ─────────────────────────────────────────────────────────────────
+
+
+def exists(repo: Repository, ws: str) -> bool:
+    """Whether the workspace exists (deployed or not)."""
+    return repo.workspace_state_path(ws).is_file()
+
+
+def _current_data_dir(repo: Repository, ws: str) -> Path:
+    wdir = repo.workspace_dir(ws)
+    data = wdir / "data"
+    if data.is_dir():
+        return data
+    new = wdir / _NEW_DATA
+    if (new / DEPLOY_MARKER).is_file():  # crash between the two renames of a fallback swap
+        return new
+    return data
+
+
+def read_state(repo: Repository, ws: str) -> WorkspaceState | None:
+    """The workspace's state (``None`` if not deployed).
+
+    Raises:
+        WorkspaceNotFound: no such workspace.
+    """
+    check_workspace_name(ws)
+    marker = atomic.read_bytes(_current_data_dir(repo, ws) / DEPLOY_MARKER)
+    raw = atomic.read_bytes(repo.workspace_state_path(ws))
+    if raw is None:
+        raise WorkspaceNotFound(f"workspace '{ws}' not found", workspace=ws)
+    data = marker if marker else raw
+    if not data:
+        return None
+    return ws_record.decode(data)
+
+
+def open_deployed(repo: Repository, ws: str) -> Deployed:
+    """State and package of a deployed workspace.
+
+    Raises:
+        WorkspaceNotFound: no such workspace.
+        WorkspaceNotDeployed: nothing deployed yet.
+    """
+    state = read_state(repo, ws)
+    if state is None:
+        raise WorkspaceNotDeployed(
+            f"workspace '{ws}' has no package deployed (run `e3 workspace deploy`)", workspace=ws
+        )
+    pkg = packages.read_package_object(repo, state.package_hash)
+    return Deployed(ws, state, pkg, _current_data_dir(repo, ws))
+
+
+def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
+    """A leaf dataset's ref (missing file: unassigned)."""
+    data = atomic.read_bytes(deployed.data_dir / ref_relpath(path))
+    if data is None:
+        return DatasetRef.unassigned()
+    return dataset_ref.decode(data)
+
+
+def write_ref(repo: Repository, deployed: Deployed, path: DatasetPath, ref: DatasetRef) -> None:
+    """Atomically replace a leaf dataset's ref."""
+    atomic.write_bytes(
+        deployed.data_dir / ref_relpath(path), dataset_ref.encode(ref), durable=repo.durable
+    )
+
+
+def read_all_refs(deployed: Deployed) -> dict[DatasetPath, DatasetRef]:
+    """Every leaf dataset's current ref."""
+    return {
+        path: read_ref(deployed, path) for path, _ in structure.leaves(deployed.package.structure)
+    }
+
+
+def workspace_info(ws: str, state: WorkspaceState | None) -> WorkspaceInfo:
+    """The API view of a workspace."""
+    if state is None:
+        return WorkspaceInfo(ws, False)
+    return WorkspaceInfo(
+        ws,
+        True,
+        state.package_name,
+        state.package_version,
+        state.package_hash,
+        state.deployed_at,
+        state.current_run_id,
+    )
+
+
+def list_workspaces(repo: Repository) -> list[WorkspaceInfo]:
+    """Every workspace, sorted by name."""
+    out: list[WorkspaceInfo] = []
+    try:
+        names = sorted(os.listdir(repo.workspaces_dir))
+    except FileNotFoundError:
+        return out
+    for fname in names:
+        if not fname.endswith(".beast2") or fname.startswith("."):
+            continue
+        ws = fname[: -len(".beast2")]
+        try:
+            check_workspace_name(ws)
+            out.append(workspace_info(ws, read_state(repo, ws)))
+        except E3Error:
+            continue
+    return out
+
+
+# ── writing ─────────────────────────────────────────────────────────────────
+
+
+def create_workspace(repo: Repository, ws: str) -> None:
+    """Create an empty (undeployed) workspace.
+
+    Raises:
+        WorkspaceExists: the name is taken.
+    """
+    check_workspace_name(ws)
+    with locked(repo, ws, "exclusive", "deployment"):
+        if exists(repo, ws):
+            raise WorkspaceExists(f"workspace '{ws}' already exists", workspace=ws)
+        # Leftovers of a workspace removed by a crashed `workspace remove`.
+        shutil.rmtree(repo.workspace_dir(ws), ignore_errors=True)
+        if not atomic.create_exclusive(repo.workspace_state_path(ws), b"", durable=repo.durable):
+            raise WorkspaceExists(f"workspace '{ws}' already exists", workspace=ws)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise StorageError(f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+
+def _finish_deploy(repo: Repository, ws: str) -> None:
+    """Complete (or clean up after) a deploy that was interrupted or is being committed."""
+    wdir = repo.workspace_dir(ws)
+    data, new, old = wdir / "data", wdir / _NEW_DATA, wdir / _OLD_DATA
+    if not data.is_dir() and (new / DEPLOY_MARKER).is_file():
+        os.rename(new, data)
+    marker = data / DEPLOY_MARKER
+    state = atomic.read_bytes(marker)
+    if state:
+        atomic.write_bytes(repo.workspace_state_path(ws), state, durable=repo.durable)
+        atomic.remove_file(marker, durable=repo.durable)
+    for leftover in (new, old):
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _write_data_dir(
+    repo: Repository,
+    target: Path,
+    pkg: PackageObject,
+    refs: dict[DatasetPath, DatasetRef] | None = None,
+) -> None:
+    for path, _spec in structure.leaves(pkg.structure):
+        ref = (refs or pkg.refs).get(path) or pkg.refs.get(path) or DatasetRef.unassigned()
+        dest = target / ref_relpath(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # fsync each ref; the directory swap below is the commit.
+        atomic.write_bytes(dest, dataset_ref.encode(ref), durable=repo.durable)
+
+
+def deploy(repo: Repository, ws: str, spec: str) -> PackageInfo:
+    """Deploy ``spec`` (``name`` or ``name@version``) into ``ws``, creating it if needed.
+
+    Every dataset is reset to the package's initial value; task outputs come
+    back from the execution cache on the next ``start``.
+    """
+    check_workspace_name(ws)
+    info = packages.resolve(repo, spec)
+    pkg = packages.read_package_object(repo, info.hash)
+    with locked(repo, ws, "exclusive", "deployment"):
+        if not exists(repo, ws):
+            shutil.rmtree(repo.workspace_dir(ws), ignore_errors=True)
+            atomic.create_exclusive(repo.workspace_state_path(ws), b"", durable=repo.durable)
+        _finish_deploy(repo, ws)
+        state = WorkspaceState(info.name, info.version, info.hash, utc_now(), None)
+        _swap_in(repo, ws, pkg, ws_record.encode(state), None)
+    return info
+
+
+def _swap_in(
+    repo: Repository,
+    ws: str,
+    pkg: PackageObject,
+    state_bytes: bytes,
+    refs: dict[DatasetPath, DatasetRef] | None,
+) -> None:
+    wdir = repo.workspace_dir(ws)
+    data, new, old = wdir / "data", wdir / _NEW_DATA, wdir / _OLD_DATA
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    _write_data_dir(repo, new, pkg, refs)
+    atomic.write_bytes(new / DEPLOY_MARKER, state_bytes, durable=repo.durable)
+    if data.is_dir():
+        if _exchange(new, data):
+            os.rename(new, old)
+        else:
+            os.rename(data, old)
+            os.rename(new, data)
+    else:
+        os.rename(new, data)
+    atomic.fsync_dir(wdir)
+    _finish_deploy(repo, ws)
+
+
+def remove_workspace(repo: Repository, ws: str) -> None:
+    """Delete a workspace and its data (execution cache entries stay, shared by all)."""
+    check_workspace_name(ws)
+    with locked(repo, ws, "exclusive", "removal"):
+        if not exists(repo, ws):
+            raise WorkspaceNotFound(f"workspace '{ws}' not found", workspace=ws)
+        atomic.remove_file(repo.workspace_state_path(ws), durable=repo.durable)
+        trash = repo.workspaces_dir / f".{ws}.removed.{new_uuid7()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(repo.workspace_dir(ws), trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def export_workspace(
+    repo: Repository, ws: str, out: Path, *, name: str | None = None, version: str | None = None
+) -> ExportResult:
+    """Export a workspace's current data as a package zip.
+
+    The package has the deployed package's tasks and structure and the
+    workspace's current refs as initial values; it is stored in the
+    repository too, so exporting is reproducible. Versions default to
+    ``<deployed version>-<timestamp>``.
+    """
+    with locked(repo, ws, "exclusive", "export"):
+        dep = open_deployed(repo, ws)
+        refs = read_all_refs(dep)
+        pkg = PackageObject(
+            tasks=dict(dep.package.tasks),
+            structure=dep.package.structure,
+            refs={
+                p: DatasetRef(r.kind, r.hash, {}) for p, r in refs.items() if r.kind != "unassigned"
+            },
+        )
+        pkg_bytes = package_record.encode(pkg)
+        pkg_hash = repo.objects.put(pkg_bytes)
+        pname = check_package_name(name) if name else dep.state.package_name
+        if version:
+            pversion = check_version(version)
+        else:
+            stamp = format(int(utc_now().timestamp() * 1000), "x")
+            pversion = f"{dep.state.package_version}-{stamp}"
+        _pkg, objs = packages.package_closure(repo, pkg_hash)
+        entries = packages.package_zip_entries(
+            repo.objects, pname, pversion, pkg_hash, pkg, sorted(objs)
+        )
+        entries.update(history.export_entries(repo, dep, refs))
+        size = write_zip(out, entries, durable=repo.durable)
+    return ExportResult(pname, pversion, pkg_hash, len(objs), size)
+
+
+def import_workspace(
+    repo: Repository, ws: str, zip_path: Path, *, force: bool = False
+) -> ImportResult:
+    """Import a package zip, create ``ws`` if needed and deploy the package into it."""
+    check_workspace_name(ws)
+    result = packages.import_package(repo, zip_path, force=force)
+    deploy(repo, ws, f"{result.name}@{result.version}")
+    return result
+
+
+def iter_ref_files(data_dir: Path) -> Iterator[tuple[DatasetPath, Path]]:
+    """Every ``.ref`` file under a data directory, with the dataset path it stores."""
+    for dirpath, _dirs, files in os.walk(data_dir):
+        for f in files:
+            if f.endswith(".ref"):
+                full = Path(dirpath) / f
+                rel = full.relative_to(data_dir).as_posix()
+                yield path_from_ref_relpath(rel), full
