@@ -15,6 +15,10 @@ _SDK_NAMES = frozenset(__all__)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sdk":
+        import e3.sdk
+
+        return e3.sdk
     if name in _SDK_NAMES:
         from e3 import sdk
 

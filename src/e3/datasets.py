@@ -58,17 +58,24 @@ def resolve(dep: Deployed, path: DatasetPath) -> Node:
     return node
 
 
-def resolve_dataset(dep: Deployed, path: DatasetPath) -> DatasetSpec:
-    """The leaf dataset at ``path`` (trees are refused)."""
+def resolve_dataset(dep: Deployed, path: DatasetPath) -> tuple[DatasetPath, DatasetSpec]:
+    """The leaf dataset at ``path`` and its full path (trees are refused).
+
+    A task subtree (``function_ir`` + ``output``) stands for its output, as
+    ``e3 list`` shows it: ``ws.tasks.t`` means ``ws.tasks.t.output``.
+    """
     if not path:
         raise InvalidPath(
             f"{dep.name}: the workspace root is a tree, not a dataset; "
             "name a dataset such as ws.inputs.x"
         )
     node = resolve(dep, path)
+    if _is_task_node(node):
+        assert isinstance(node, StructNode)
+        path, node = (*path, "output"), node.children["output"]
     if not isinstance(node, DatasetSpec):
         raise InvalidPath(f"{format_workspace_path(dep.name, path)} is a tree, not a dataset")
-    return node
+    return path, node
 
 
 def _size(repo: Repository, ref: DatasetRef) -> int | None:
@@ -88,7 +95,7 @@ def get_dataset(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType,
     """
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
-        spec = resolve_dataset(dep, path)
+        path, spec = resolve_dataset(dep, path)
         ref = workspaces.read_ref(dep, path)
     if ref.kind == "unassigned":
         raise DatasetUnassigned(
@@ -116,7 +123,7 @@ def check_writable(dep: Deployed, path: DatasetPath) -> DatasetSpec:
     Raises:
         PermissionDenied: task outputs and function IR are written only by e3.
     """
-    spec = resolve_dataset(dep, path)
+    path, spec = resolve_dataset(dep, path)
     if not spec.writable:
         raise PermissionDenied(
             f"dataset {format_workspace_path(dep.name, path)} is not writable "
@@ -173,7 +180,7 @@ def set_dataset_value(
 def declared_type(repo: Repository, ws: str, path: DatasetPath) -> EastType:
     """The declared type of a dataset (to parse user input before a ``set``)."""
     dep = workspaces.open_deployed(repo, ws)
-    return resolve_dataset(dep, path).type
+    return resolve_dataset(dep, path)[1].type
 
 
 def _is_task_node(node: Node) -> bool:
@@ -239,7 +246,7 @@ def dataset_status(repo: Repository, ws: str, path: DatasetPath) -> DatasetEntry
     """Type, ref and size of one dataset."""
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
-        spec = resolve_dataset(dep, path)
+        path, spec = resolve_dataset(dep, path)
         return _dataset_entry(repo, path, spec, workspaces.read_ref(dep, path))
 
 

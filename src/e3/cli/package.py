@@ -34,12 +34,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("repo")
     ls.set_defaults(handler=cmd_list)
 
-    b = ps.add_parser("build", parents=[common],
-                      help="export a package defined in Python (e3.package) to a zip")
-    b.add_argument("source", metavar="file.py|module[:name]",
-                   help="Python file or module defining the package; ':name' picks one")
-    b.add_argument("-o", "--output", type=Path,
-                   help="zip to write (default: <name>-<version>.zip)")
+    b = ps.add_parser(
+        "build", parents=[common], help="export a package defined in Python (e3.package) to a zip"
+    )
+    b.add_argument(
+        "source",
+        metavar="file.py|module[:name]",
+        help="Python file or module defining the package; ':name' picks one",
+    )
+    b.add_argument("-o", "--output", type=Path, help="zip to write (default: <name>-<version>.zip)")
     b.set_defaults(handler=cmd_build)
 
     r = ps.add_parser("remove", parents=[common], help="remove a package (objects stay until gc)")

@@ -103,6 +103,11 @@ def east_runner_command(prefix: Sequence[str]) -> bytes:
     ``ins[0]`` is the function-IR file; the other inputs are the function's
     arguments, in order.
     """
+    return _east_runner_command(tuple(prefix))
+
+
+@lru_cache(maxsize=64)
+def _east_runner_command(prefix: tuple[str, ...]) -> bytes:
     fixed = list(prefix)
 
     def body(b: Any, ins: Any, out: Any) -> Any:
@@ -145,6 +150,13 @@ def shell_command_from_template(
     text, ``("", i)`` the i-th input path and ``("", -1)`` the output path.
     Paths are single-quoted for the shell, so spaces and quotes in them are safe.
     """
+    return _shell_command_from_template(tuple(parts), tuple(shell))
+
+
+@lru_cache(maxsize=256)
+def _shell_command_from_template(
+    parts: tuple[tuple[str, int | None], ...], shell: tuple[str, ...]
+) -> bytes:
     fixed = list(shell)
 
     def quoted(expr: Any) -> Any:

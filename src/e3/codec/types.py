@@ -15,6 +15,7 @@ from east import (
     BooleanType,
     DateTimeType,
     DictType,
+    EastVariant,
     FloatType,
     FunctionType,
     IntegerType,
@@ -27,9 +28,6 @@ from east import (
     StructType,
     VariantType,
     is_subtype,
-    none,
-    some,
-    variant,
 )
 from east.serialization.east_parser import parse_east
 from east.serialization.east_printer import print_east
@@ -71,6 +69,24 @@ __all__ = [
     "type_kind",
     "variant",
 ]
+
+
+def variant(case: str, value: EastValue) -> EastValue:
+    """A variant value, built directly.
+
+    east-py's ``variant()`` also scans the payload for traced expressions,
+    which is quadratic on nested records; stored data never holds any.
+    """
+    return EastVariant(case, value)
+
+
+def some(value: EastValue) -> EastValue:
+    """``Option`` with a value."""
+    return EastVariant("some", value)
+
+
+#: ``Option`` without a value.
+none: EastValue = EastVariant("none", None)
 
 
 def print_type(east_type: EastType) -> str:

@@ -1,0 +1,166 @@
+"""The CLI end to end (in-process, plus the real console script for a few commands)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, run_e3
+from e3.codec import beast2
+from e3.codec.types import IntegerType
+
+
+@pytest.fixture
+def hello_repo(tmp_path: Path, build_example) -> Path:
+    repo = tmp_path / "repo"
+    assert run_cli("repo", "create", repo).code == 0
+    assert run_cli("package", "import", repo, build_example("hello")).code == 0
+    assert run_cli("workspace", "deploy", repo, "ws", "hello").code == 0
+    return repo
+
+
+def test_repo_create_status_remove(tmp_path: Path) -> None:
+    repo = tmp_path / "new" / "repo"
+    r = run_cli("repo", "create", repo)
+    assert r.code == 0 and f"Initialized e3 repository at {repo}" in r.out
+    again = run_cli("repo", "create", repo)
+    assert again.code == 4 and again.err_lines == [f"Error: e3 repository already exists at {repo}"]
+    st = run_cli("repo", "status", repo)
+    assert "Packages:\n  (none)" in st.out
+    run_cli("workspace", "create", repo, "w1")
+    refused = run_cli("repo", "remove", repo)
+    assert refused.code == 4 and "--recursive" in refused.err
+    ok = run_cli("repo", "remove", repo, "-r")
+    assert ok.code == 0 and "Removed workspace: w1" in ok.out
+    assert not repo.exists()
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    r = run_cli("package", "list", tmp_path)
+    assert r.code == 3
+    assert r.err_lines[0].startswith("Error: e3 repository not found")
+
+
+def test_package_commands_text_and_json(hello_repo: Path, tmp_path: Path) -> None:
+    ls = run_cli("package", "list", hello_repo)
+    assert ls.out == "Packages:\n  hello@1.0.0\n"
+    js = run_cli("package", "list", hello_repo, "--json")
+    assert json.loads(js.out)[0]["name"] == "hello"
+    out = tmp_path / "out.zip"
+    ex = run_cli("package", "export", hello_repo, "hello", out)
+    assert ex.code == 0 and f"Exported hello@1.0.0 to {out}" in ex.out
+    rm = run_cli("package", "remove", hello_repo, "hello@1.0.0")
+    assert rm.code == 0 and "Removed hello@1.0.0" in rm.out
+    assert run_cli("package", "list", hello_repo).out == "No packages installed\n"
+    missing = run_cli("package", "remove", hello_repo, "hello")
+    assert missing.code == 3 and missing.err_lines == ["Error: package hello not found"]
+
+
+def test_workspace_commands(hello_repo: Path, tmp_path: Path) -> None:
+    assert run_cli("workspace", "create", hello_repo, "w2").code == 0
+    ls = run_cli("workspace", "list", hello_repo)
+    assert ls.out == "Workspaces:\n  w2 (not deployed)\n  ws (hello@1.0.0)\n"
+    js = json.loads(run_cli("workspace", "list", hello_repo, "--json").out)
+    assert [w["deployed"] for w in js] == [False, True]
+    out = tmp_path / "ws.zip"
+    ex = run_cli("workspace", "export", hello_repo, "ws", out, "--version", "2.0.0")
+    assert ex.code == 0 and "as hello@2.0.0" in ex.out
+    im = run_cli("workspace", "import", hello_repo, "w3", out)
+    assert im.code == 0 and "Deployed to workspace: w3" in im.out
+    assert run_cli("workspace", "remove", hello_repo, "w2").code == 0
+    bad = run_cli("workspace", "create", hello_repo, "a.b")
+    assert bad.code == 5 and bad.err_lines[0].startswith("Error: invalid workspace name 'a.b'")
+
+
+def test_get_set_status_list(hello_repo: Path, tmp_path: Path) -> None:
+    assert run_cli("get", hello_repo, "ws.inputs.x").out == "10\n"
+    for name, content in [("v.east", "21"), ("v.json", '"22"')]:
+        f = tmp_path / name
+        f.write_text(content)
+        r = run_cli("set", hello_repo, "ws.inputs.x", f)
+        assert r.code == 0 and r.out == f"Set ws.inputs.x from {f}\n"
+    f = tmp_path / "v.beast2"
+    f.write_bytes(beast2.encode(23, IntegerType))
+    assert run_cli("set", hello_repo, "ws.inputs.x", f, "--type", ".Integer").code == 0
+    assert run_cli("get", hello_repo, "ws.inputs.x", "-f", "json").out == '"23"\n'
+    raw = run_cli("get", hello_repo, "ws.inputs.x", "-f", "beast2")
+    assert beast2.decode(raw.raw, IntegerType) == 23
+    st = run_cli("status", hello_repo, "ws.inputs.x")
+    assert "Type:     .Integer" in st.out and "Status:   set" in st.out
+    ls = run_cli("list", hello_repo, "ws", "-r")
+    assert ls.out == ".inputs.x\n.tasks.double\n"
+    top = run_cli("list", hello_repo)
+    assert top.out == "ws  (hello@1.0.0)\n"
+    lsl = run_cli("list", hello_repo, "ws.inputs", "-l")
+    assert lsl.out.splitlines()[0].split() == ["NAME", "TYPE", "STATUS", "SIZE"]
+    assert lsl.out.splitlines()[1].split()[:3] == ["x", ".Integer", "set"]
+    unset = run_cli("get", hello_repo, "ws.tasks.double")
+    assert unset.code == 3 and "unassigned" in unset.err
+
+
+def test_set_refuses_wrong_type_and_task_outputs(hello_repo: Path, tmp_path: Path) -> None:
+    f = tmp_path / "s.east"
+    f.write_text('"text"')
+    r = run_cli("set", hello_repo, "ws.inputs.x", f)
+    assert r.code == 5 and len(r.err_lines) == 1 and ".Integer" in r.err
+    r2 = run_cli("set", hello_repo, "ws.inputs.x", f, "--type", ".String")
+    assert r2.code == 5
+    assert r2.err_lines == [
+        "Error: type mismatch for ws.inputs.x: the dataset is .Integer but --type is .String"
+    ]
+    f.write_text("5")
+    r3 = run_cli("set", hello_repo, "ws.tasks.double", f)
+    assert r3.code == 6 and "not writable" in r3.err
+
+
+def test_e3_repo_env_overrides_argument(
+    hello_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E3_REPO", str(hello_repo))
+    assert run_cli("get", tmp_path / "not-a-repo", "ws.inputs.x").out == "10\n"
+
+
+def test_gc_output(hello_repo: Path) -> None:
+    r = run_cli("repo", "gc", hello_repo, "--dry-run", "--min-age", "0")
+    assert r.code == 0 and "Dry run - no files will be deleted" in r.out
+    assert "Minimum age: 0ms" in r.out
+    js = json.loads(run_cli("repo", "gc", hello_repo, "--min-age", "5m", "--json").out)
+    assert js["skipped_young"] >= 0 and js["dry_run"] is False
+    bad = run_cli("repo", "gc", hello_repo, "--min-age", "soon")
+    assert bad.code == 2
+
+
+def test_convert(tmp_path: Path) -> None:
+    src = tmp_path / "v.east"
+    src.write_text('(a=1, b=["x"])')
+    t = '.Struct [(name="a", type=.Integer), (name="b", type=.Array .String)]'
+    js = run_cli("convert", src, "--type", t, "--to", "json")
+    assert json.loads(js.out) == {"a": "1", "b": ["x"]}
+    b2 = tmp_path / "v.beast2"
+    assert run_cli("convert", src, "--type", t, "-o", b2).code == 0
+    back = run_cli("convert", b2)
+    assert back.out == '(a=1, b=["x"])\n'
+    assert run_cli("convert", b2, "--to", "type").out == t + "\n"
+    notype = run_cli("convert", src)
+    assert notype.code == 2 and "needs a type" in notype.err
+
+
+def test_console_script_and_stdin_beast2(tmp_path: Path) -> None:
+    data = beast2.encode(42, IntegerType)
+    r = run_e3("convert", "--to", "json", input=data)
+    assert r.code == 0 and r.out == '"42"\n'
+    bad = run_e3("convert", input=b"\x89East\r\n\x05garbage")
+    assert bad.code == 5 and len(bad.err_lines) == 1 and bad.err.startswith("Error: ")
+    assert run_e3("--version").out.startswith("e3 ")
+    help_ = run_e3("--help")
+    assert help_.code == 0 and "E3_REPO" in help_.out
+
+
+def test_package_build_command(tmp_path: Path) -> None:
+    from tests_support import EXAMPLES
+
+    out = tmp_path / "d.zip"
+    r = run_cli("package", "build", EXAMPLES / "diamond.py", "-o", out)
+    assert r.code == 0 and "Built diamond@1.0.0" in r.out and out.exists()
