@@ -1,22 +1,26 @@
-"""The :class:`~e3.service.RepositoryService` of a repository on a local path."""
+"""The :class:`~e3.service.RepositoryService` of a repository on a local path.
+
+Each method imports the module it needs when called, so a command pays only
+for the parts of e3 it uses (``e3 get`` never loads zip or gc code).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from e3 import datasets, gc, packages, repository, workspaces
-from e3.model import (
-    DatasetEntry,
-    DatasetPath,
-    ExportResult,
-    GcResult,
-    ImportResult,
-    PackageInfo,
-    RepoStatus,
-    WorkspaceInfo,
-)
-from e3.repository import Repository
+if TYPE_CHECKING:
+    from e3.model import (
+        DatasetEntry,
+        DatasetPath,
+        ExportResult,
+        GcResult,
+        ImportResult,
+        PackageInfo,
+        RepoStatus,
+        WorkspaceInfo,
+    )
+    from e3.repository import Repository
 
 
 class LocalService:
@@ -32,6 +36,9 @@ class LocalService:
 
     def repo_status(self) -> RepoStatus:
         """Counts, packages and workspaces."""
+        from e3 import packages, workspaces
+        from e3.model import RepoStatus
+
         count = sum(1 for _ in self.repo.objects.hashes())
         return RepoStatus(
             self.location,
@@ -42,70 +49,102 @@ class LocalService:
 
     def repo_remove(self) -> None:
         """Delete the repository directory."""
+        from e3 import repository
+
         repository.remove_repository(self.repo)
 
     def gc(self, *, dry_run: bool, min_age_seconds: float) -> GcResult:
         """Mark and sweep."""
+        from e3 import gc
+
         return gc.collect(self.repo, dry_run=dry_run, min_age=min_age_seconds)
 
     def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import a package zip."""
+        from e3 import packages
+
         return packages.import_package(self.repo, zip_path, force=force)
 
     def package_export(self, spec: str, out: Path) -> ExportResult:
         """Export a package."""
+        from e3 import packages
+
         return packages.export_package(self.repo, spec, out)
 
     def package_list(self) -> list[PackageInfo]:
         """All packages."""
+        from e3 import packages
+
         return packages.list_packages(self.repo)
 
     def package_remove(self, spec: str) -> PackageInfo:
         """Remove a package ref."""
+        from e3 import packages
+
         return packages.remove_package(self.repo, spec)
 
     def workspace_create(self, ws: str) -> None:
         """Create an empty workspace."""
+        from e3 import workspaces
+
         workspaces.create_workspace(self.repo, ws)
 
     def workspace_deploy(self, ws: str, spec: str) -> PackageInfo:
         """Deploy a package."""
+        from e3 import workspaces
+
         return workspaces.deploy(self.repo, ws, spec)
 
     def workspace_list(self) -> list[WorkspaceInfo]:
         """All workspaces."""
+        from e3 import workspaces
+
         return workspaces.list_workspaces(self.repo)
 
     def workspace_remove(self, ws: str) -> None:
         """Delete a workspace."""
+        from e3 import workspaces
+
         workspaces.remove_workspace(self.repo, ws)
 
     def workspace_export(
         self, ws: str, out: Path, *, name: str | None = None, version: str | None = None
     ) -> ExportResult:
         """Export a workspace."""
+        from e3 import workspaces
+
         return workspaces.export_workspace(self.repo, ws, out, name=name, version=version)
 
     def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import and deploy."""
+        from e3 import workspaces
+
         return workspaces.import_workspace(self.repo, ws, zip_path, force=force)
 
     def dataset_list(
         self, ws: str, path: DatasetPath, *, recursive: bool = False, with_status: bool = False
     ) -> list[DatasetEntry]:
         """List datasets."""
+        from e3 import datasets
+
         return datasets.list_datasets(
             self.repo, ws, path, recursive=recursive, with_status=with_status
         )
 
     def dataset_status(self, ws: str, path: DatasetPath) -> DatasetEntry:
         """One dataset's status."""
+        from e3 import datasets
+
         return datasets.dataset_status(self.repo, ws, path)
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
         """A dataset's type and bytes."""
+        from e3 import datasets
+
         return datasets.get_dataset(self.repo, ws, path)
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset from Beast2 bytes."""
+        from e3 import datasets
+
         return datasets.set_dataset_bytes(self.repo, ws, path, data)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from e3.codec import beast2
 from e3.codec.types import IRType, print_type
@@ -42,8 +43,7 @@ from e3.names import (
     parse_package_spec,
 )
 from e3.paths import DatasetPath, format_keypath, ref_relpath
-from e3.records import dataflow as dataflow_record
-from e3.records import dataset_ref, execution, structure
+from e3.records import dataset_ref, structure
 from e3.records import package as package_record
 from e3.records import task as task_record
 from e3.records.package import PackageObject
@@ -52,7 +52,9 @@ from e3.repository import Repository
 from e3.store import atomic
 from e3.store.objects import ObjectStore
 from e3.versions import version_key
-from e3.zipfmt import SafeZip, ZipEntry, write_zip
+
+if TYPE_CHECKING:  # zipfile is imported only by commands that read or write zips
+    from e3.zipfmt import SafeZip, ZipEntry
 
 _OBJECT_PREFIX = "objects/"
 _HEADER_PREFIX_BYTES = 1 << 20
@@ -352,6 +354,8 @@ def export_package(repo: Repository, spec: str, out: Path) -> ExportResult:
     """Write a package (and every object it needs) as a deterministic zip."""
     info = resolve(repo, spec)
     pkg, objs = package_closure(repo, info.hash)
+    from e3.zipfmt import write_zip
+
     entries = package_zip_entries(
         repo.objects, info.name, info.version, info.hash, pkg, sorted(objs)
     )
@@ -457,6 +461,9 @@ def _scan_zip(zf: SafeZip) -> _Staged:
 
 def _validate_history(zf: SafeZip, staged: _Staged) -> dict[str, bytes]:
     """Check execution and run records of a workspace export; returns their files to write."""
+    from e3.records import dataflow as dataflow_record
+    from e3.records import execution
+
     files: dict[str, bytes] = {}
     for key, parts in staged.executions.items():
         status_entry = parts.get("status.beast2")
@@ -502,6 +509,8 @@ def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> 
         InvalidPackage: the zip is corrupt, unsafe or not a valid package.
         PackageExists: name@version exists with different content.
     """
+    from e3.zipfmt import SafeZip
+
     label = str(zip_path)
     with SafeZip(Path(zip_path), label) as zf:
         staged = _scan_zip(zf)
@@ -535,6 +544,8 @@ def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> 
         reachable = validate_package(pkg, lookup.get, label)
         reachable.add(ObjectHash(pkg_hash))
         history = _validate_history(zf, staged)
+        from e3.records import execution
+
         for key in staged.executions:
             status = execution.decode(history[f"executions/{key}/status.beast2"])
             if status.output_hash:

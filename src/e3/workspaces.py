@@ -16,7 +16,6 @@ exclusively; dataset writes and dataflows share it; reads share it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import shutil
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3 import history, packages
+from e3 import packages
 from e3.errors import (
     E3Error,
     StorageError,
@@ -45,7 +44,6 @@ from e3.records.workspace import WorkspaceState
 from e3.repository import Repository
 from e3.store import atomic, locks
 from e3.store.locks import HeldLock, LockMode
-from e3.zipfmt import write_zip
 
 DEPLOY_MARKER = ".deploy-state"
 _NEW_DATA = ".data-new"
@@ -217,6 +215,8 @@ _RENAME_EXCHANGE = 2
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two directories (Linux renameat2); False if unsupported."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
@@ -329,6 +329,9 @@ def export_workspace(
     repository too, so exporting is reproducible. Versions default to
     ``<deployed version>-<timestamp>``.
     """
+    from e3 import history
+    from e3.zipfmt import write_zip
+
     with locked(repo, ws, "exclusive", "export"):
         dep = open_deployed(repo, ws)
         refs = read_all_refs(dep)

@@ -9,18 +9,17 @@ heavy parts (east-py, storage) lazily, so ``e3 --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from e3.cli import convert_cmd, data, package, repo, workspace
 from e3.cli.context import Context
 from e3.cli.output import Output
+from e3.cli.registry import COMMANDS
 from e3.config import ENV_VARS, load_settings
 from e3.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, E3Error
-
-_GROUPS = (repo, package, workspace, data, convert_cmd)
 
 
 def _version() -> str:
@@ -32,6 +31,14 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, resolved only when asked (package metadata is slow to load)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"e3 {_version()}")
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with e3's error convention (one line, exit code 2)."""
 
@@ -41,8 +48,19 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser (cheap: no heavy imports)."""
+def _target(argv: Sequence[str] | None) -> str | None:
+    args = sys.argv[1:] if argv is None else argv
+    for a in args:
+        if not a.startswith("-"):
+            return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the command ``only`` gets its full definition, the others a stub.
+
+    ``only=None`` defines every command fully (used by tests and documentation).
+    """
     env_help = "\n".join(f"  {k:<22} {v}" for k, v in ENV_VARS.items())
     parser = _Parser(
         prog="e3",
@@ -50,13 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"environment variables:\n{env_help}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"e3 {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as JSON")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     sub.required = True
-    for group in _GROUPS:
-        group.register(sub, common)
+    registered: set[str] = set()
+    modules = dict.fromkeys(mod for mod, _ in COMMANDS.values())
+    for mod in modules:
+        names = [n for n, (m, _) in COMMANDS.items() if m == mod]
+        if only is None or only in names:
+            importlib.import_module(mod).register(sub, common)
+            registered.update(names)
+    for name, (_, help_text) in COMMANDS.items():
+        if name not in registered:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -64,7 +90,7 @@ def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = build_parser()
+    parser = build_parser(_target(argv) or "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

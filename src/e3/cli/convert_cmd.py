@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from e3.cli.context import Context
+from e3.cli.registry import add_command
 from e3.errors import StorageError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``convert``."""
-    c = sub.add_parser("convert", parents=[common], help="convert a value between formats")
+    c = add_command(sub, "convert", common)
     c.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
     c.add_argument(
         "--from",

@@ -9,12 +9,13 @@ from typing import Any
 
 from e3.cli.context import Context
 from e3.cli.output import format_size
+from e3.cli.registry import add_command
 from e3.errors import StorageError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the dataset commands."""
-    ls = sub.add_parser("list", parents=[common], help="list workspaces or datasets")
+    ls = add_command(sub, "list", common)
     ls.add_argument("repo")
     ls.add_argument(
         "path",
@@ -26,14 +27,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("-l", "--long", action="store_true", help="type, status and size")
     ls.set_defaults(handler=cmd_list)
 
-    g = sub.add_parser("get", parents=[common], help="print a dataset's value")
+    g = add_command(sub, "get", common)
     g.add_argument("repo")
     g.add_argument("path", metavar="ws.path")
     g.add_argument("-f", "--format", choices=["east", "json", "beast2"], default="east")
     g.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     g.set_defaults(handler=cmd_get)
 
-    s = sub.add_parser("set", parents=[common], help="set a dataset from a file")
+    s = add_command(sub, "set", common)
     s.add_argument("repo")
     s.add_argument("path", metavar="ws.path")
     s.add_argument("file", help=".east, .json, .csv or .beast2 file ('-' for stdin)")
@@ -49,7 +50,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     s.set_defaults(handler=cmd_set)
 
-    st = sub.add_parser("status", parents=[common], help="a dataset's type, state, hash and size")
+    st = add_command(sub, "status", common)
     st.add_argument("repo")
     st.add_argument("path", metavar="ws.path")
     st.set_defaults(handler=cmd_status)

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from e3.cli.context import Context
+from e3.cli.registry import add_command
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``package`` command group."""
-    p = sub.add_parser("package", help="import, export, list and remove packages")
+    p = add_command(sub, "package")
     ps = p.add_subparsers(dest="package_command", metavar="<subcommand>", required=True)
 
     i = ps.add_parser("import", parents=[common], help="import a package zip")

@@ -8,6 +8,7 @@ from typing import Any
 
 from e3.cli.context import Context, is_remote
 from e3.cli.output import format_size
+from e3.cli.registry import add_command
 from e3.errors import ConflictError, UsageError
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
@@ -24,7 +25,7 @@ def parse_duration(text: str) -> float:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``repo`` command group."""
-    p = sub.add_parser("repo", help="create, inspect, remove and garbage-collect repositories")
+    p = add_command(sub, "repo")
     rs = p.add_subparsers(dest="repo_command", metavar="<subcommand>", required=True)
 
     c = rs.add_parser("create", parents=[common], help="create a repository")

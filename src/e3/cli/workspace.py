@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from e3.cli.context import Context
+from e3.cli.registry import add_command
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``workspace`` command group."""
-    p = sub.add_parser("workspace", help="create, deploy, list, remove, export, import workspaces")
+    p = add_command(sub, "workspace")
     ws = p.add_subparsers(dest="workspace_command", metavar="<subcommand>", required=True)
 
     c = ws.add_parser("create", parents=[common], help="create an empty workspace")
