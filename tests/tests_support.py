@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from east import East, IntegerType
@@ -18,3 +24,82 @@ def versioned_hello(version: str, *, default: int = 10, name: str = "hello") -> 
     x = e3.input("x", IntegerType, default=default)
     double = e3.task("double", [x], East.function([IntegerType], IntegerType, lambda b, v: v * 2))
     return e3.package(name, version, double)
+
+
+E3_BIN = Path(sys.executable).with_name("e3")
+
+
+@dataclass
+class CliResult:
+    """Outcome of one CLI invocation."""
+
+    code: int
+    out: str
+    err: str
+    raw: bytes
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+class _Capture(io.TextIOWrapper):
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8", write_through=True)
+
+    def value(self) -> bytes:
+        self.flush()
+        return self.buffer.getvalue()  # type: ignore[attr-defined]
+
+
+def run_cli(*args: str | os.PathLike[str]) -> CliResult:
+    """Run ``e3 args…`` in this process (fast; same code path as the console script)."""
+    from e3.cli import main
+
+    out, err = _Capture(), _Capture()
+    code = main([str(a) for a in args], stdout=out, stderr=err)
+    raw = out.value()
+    return CliResult(
+        code, raw.decode("utf-8", "replace"), err.value().decode("utf-8", "replace"), raw
+    )
+
+
+def run_e3(
+    *args: str | os.PathLike[str],
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """Run the installed ``e3`` console script as a real subprocess."""
+    proc = subprocess.run(
+        [str(E3_BIN), *map(str, args)],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return CliResult(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        proc.stdout,
+    )
+
+
+def tree_digest(root: Path) -> str:
+    """Hash of every file's relative path, mode and bytes, and every directory's path, under
+    ``root`` (symlinks by target): equal digests mean the tree is byte-for-byte unchanged."""
+    h = hashlib.sha256()
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        rel = os.path.relpath(dirpath, root)
+        h.update(b"D" + rel.encode() + b"\0")
+        for f in sorted(files):
+            p = Path(dirpath) / f
+            h.update(b"F" + os.path.join(rel, f).encode() + b"\0")
+            if p.is_symlink():
+                h.update(b"L" + os.readlink(p).encode())
+            else:
+                h.update(p.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()

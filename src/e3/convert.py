@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from e3.codec import beast2, text
-from e3.codec.types import EastType, EastValue, fits, print_type
+from e3.codec.types import EastType, EastValue, fits, print_type, short_type
 from e3.errors import DecodeError, TypeMismatch, UsageError
 
 Format = Literal["beast2", "east", "json", "csv"]
@@ -70,13 +70,10 @@ def read_value(
     are parsed with ``east_type`` and need it.
     """
     if fmt == "beast2":
-        found = beast2.read_type(data)
-        if east_type is not None and not fits(found, east_type):
-            raise TypeMismatch(
-                f"{where}: type mismatch: expected {print_type(east_type)}, got {print_type(found)}"
-            )
-        target = east_type if east_type is not None else found
-        return target, beast2.decode(data, target, trusted=False)
+        try:
+            return _read_beast2(data, east_type, where)
+        except DecodeError as exc:
+            raise DecodeError(f"{where}: {exc.message}") from exc
     if east_type is None:
         raise UsageError(f"{where}: reading {fmt} needs a type (give --type, e.g. --type .Integer)")
     try:
@@ -91,6 +88,16 @@ def read_value(
         return east_type, text.from_csv(content, east_type)
     except (DecodeError, TypeMismatch) as exc:
         raise type(exc)(f"{where}: {exc.message}") from exc
+
+
+def _read_beast2(data: bytes, east_type: EastType | None, where: str) -> tuple[EastType, EastValue]:
+    found = beast2.read_type(data)
+    if east_type is not None and not fits(found, east_type):
+        raise TypeMismatch(
+            f"{where}: type mismatch: expected {short_type(east_type)}, got {short_type(found)}"
+        )
+    target = east_type if east_type is not None else found
+    return target, beast2.decode(data, target, trusted=False)
 
 
 def render_value(

@@ -13,8 +13,9 @@ from typing import Literal
 
 from e3 import workspaces
 from e3.codec import beast2
-from e3.codec.types import EastType, EastValue, fits, print_type
+from e3.codec.types import EastType, EastValue, fits, print_type, short_type
 from e3.errors import (
+    CorruptObject,
     DatasetNotFound,
     DatasetUnassigned,
     E3Error,
@@ -106,7 +107,13 @@ def get_dataset(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType,
         )
     if ref.kind == "null" or ref.hash is None:
         return spec.type, None
-    return spec.type, repo.objects.get(ref.hash)
+    try:
+        data = repo.objects.get(ref.hash, verify=True)
+    except CorruptObject as exc:
+        raise CorruptObject(
+            f"dataset {format_workspace_path(ws, path)}: {exc.message}", hash=ref.hash
+        ) from exc
+    return spec.type, data
 
 
 def get_value(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType, EastValue | None]:
@@ -138,7 +145,7 @@ def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastT
     if given != spec.type:
         raise TypeMismatch(
             f"type mismatch for {format_workspace_path(dep.name, path)}: the dataset is "
-            f"{print_type(spec.type)} but the value is {print_type(given)}",
+            f"{short_type(spec.type)} but the value is {short_type(given)}",
             expected=print_type(spec.type),
             actual=print_type(given),
         )
@@ -154,7 +161,7 @@ def set_dataset_bytes(repo: Repository, ws: str, path: DatasetPath, data: bytes)
             check_type(dep, path, spec, found)
         _, canonical = beast2.canonicalize(data, spec.type)
         h = repo.objects.put(canonical)
-        workspaces.write_ref(repo, dep, path, DatasetRef.of(h))
+        workspaces.write_input_ref(repo, dep, path, DatasetRef.of(h))
         return h
 
 
@@ -173,7 +180,7 @@ def set_dataset_value(
             check_type(dep, path, spec, value_type)
         data = beast2.encode(value, spec.type)
         h = repo.objects.put(data)
-        workspaces.write_ref(repo, dep, path, DatasetRef.of(h))
+        workspaces.write_input_ref(repo, dep, path, DatasetRef.of(h))
         return h
 
 

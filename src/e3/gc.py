@@ -11,7 +11,9 @@ files of killed writers are removed too.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -100,7 +102,7 @@ def collect(
         if not dry_run:
             repo.objects.delete(h)
     partials = 0
-    for p in list(repo.objects.partial_files()):
+    for p in _staging_leftovers(repo):
         try:
             if now - p.stat().st_mtime < min_age:
                 continue
@@ -108,5 +110,23 @@ def collect(
             continue
         partials += 1
         if not dry_run:
-            atomic.remove_file(p, durable=False)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                atomic.remove_file(p, durable=False)
     return GcResult(retained, deleted, young, partials, freed, dry_run)
+
+
+def _staging_leftovers(repo: Repository) -> list[Path]:
+    """Leftovers of killed writers.
+
+    ``.partial`` staging files anywhere in the repository, and task scratch
+    directories a killed run left in ``tmp/``.
+    """
+    found = list(repo.objects.partial_files())
+    for top in (repo.packages_dir, repo.workspaces_dir, repo.executions_dir, repo.dataflows_dir):
+        for dirpath, _dirs, files in os.walk(top):
+            found.extend(Path(dirpath) / f for f in files if f.endswith(atomic.PARTIAL_SUFFIX))
+    with contextlib.suppress(FileNotFoundError):
+        found.extend(repo.tmp_dir / n for n in os.listdir(repo.tmp_dir))
+    return found

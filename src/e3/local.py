@@ -6,10 +6,16 @@ for the parts of e3 it uses (``e3 get`` never loads zip or gc code).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from e3.dataflow.events import Event
+    from e3.dataflow.logs import LogChunk, TaskLogSummary
+    from e3.dataflow.scheduler import RunOutcome, StartOptions
+    from e3.dataflow.status import WorkspaceStatus
+    from e3.executions import Execution
     from e3.model import (
         DatasetEntry,
         DatasetPath,
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
         RepoStatus,
         WorkspaceInfo,
     )
+    from e3.records.dataflow import DataflowRun
     from e3.repository import Repository
 
 
@@ -142,6 +149,69 @@ class LocalService:
         from e3 import datasets
 
         return datasets.get_dataset(self.repo, ws, path)
+
+    def dataflow_start(
+        self,
+        ws: str,
+        options: StartOptions,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        install_signal_handlers: bool = False,
+    ) -> RunOutcome:
+        """Run the workspace's dataflow here, in this process."""
+        from e3.dataflow.scheduler import run_sync
+
+        return run_sync(
+            self.repo, ws, options, on_event=on_event, handle_signals=install_signal_handlers
+        )
+
+    def workspace_status(self, ws: str) -> WorkspaceStatus:
+        """Dry-run status."""
+        from e3.dataflow.status import workspace_status
+
+        return workspace_status(self.repo, ws)
+
+    def task_logs(self, ws: str) -> list[TaskLogSummary]:
+        """Per-task execution summary."""
+        from e3.dataflow.logs import task_log_summaries
+
+        return task_log_summaries(self.repo, ws)
+
+    def task_execution(self, ws: str, task: str) -> Execution:
+        """The current execution of a task."""
+        from e3.dataflow.logs import require_execution
+
+        return require_execution(self.repo, ws, task)
+
+    def read_log(
+        self,
+        ws: str,
+        task: str,
+        stream: str,
+        offset: int,
+        limit: int,
+        execution_id: str | None = None,
+    ) -> LogChunk:
+        """A slice of a task's log."""
+        from e3.dataflow import logs
+
+        ex = logs.require_execution(self.repo, ws, task)
+        if execution_id is not None and execution_id != ex.execution_id:
+            from e3 import executions
+
+            for other in executions.all_for_task(self.repo, ex.task_hash):
+                if other.execution_id == execution_id:
+                    ex = other
+                    break
+        return logs.read_log(self.repo, ex, stream, offset, limit)
+
+    def dataflow_runs(self, ws: str) -> list[DataflowRun]:
+        """Run history."""
+        from e3 import workspaces
+        from e3.dataflow.logs import list_runs
+
+        workspaces.read_state(self.repo, ws)  # WorkspaceNotFound for unknown names
+        return list_runs(self.repo, ws)
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset from Beast2 bytes."""

@@ -579,7 +579,7 @@ def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> 
                 data = zf.read(entry, limit=1 << 40)
                 if hashlib.sha256(data).hexdigest() != h:  # the file changed under us
                     raise InvalidPackage(f"{label}: object {h[:12]}… changed during import")
-                repo.objects.put(data)
+                repo.objects.put(data, sync=False)
                 added_objects.append(h)
             for rel, data in sorted(history.items()):
                 target = repo.root / rel
@@ -587,6 +587,8 @@ def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> 
                     continue
                 atomic.write_bytes(target, data, durable=repo.durable)
                 added_files.append(target)
+            if repo.durable:  # every object is on disk before the ref that commits them
+                atomic.sync_filesystem(repo.root)
             ref_path = repo.package_ref_path(name, version)
             ref_data = (pkg_hash + "\n").encode()
             if existing is None:

@@ -8,8 +8,9 @@ dataclasses of :mod:`e3.model`; dataset values travel as canonical Beast2 bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from e3.model import (
     DatasetEntry,
@@ -21,6 +22,14 @@ from e3.model import (
     RepoStatus,
     WorkspaceInfo,
 )
+
+if TYPE_CHECKING:
+    from e3.dataflow.events import Event
+    from e3.dataflow.logs import LogChunk, TaskLogSummary
+    from e3.dataflow.scheduler import RunOutcome, StartOptions
+    from e3.dataflow.status import WorkspaceStatus
+    from e3.executions import Execution
+    from e3.records.dataflow import DataflowRun
 
 
 class RepositoryService(Protocol):
@@ -97,6 +106,45 @@ class RepositoryService(Protocol):
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
         """Declared type and canonical Beast2 bytes (``None`` for null)."""
+        ...
+
+    def dataflow_start(
+        self,
+        ws: str,
+        options: StartOptions,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        install_signal_handlers: bool = False,
+    ) -> RunOutcome:
+        """Run the workspace's dataflow; events are passed to ``on_event`` as they happen."""
+        ...
+
+    def workspace_status(self, ws: str) -> WorkspaceStatus:
+        """What a run would do now (task and dataset states, lock holders)."""
+        ...
+
+    def task_logs(self, ws: str) -> list[TaskLogSummary]:
+        """Every task with its latest state and number of executions."""
+        ...
+
+    def task_execution(self, ws: str, task: str) -> Execution:
+        """The current execution of a task (see :mod:`e3.dataflow.logs`)."""
+        ...
+
+    def read_log(
+        self,
+        ws: str,
+        task: str,
+        stream: str,
+        offset: int,
+        limit: int,
+        execution_id: str | None = None,
+    ) -> LogChunk:
+        """A slice of a task's stdout or stderr."""
+        ...
+
+    def dataflow_runs(self, ws: str) -> list[DataflowRun]:
+        """Past runs of a workspace, oldest first."""
         ...
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:

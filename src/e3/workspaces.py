@@ -64,7 +64,14 @@ class Deployed:
 
 
 def lock_workspace(repo: Repository, ws: str, mode: LockMode, operation: str) -> HeldLock:
-    """Take the workspace's structure lock (fails at once on conflict)."""
+    """Take the workspace's structure lock (fails at once on conflict).
+
+    Only deploy and create may lock a workspace that does not exist yet; for
+    anything else an unknown name is reported before a lock file is created.
+    """
+    check_workspace_name(ws)
+    if operation != "deployment" and not exists(repo, ws):
+        raise WorkspaceNotFound(f"workspace '{ws}' not found", workspace=ws)
     return locks.acquire(
         repo.workspace_lock_path(ws),
         mode,
@@ -136,18 +143,58 @@ def open_deployed(repo: Repository, ws: str) -> Deployed:
 
 
 def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
-    """A leaf dataset's ref (missing file: unassigned)."""
+    """A leaf dataset's ref.
+
+    A missing or empty file reads as unassigned: task outputs are published
+    without an fsync each (the run syncs once at its end), so a power cut can
+    leave an empty ref, and the task simply runs again.
+    """
     data = atomic.read_bytes(deployed.data_dir / ref_relpath(path))
-    if data is None:
+    if not data:
         return DatasetRef.unassigned()
     return dataset_ref.decode(data)
 
 
-def write_ref(repo: Repository, deployed: Deployed, path: DatasetPath, ref: DatasetRef) -> None:
-    """Atomically replace a leaf dataset's ref."""
+def write_ref(
+    repo: Repository,
+    deployed: Deployed,
+    path: DatasetPath,
+    ref: DatasetRef,
+    *,
+    durable: bool = True,
+) -> None:
+    """Atomically replace a leaf dataset's ref (fsynced unless ``durable=False``)."""
     atomic.write_bytes(
-        deployed.data_dir / ref_relpath(path), dataset_ref.encode(ref), durable=repo.durable
+        deployed.data_dir / ref_relpath(path),
+        dataset_ref.encode(ref),
+        durable=repo.durable and durable,
     )
+
+
+INPUTS_MARKER = "inputs-changed"
+
+
+def write_input_ref(
+    repo: Repository, deployed: Deployed, path: DatasetPath, ref: DatasetRef
+) -> None:
+    """Replace a user-set dataset's ref and tell a running dataflow about it.
+
+    A dataflow in progress watches ``workspaces/<ws>/inputs-changed`` (a new
+    file each time) instead of re-reading every input after each task.
+    """
+    write_ref(repo, deployed, path, ref)
+    atomic.write_bytes(
+        repo.workspace_dir(deployed.name) / INPUTS_MARKER, os.urandom(8), durable=False
+    )
+
+
+def inputs_marker(repo: Repository, ws: str) -> tuple[int, int] | None:
+    """Identity of the inputs-changed marker (changes whenever an input is set)."""
+    try:
+        st = os.stat(repo.workspace_dir(ws) / INPUTS_MARKER)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def read_all_refs(deployed: Deployed) -> dict[DatasetPath, DatasetRef]:
@@ -258,8 +305,8 @@ def _write_data_dir(
         ref = (refs or pkg.refs).get(path) or pkg.refs.get(path) or DatasetRef.unassigned()
         dest = target / ref_relpath(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # fsync each ref; the directory swap below is the commit.
-        atomic.write_bytes(dest, dataset_ref.encode(ref), durable=repo.durable)
+        # Synced all at once before the directory swap that commits them.
+        atomic.write_bytes(dest, dataset_ref.encode(ref), durable=False)
 
 
 def deploy(repo: Repository, ws: str, spec: str) -> PackageInfo:
@@ -293,7 +340,9 @@ def _swap_in(
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True)
     _write_data_dir(repo, new, pkg, refs)
-    atomic.write_bytes(new / DEPLOY_MARKER, state_bytes, durable=repo.durable)
+    atomic.write_bytes(new / DEPLOY_MARKER, state_bytes, durable=False)
+    if repo.durable:
+        atomic.sync_filesystem(repo.root)
     if data.is_dir():
         if _exchange(new, data):
             os.rename(new, old)

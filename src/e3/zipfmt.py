@@ -118,6 +118,8 @@ class SafeZip:
                 raise InvalidPackage(f"{self.label}: encrypted entry {info.filename!r}")
             if info.file_size > MAX_ENTRY_BYTES:
                 raise InvalidPackage(f"{self.label}: entry {info.filename!r} is too large")
+            if "\x00" in info.orig_filename:  # zipfile cuts the name at a NUL
+                raise InvalidPackage(f"{self.label}: unsafe entry name {info.orig_filename!r}")
             out.append(ZipEntry(_check_name(info.filename, self.label), info))
         return out
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, run_e3
 from e3.codec import beast2
 from e3.codec.types import IntegerType
+from tests_support import run_cli, run_e3
 
 
 @pytest.fixture

@@ -52,3 +52,13 @@ class Context:
         return LocalService(
             open_repository(self.local_path(location), durable=self.settings.durable)
         )
+
+
+def require_file(path: Path) -> None:
+    """Refuse a missing input file the same way in every command (usage error, exit 2)."""
+    from e3.errors import UsageError
+
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a file")

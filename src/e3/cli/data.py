@@ -148,13 +148,17 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     from e3.codec import beast2
     from e3.codec.types import parse_type, print_type
     from e3.convert import detect_format, read_value
-    from e3.errors import TypeMismatch
+    from e3.errors import PermissionDenied, TypeMismatch
     from e3.paths import format_workspace_path, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
     svc = ctx.service(args.repo)
-    data = _read_input(args.file)
     entry = svc.dataset_status(ws, path)
+    if not entry.writable:
+        raise PermissionDenied(
+            f"dataset {format_workspace_path(ws, path)} is not writable (it is computed by a task)"
+        )
+    data = _read_input(args.file)
     declared = entry.type
     if args.type_text is not None:
         given = parse_type(args.type_text)

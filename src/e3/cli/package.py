@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from e3.cli.context import Context
+from e3.cli.context import Context, require_file
 from e3.cli.registry import add_command
 
 
@@ -54,6 +54,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import a zip."""
+    require_file(args.zip)
     res = ctx.service(args.repo).package_import(args.zip, force=args.force)
     ctx.out.data(res)
     verb = "Replaced" if res.replaced else "Imported"

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "set": ("e3.cli.data", "set a dataset from a file"),
     "status": ("e3.cli.data", "a dataset's type, state, hash and size"),
     "convert": ("e3.cli.convert_cmd", "convert a value between formats"),
+    "start": ("e3.cli.dataflow", "run the tasks of a workspace whose inputs changed"),
+    "logs": ("e3.cli.dataflow", "show (or follow) a task's stdout and stderr"),
+    "log": ("e3.cli.dataflow", "list a workspace's past dataflow runs"),
+    "run": ("e3.cli.dataflow", "run one task of a package on input files"),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from e3.cli.context import Context
+from e3.cli.context import Context, require_file
 from e3.cli.registry import add_command
 
 
@@ -48,6 +48,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="package version (default: <deployed version>-<timestamp>)",
     )
     e.set_defaults(handler=cmd_export)
+
+    st = ws.add_parser(
+        "status",
+        parents=[common],
+        help="what each task would do now (dry run) and which data is stale",
+    )
+    st.add_argument("repo")
+    st.add_argument("name")
+    st.set_defaults(handler=cmd_status)
 
     i = ws.add_parser("import", parents=[common], help="import a zip and deploy it")
     i.add_argument("repo")
@@ -117,6 +126,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import a zip and deploy it."""
+    require_file(args.zip)
     svc = ctx.service(args.repo)
     res = svc.workspace_import(args.name, args.zip, force=args.force)
     ctx.out.data(res)
@@ -124,4 +134,44 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     ctx.out.line(f"  Package hash: {res.hash[:12]}...")
     ctx.out.line(f"  Objects: {res.object_count}")
     ctx.out.line(f"Deployed to workspace: {args.name}")
+    return 0
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    """Print the workspace's dry-run status."""
+    from e3.paths import format_keypath
+
+    st = ctx.service(args.repo).workspace_status(args.name)
+    ctx.out.data(st)
+    ctx.out.line(f"Workspace: {st.workspace} ({st.package})")
+    if st.locked_by:
+        ctx.out.line("Lock:")
+        for h in st.locked_by:
+            ctx.out.line(f"  {h}")
+    dc = st.dataset_counts()
+    tc = st.task_counts()
+    ctx.out.line("Summary:")
+    ctx.out.line("  Datasets: " + ", ".join(f"{n} {k}" for k, n in sorted(dc.items())))
+    ctx.out.line("  Tasks: " + (", ".join(f"{n} {k}" for k, n in sorted(tc.items())) or "none"))
+    ctx.out.line("Tasks:")
+    for t in st.tasks:
+        text = {
+            "up-to-date": "up-to-date (cached)",
+            "ready": "ready to run" + (f" ({t.detail})" if t.detail else ""),
+            "waiting": f"waiting ({t.detail})",
+            "in-progress": f"in-progress (PID {t.pid})",
+            "stale-running": f"stale-running ({t.detail})",
+            "failed": f"FAILED ({t.detail})",
+            "error": f"ERROR: {t.detail}",
+        }.get(t.state, t.state)
+        ctx.out.line(f"  {t.name}: {text}")
+        if t.depends_on:
+            ctx.out.line(f"    depends on: {', '.join(t.depends_on)}")
+    attention = [d for d in st.datasets if d.state != "up-to-date"]
+    if attention:
+        ctx.out.line("Datasets needing attention:")
+        for d in attention:
+            ctx.out.line(f"  {format_keypath(d.path)}: {d.state}")
+    else:
+        ctx.out.line("All datasets up-to-date")
     return 0

@@ -30,7 +30,8 @@ from east.serialization.beast2 import (
     read_beast2_type,
 )
 
-from e3.codec.types import EastType, EastValue, print_type
+from e3.codec._datetimes import exact_datetimes
+from e3.codec.types import EastType, EastValue, short_type
 from e3.errors import DecodeError, TypeMismatch
 
 #: The magic of Beast2 v4 and v5 (``0x89 'East' CR LF`` + version byte).
@@ -89,11 +90,12 @@ def encode(value: EastValue, east_type: EastType) -> bytes:
     Raises:
         TypeMismatch: the value is not of that type.
     """
+    value = exact_datetimes(value, east_type)
     try:
         return bytes(_encoder(east_type)(value))
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
         raise TypeMismatch(
-            f"value does not fit type {print_type(east_type)}: {_first_line(exc)}"
+            f"value does not fit type {short_type(east_type)}: {_first_line(exc)}"
         ) from exc
 
 
@@ -159,7 +161,7 @@ def canonicalize(
     # with both types spelled out.
     if east_type is not None and found != east_type and not is_subtype(found, east_type):
         raise TypeMismatch(
-            f"type mismatch: expected {print_type(east_type)}, got {print_type(found)}"
+            f"type mismatch: expected {short_type(east_type)}, got {short_type(found)}"
         )
     value = decode(data, target, trusted=trusted)
     return target, encode(value, target)

@@ -15,17 +15,18 @@ from east.serialization.east_parser import parse_east
 from east.serialization.east_printer import print_east
 from east.serialization.json import decode_json_for, encode_json_for
 
-from e3.codec.types import EastType, EastValue, print_type, type_kind
+from e3.codec._datetimes import exact_datetimes
+from e3.codec.types import EastType, EastValue, short_type, type_kind
 from e3.errors import DecodeError, TypeMismatch
 
 
 def to_east(value: EastValue, east_type: EastType) -> str:
     """``.east`` text of a value."""
     try:
-        return str(print_east(value, east_type))
+        return str(print_east(exact_datetimes(value, east_type), east_type))
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise TypeMismatch(
-            f"value does not fit type {print_type(east_type)}: {_line(exc)}"
+            f"value does not fit type {short_type(east_type)}: {_line(exc)}"
         ) from exc
 
 
@@ -35,17 +36,17 @@ def from_east(text: str, east_type: EastType) -> EastValue:
         return parse_east(east_type, text.strip())
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise DecodeError(
-            f"invalid .east value for type {print_type(east_type)}: {_line(exc)}"
+            f"invalid .east value for type {short_type(east_type)}: {_line(exc)}"
         ) from exc
 
 
 def to_json(value: EastValue, east_type: EastType, *, indent: int | None = 2) -> str:
     """East's type-directed JSON of a value (pretty-printed unless ``indent=None``)."""
     try:
-        raw = encode_json_for(east_type)(value)
+        raw = encode_json_for(east_type)(exact_datetimes(value, east_type))
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise TypeMismatch(
-            f"value does not fit type {print_type(east_type)}: {_line(exc)}"
+            f"value does not fit type {short_type(east_type)}: {_line(exc)}"
         ) from exc
     text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else str(raw)
     if indent is None:
@@ -60,13 +61,13 @@ def from_json(text: str | bytes, east_type: EastType) -> EastValue:
         return decode_json_for(east_type)(data)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise DecodeError(
-            f"invalid JSON value for type {print_type(east_type)}: {_line(exc)}"
+            f"invalid JSON value for type {short_type(east_type)}: {_line(exc)}"
         ) from exc
 
 
 def _check_csv_type(east_type: EastType) -> None:
     if type_kind(east_type) != "Array" or type_kind(east_type.value) != "Struct":
-        raise TypeMismatch(f"CSV needs an Array of Struct type, got {print_type(east_type)}")
+        raise TypeMismatch(f"CSV needs an Array of Struct type, got {short_type(east_type)}")
 
 
 def from_csv(text: str, east_type: EastType) -> EastValue:
@@ -75,13 +76,13 @@ def from_csv(text: str, east_type: EastType) -> EastValue:
     try:
         return decode_csv_for(east_type)(text)
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"invalid CSV for type {print_type(east_type)}: {_line(exc)}") from exc
+        raise DecodeError(f"invalid CSV for type {short_type(east_type)}: {_line(exc)}") from exc
 
 
 def to_csv(value: EastValue, east_type: EastType) -> str:
     """CSV text of an ``Array<Struct>`` value."""
     _check_csv_type(east_type)
-    out = encode_csv_for(east_type)(value)
+    out = encode_csv_for(east_type)(exact_datetimes(value, east_type))
     return out.decode("utf-8") if isinstance(out, bytes | bytearray) else str(out)
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "none",
     "parse_type",
     "print_type",
+    "short_type",
     "some",
     "type_kind",
     "variant",
@@ -92,6 +93,12 @@ none: EastValue = EastVariant("none", None)
 def print_type(east_type: EastType) -> str:
     """East text of a type, complete (recursive types included), e.g. ``.Array .Integer``."""
     return str(print_east(east_type, EastTypeType))
+
+
+def short_type(east_type: EastType, limit: int = 160) -> str:
+    """:func:`print_type`, shortened for one-line messages (IR types are huge)."""
+    text = print_type(east_type)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_type(text: str) -> EastType:

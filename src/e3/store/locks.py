@@ -5,8 +5,9 @@ inode (the reference unlinked on release, letting a later exclusive locker
 lock a fresh inode while a shared holder still held the old one). The kernel
 releases a dead process's locks, so a crash never leaves a workspace locked.
 
-The holder writes a :class:`~e3.records.lock.LockState` into the file for
-display only. When a lock is refused, the holders named in the conflict
+An exclusive holder writes a :class:`~e3.records.lock.LockState` into the
+file for display only (shared holders, such as reads, write nothing). When a
+lock is refused, the holders named in the conflict
 message come from ``/proc/locks`` (the kernel's own list) where available,
 enriched with the recorded operation; the recorded state is ignored if the
 process it names is no longer alive (a stale record).
@@ -112,6 +113,10 @@ def acquire(
             detail = "; ".join(h.describe() for h in who) if who else "another process"
             raise LockConflict(f"{label} is locked by {detail}", holder=detail) from None
         raise StorageError(f"cannot lock {path}: {os.strerror(exc.errno or 0)}") from exc
+    if mode == "shared":
+        # Shared holders leave the file alone (a read must not change repository bytes);
+        # /proc/locks names them if someone needs to know.
+        return HeldLock(path, fd, mode)
     me = current_identity()
     state = lock_record.LockState(
         operation=operation,
@@ -122,8 +127,9 @@ def acquire(
     )
     data = lock_record.encode(state)
     with contextlib.suppress(OSError):
+        # Empty first: a kill between the two calls leaves an empty record, never a torn one.
+        os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
     return HeldLock(path, fd, mode)
 
 

@@ -36,8 +36,12 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """Immutable, deduplicated, content-addressed bytes."""
 
-    def put(self, data: bytes) -> ObjectHash:
-        """Store ``data`` (no-op if already present) and return its hash."""
+    def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
+        """Store ``data`` (no-op if already present) and return its hash.
+
+        ``sync=False`` skips the per-object fsync; the caller then calls
+        :func:`e3.store.atomic.sync_filesystem` before anything refers to the object.
+        """
         ...
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
@@ -83,7 +87,7 @@ class LocalObjectStore:
         check_hash(hash_)
         return self.root / hash_[:2] / (hash_[2:] + OBJECT_SUFFIX)
 
-    def put(self, data: bytes) -> ObjectHash:
+    def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
         """Store ``data``; an existing file of the wrong size (a torn write) is replaced."""
         h = object_hash(data)
         path = self.path_of(h)
@@ -92,7 +96,7 @@ class LocalObjectStore:
                 return h
         except FileNotFoundError:
             pass
-        atomic.write_bytes(path, data, durable=self.durable, mode=0o444)
+        atomic.write_bytes(path, data, durable=self.durable and sync, mode=0o444)
         return h
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
@@ -168,7 +172,7 @@ class MemoryObjectStore:
     def __init__(self) -> None:
         self._data: dict[str, tuple[bytes, float]] = {}
 
-    def put(self, data: bytes) -> ObjectHash:
+    def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
         """Store ``data`` (copied) under its hash."""
         h = object_hash(data)
         if h not in self._data:

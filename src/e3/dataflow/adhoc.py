@@ -1,0 +1,131 @@
+"""``e3 run``: one task of a package, on input files, outside any workspace.
+
+The inputs are checked against the task's declared input types and stored as
+objects, and the execution goes through the same cache and runners as
+``e3 start``: running the same task on the same inputs twice runs it once.
+For an ``e3.task`` the function IR input comes from the package, so only the
+function's arguments are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from e3 import executions, packages
+from e3.codec import beast2
+from e3.convert import detect_format, format_from_name, read_value, render_value
+from e3.dataflow.graph import build_graph
+from e3.dataflow.scheduler import StartOptions, _Emitter, _Run
+from e3.errors import TaskNotFound, UsageError
+from e3.hashing import inputs_hash
+from e3.paths import format_keypath
+from e3.records import structure
+from e3.records import task as task_record
+from e3.repository import Repository
+from e3.runners.base import default_registry
+from e3.store import atomic
+
+
+@dataclass(frozen=True)
+class AdhocResult:
+    """What ``e3 run`` did."""
+
+    task: str
+    output_hash: str | None
+    execution_id: str | None
+    cached: bool
+    duration: float
+    error: str | None = None
+
+
+def run_task(
+    repo: Repository,
+    spec: str,
+    task: str,
+    inputs: list[Path],
+    output: Path,
+    *,
+    force: bool = False,
+    isolation: str = "process",
+    timeout: float | None = None,
+    on_input: Callable[[str, str], None] | None = None,
+) -> AdhocResult:
+    """Run ``task`` of package ``spec`` on ``inputs``; write its output to ``output``."""
+    t0 = time.monotonic()
+    info = packages.resolve(repo, spec)
+    pkg = packages.read_package_object(repo, info.hash)
+    if task not in pkg.tasks:
+        raise TaskNotFound(
+            f"package {info.ref} has no task '{task}' "
+            f"(tasks: {', '.join(sorted(pkg.tasks)) or 'none'})",
+            task=task,
+        )
+    task_hash = pkg.tasks[task]
+    tobj = task_record.decode(repo.objects.get(task_hash))
+    leaves = dict(structure.leaves(pkg.structure))
+    hashes: list[str] = []
+    wanted = list(tobj.inputs)
+    first = wanted[0] if wanted else None
+    if (
+        first is not None
+        and len(inputs) == len(wanted) - 1
+        and first[-1] == "function_ir"
+        and (ref := pkg.refs.get(first)) is not None
+        and ref.hash
+    ):
+        hashes.append(ref.hash)
+        wanted = wanted[1:]
+    if len(inputs) != len(wanted):
+        names = ", ".join(format_keypath(p) for p in wanted) or "none"
+        raise UsageError(
+            f"task '{task}' takes {len(wanted)} input(s) ({names}); {len(inputs)} given"
+        )
+    for path, file in zip(wanted, inputs, strict=True):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from exc
+        declared = leaves[path].type
+        _, value = read_value(data, detect_format(data, name=str(file)), declared, where=str(file))
+        h = repo.objects.put(beast2.encode(value, declared))
+        hashes.append(h)
+        if on_input is not None:
+            on_input(str(file), h)
+    out_type = leaves[tobj.output].type
+    out_format = format_from_name(str(output)) or "beast2"
+    if out_format == "csv":
+        raise UsageError("e3 run writes .beast2, .east or .json output")
+    ih = inputs_hash(hashes)
+    if not force:
+        hit = executions.cached_output(repo, task_hash, ih)
+        if hit is not None:
+            _write_output(repo, hit[1], out_type, output, out_format)
+            return AdhocResult(task, hit[1], hit[0], True, time.monotonic() - t0)
+    graph = build_graph({task: (task_hash, tobj)})
+    options = StartOptions(isolation=isolation, timeout=timeout, concurrency=1, force=force)
+
+    async def go() -> tuple[str | None, str | None, str | None]:
+        registry = default_registry(isolation=isolation, max_workers=1)
+        runner = _Run(repo, "", options, _Emitter(None), registry)
+        runner.output_types = {tobj.output: out_type}
+        try:
+            done = await runner.execute(graph, 0, tuple(hashes))
+        finally:
+            await registry.close()
+        return done.output_hash, done.execution_id, done.error
+
+    out_hash, eid, error = asyncio.run(go())
+    if out_hash is not None and error is None:
+        _write_output(repo, out_hash, out_type, output, out_format)
+    return AdhocResult(task, out_hash, eid, False, time.monotonic() - t0, error)
+
+
+def _write_output(repo: Repository, h: str, out_type: object, output: Path, fmt: str) -> None:
+    data = repo.objects.get(h)
+    if fmt != "beast2":
+        data = render_value(beast2.decode(data, out_type), out_type, fmt)  # type: ignore[arg-type]
+    atomic.write_bytes(output, data, durable=False)

@@ -1,0 +1,138 @@
+"""Task logs and run history: which execution is "current", and reading its logs by offset.
+
+The current execution of a task is the newest attempt for the workspace's
+current input hashes; when there is none (inputs changed since), it is the
+newest attempt of the task on any inputs, by execution id (the reference
+picked the first directory it listed, not the newest).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from e3 import executions, workspaces
+from e3.dataflow.scheduler import load_graph
+from e3.errors import ExecutionNotFound, TaskNotFound
+from e3.executions import Execution
+from e3.hashing import inputs_hash
+from e3.records import dataflow as run_record
+from e3.records.dataflow import DataflowRun
+from e3.repository import Repository
+from e3.store import atomic
+
+DEFAULT_CHUNK = 64 << 10
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """A slice of a log file (``complete``: the execution is over and this is the end)."""
+
+    data: bytes
+    offset: int
+    size: int
+    total_size: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class TaskLogSummary:
+    """A task's executions in a workspace."""
+
+    name: str
+    state: str
+    executions: int
+
+
+def current_execution(repo: Repository, ws: str, task: str) -> Execution | None:
+    """The execution whose logs ``e3 logs ws.task`` shows."""
+    dep = workspaces.open_deployed(repo, ws)
+    graph = load_graph(repo, dep)
+    if task not in graph.by_name:
+        raise TaskNotFound(f"no task '{task}' in workspace '{ws}'", task=task)
+    node = graph.tasks[graph.by_name[task]]
+    hashes = []
+    for p in node.inputs:
+        ref = workspaces.read_ref(dep, p)
+        hashes.append(ref.hash if ref.kind == "value" and ref.hash else "")
+    if all(hashes):
+        found = executions.latest(repo, node.hash, inputs_hash(hashes))
+        if found is not None:
+            return found
+    newest: Execution | None = None
+    for ex in executions.all_for_task(repo, node.hash):
+        if newest is None or ex.execution_id > newest.execution_id:
+            newest = ex
+    return newest
+
+
+def require_execution(repo: Repository, ws: str, task: str) -> Execution:
+    """:func:`current_execution`, or :class:`ExecutionNotFound`."""
+    ex = current_execution(repo, ws, task)
+    if ex is None:
+        raise ExecutionNotFound(f"task '{task}' has not run yet in workspace '{ws}'", task=task)
+    return ex
+
+
+def is_finished(repo: Repository, ex: Execution) -> bool:
+    """Whether an execution has ended (terminal status, or its process is gone)."""
+    st = executions.read_status(repo, ex.task_hash, ex.inputs_hash, ex.execution_id)
+    if st is None:
+        return False
+    return st.state != "running" or not executions.is_live(st)
+
+
+def read_log(
+    repo: Repository, ex: Execution, stream: str, offset: int = 0, limit: int = DEFAULT_CHUNK
+) -> LogChunk:
+    """Bytes ``[offset, offset+limit)`` of an execution's stdout or stderr."""
+    name = executions.STDOUT_FILE if stream == "stdout" else executions.STDERR_FILE
+    path = ex.dir(repo) / name
+    finished = is_finished(repo, ex)
+    try:
+        with open(path, "rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            f.seek(max(0, offset))
+            data = f.read(max(0, limit))
+    except FileNotFoundError:
+        return LogChunk(b"", offset, 0, 0, True)
+    return LogChunk(data, offset, len(data), total, finished and offset + len(data) >= total)
+
+
+def task_log_summaries(repo: Repository, ws: str) -> list[TaskLogSummary]:
+    """Every task with its latest state and number of executions."""
+    dep = workspaces.open_deployed(repo, ws)
+    graph = load_graph(repo, dep)
+    out = []
+    for node in graph.tasks:
+        runs = list(executions.all_for_task(repo, node.hash))
+        if not runs:
+            out.append(TaskLogSummary(node.name, "never run", 0))
+            continue
+        newest = max(runs, key=lambda e: e.execution_id)
+        state: str = newest.status.state if newest.status else "unknown"
+        if state == "running" and newest.status and not executions.is_live(newest.status):
+            state = "died"
+        out.append(TaskLogSummary(node.name, state, len(runs)))
+    return out
+
+
+def list_runs(repo: Repository, ws: str) -> list[DataflowRun]:
+    """Past dataflow runs of a workspace, oldest first."""
+    d = repo.dataflows_dir / ws
+    try:
+        names = sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []
+    runs = []
+    for n in names:
+        if not n.endswith(".beast2"):
+            continue
+        data = atomic.read_bytes(d / n)
+        if not data:
+            continue
+        try:
+            runs.append(run_record.decode(data))
+        except Exception:
+            continue
+    return runs

@@ -1,0 +1,170 @@
+"""``e3 workspace status``: what a run would do now, without running anything.
+
+For each task, in dependency order, from the workspace's current refs and the
+execution cache:
+
+* ``up-to-date`` — the cache holds a result for the current inputs and the output
+  dataset already has it;
+* ``ready`` — all inputs are there; the task would run (or be restored from the cache);
+* ``waiting`` — an input is not set, or an upstream task is not up to date;
+* ``in-progress`` — an execution for the current inputs is running (its process is alive);
+* ``stale-running`` — an execution is recorded as running but its process is gone;
+* ``failed`` / ``error`` — the latest attempt on the current inputs failed.
+
+A task output is ``stale`` when its task is not up to date, ``unset`` when it
+has no value, and ``up-to-date`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from e3 import executions, workspaces
+from e3.dataflow.scheduler import load_graph
+from e3.hashing import inputs_hash
+from e3.model import DatasetPath
+from e3.paths import format_keypath
+from e3.records import structure
+from e3.repository import Repository
+from e3.store import locks
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """One task's state (see the module docstring for the states)."""
+
+    name: str
+    state: str
+    detail: str = ""
+    depends_on: tuple[str, ...] = ()
+    pid: int | None = None
+    exit_code: int | None = None
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """One dataset's freshness."""
+
+    path: DatasetPath
+    state: str  # up-to-date | stale | unset
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    """A workspace at a glance."""
+
+    workspace: str
+    package: str
+    locked_by: list[str] = field(default_factory=list)
+    tasks: list[TaskStatus] = field(default_factory=list)
+    datasets: list[DatasetState] = field(default_factory=list)
+
+    def task_counts(self) -> dict[str, int]:
+        """Number of tasks in each state."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def dataset_counts(self) -> dict[str, int]:
+        """Number of datasets in each state."""
+        out: dict[str, int] = {}
+        for d in self.datasets:
+            out[d.state] = out.get(d.state, 0) + 1
+        return out
+
+
+def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
+    """Compute the status (reads only; safe while a dataflow runs)."""
+    dep = workspaces.open_deployed(repo, ws)
+    graph = load_graph(repo, dep)
+    refs = workspaces.read_all_refs(dep)
+    holders = [
+        h.describe()
+        for path in (repo.workspace_lock_path(ws), repo.dataflow_lock_path(ws))
+        for h in locks.holders(path)
+    ]
+    states: dict[int, TaskStatus] = {}
+    for node in graph.tasks:
+        deps = tuple(graph.tasks[d].name for d in node.deps)
+        hashes: list[str] = []
+        unset = None
+        for p in node.inputs:
+            ref = refs.get(p)
+            if ref is None or ref.kind != "value" or ref.hash is None:
+                if p not in graph.producer:
+                    unset = p
+                    break
+                hashes.append("")
+            else:
+                hashes.append(ref.hash)
+        if unset is not None:
+            states[node.index] = TaskStatus(
+                node.name, "waiting", f"input {format_keypath(unset)} is not set", deps
+            )
+            continue
+        behind = [graph.tasks[d].name for d in node.deps if states[d].state != "up-to-date"]
+        if behind:
+            states[node.index] = TaskStatus(
+                node.name, "waiting", f"waiting for task(s): {', '.join(behind)}", deps
+            )
+            continue
+        ih = inputs_hash(hashes)
+        latest = executions.latest(repo, node.hash, ih)
+        cached = executions.cached_output(repo, node.hash, ih)
+        out_ref = refs.get(node.output)
+        st = latest.status if latest is not None else None
+        if st is not None and st.state == "running":
+            if executions.is_live(st):
+                states[node.index] = TaskStatus(
+                    node.name, "in-progress", "", deps, pid=st.pid, execution_id=st.execution_id
+                )
+                continue
+            if cached is None:
+                states[node.index] = TaskStatus(
+                    node.name,
+                    "stale-running",
+                    f"PID {st.pid} no longer exists",
+                    deps,
+                    pid=st.pid,
+                    execution_id=st.execution_id,
+                )
+                continue
+        if cached is not None:
+            if out_ref is not None and out_ref.kind == "value" and out_ref.hash == cached[1]:
+                states[node.index] = TaskStatus(
+                    node.name, "up-to-date", "cached", deps, execution_id=cached[0]
+                )
+            else:
+                states[node.index] = TaskStatus(node.name, "ready", "result in the cache", deps)
+            continue
+        if st is not None and st.state == "failed":
+            states[node.index] = TaskStatus(
+                node.name,
+                "failed",
+                f"exit code {st.exit_code}",
+                deps,
+                exit_code=st.exit_code,
+                execution_id=st.execution_id,
+            )
+        elif st is not None and st.state == "error":
+            states[node.index] = TaskStatus(
+                node.name, "error", st.message or "", deps, execution_id=st.execution_id
+            )
+        else:
+            states[node.index] = TaskStatus(node.name, "ready", "", deps)
+    datasets: list[DatasetState] = []
+    for path, _spec in structure.leaves(dep.package.structure):
+        ref = refs.get(path)
+        producer = graph.producer.get(path)
+        if ref is None or ref.kind == "unassigned":
+            datasets.append(DatasetState(path, "unset"))
+        elif producer is not None and states[producer].state != "up-to-date":
+            datasets.append(DatasetState(path, "stale"))
+        else:
+            datasets.append(DatasetState(path, "up-to-date"))
+    package = f"{dep.state.package_name}@{dep.state.package_version}"
+    return WorkspaceStatus(
+        ws, package, holders, [states[i] for i in range(len(graph.tasks))], datasets
+    )

@@ -1,0 +1,227 @@
+r"""The execution cache: one directory per attempt to run a task on given inputs.
+
+``executions/<taskHash>/<inputsHash>/<executionId>/`` holds ``status.beast2``
+(running → success | failed | error), ``output`` (``<hash>\n``, success only)
+and the task's ``stdout.txt`` / ``stderr.txt``. Execution ids are UUIDv7, so
+sorting them sorts attempts by time. The cache is shared by every workspace of
+the repository: a result computed for one is found by all.
+
+Status and output files are written atomically but not fsynced one by one:
+losing them in a power cut only means a task runs again. The run calls
+:func:`durability_barrier` when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from e3.errors import E3Error
+from e3.names import is_execution_id, is_hash, new_uuid7
+from e3.records import execution as record
+from e3.records._util import utc_now
+from e3.records.execution import ExecutionStatus
+from e3.repository import Repository
+from e3.store import atomic
+from e3.store.procs import ProcessIdentity
+
+STATUS_FILE = "status.beast2"
+OUTPUT_FILE = "output"
+STDOUT_FILE = "stdout.txt"
+STDERR_FILE = "stderr.txt"
+_FLIGHT_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One recorded attempt."""
+
+    task_hash: str
+    inputs_hash: str
+    execution_id: str
+    status: ExecutionStatus | None
+
+    def dir(self, repo: Repository) -> Path:
+        """Its directory."""
+        return repo.execution_dir(self.task_hash, self.inputs_hash, self.execution_id)
+
+
+def execution_ids(repo: Repository, task_hash: str, inputs_hash: str) -> list[str]:
+    """Ids of the attempts for (task, inputs), oldest first."""
+    try:
+        names = os.listdir(repo.executions_dir / task_hash / inputs_hash)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(n for n in names if is_execution_id(n))
+
+
+def read_status(
+    repo: Repository, task_hash: str, inputs_hash: str, execution_id: str
+) -> ExecutionStatus | None:
+    """The status record of an attempt (``None`` if missing or unreadable)."""
+    data = atomic.read_bytes(repo.execution_dir(task_hash, inputs_hash, execution_id) / STATUS_FILE)
+    if not data:
+        return None
+    try:
+        return record.decode(data)
+    except E3Error:
+        return None
+
+
+def cached_output(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, str] | None:
+    """The newest successful attempt whose output object is still stored.
+
+    Returns ``(execution_id, output_hash)``, or ``None``.
+    """
+    for eid in reversed(execution_ids(repo, task_hash, inputs_hash)):
+        raw = atomic.read_bytes(repo.execution_dir(task_hash, inputs_hash, eid) / OUTPUT_FILE)
+        if not raw:
+            continue
+        h = raw.decode("utf-8", "replace").strip()
+        if is_hash(h) and repo.objects.has(h):
+            return eid, h
+    return None
+
+
+def latest(repo: Repository, task_hash: str, inputs_hash: str) -> Execution | None:
+    """The newest attempt for (task, inputs)."""
+    ids = execution_ids(repo, task_hash, inputs_hash)
+    if not ids:
+        return None
+    eid = ids[-1]
+    return Execution(task_hash, inputs_hash, eid, read_status(repo, task_hash, inputs_hash, eid))
+
+
+def all_for_task(repo: Repository, task_hash: str) -> Iterator[Execution]:
+    """Every attempt of a task, across all input combinations (unordered)."""
+    root = repo.executions_dir / task_hash
+    try:
+        inputs = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for ih in inputs:
+        if not is_hash(ih):
+            continue
+        for eid in execution_ids(repo, task_hash, ih):
+            yield Execution(task_hash, ih, eid, read_status(repo, task_hash, ih, eid))
+
+
+def is_live(status: ExecutionStatus) -> bool:
+    """Whether a ``running`` record's process is still alive."""
+    if status.state != "running" or status.pid is None:
+        return False
+    return ProcessIdentity(status.pid, status.pid_start_time or 0, status.boot_id or "").is_alive()
+
+
+def begin(
+    repo: Repository,
+    task_hash: str,
+    inputs_hash: str,
+    input_hashes: tuple[str, ...],
+    *,
+    pid: int,
+    pid_start_time: int,
+    boot_id: str,
+) -> tuple[str, Path, datetime]:
+    """Create a new attempt directory with a ``running`` status and empty logs."""
+    eid = new_uuid7()
+    d = repo.execution_dir(task_hash, inputs_hash, eid)
+    try:
+        d.mkdir(parents=True)
+    except OSError as exc:
+        raise atomic.storage_error(exc, "create", d) from exc
+    started = utc_now()
+    write_status(
+        d,
+        ExecutionStatus(
+            "running",
+            eid,
+            input_hashes,
+            started,
+            pid=pid,
+            pid_start_time=pid_start_time,
+            boot_id=boot_id,
+        ),
+    )
+    for name in (STDOUT_FILE, STDERR_FILE):
+        (d / name).touch()
+    return eid, d, started
+
+
+def write_status(d: Path, status: ExecutionStatus) -> None:
+    """Replace an attempt's status record."""
+    atomic.write_bytes(d / STATUS_FILE, record.encode(status), durable=False)
+
+
+def record_success(d: Path, status: ExecutionStatus) -> None:
+    """Final ``success`` status and the ``output`` file the cache reads."""
+    write_status(d, status)
+    atomic.write_bytes(d / OUTPUT_FILE, f"{status.output_hash}\n".encode(), durable=False)
+
+
+def mark_dead(repo: Repository, execution: Execution, message: str) -> ExecutionStatus | None:
+    """Rewrite a ``running`` record whose process died into an ``error``."""
+    st = execution.status
+    if st is None or st.state != "running":
+        return st
+    dead = ExecutionStatus(
+        "error", st.execution_id, st.input_hashes, st.started_at, utc_now(), message=message
+    )
+    write_status(execution.dir(repo), dead)
+    return dead
+
+
+class FlightLock:
+    """Single-flight: at most one process runs a given (task, inputs) at a time.
+
+    An exclusive ``flock`` on ``executions/<task>/<inputs>/.lock``; a second
+    runner finds it held, waits, and then finds the first one's result in the
+    cache instead of computing it again.
+    """
+
+    def __init__(self, repo: Repository, task_hash: str, inputs_hash: str) -> None:
+        self.path = repo.executions_dir / task_hash / inputs_hash / _FLIGHT_LOCK
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if free."""
+        return self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def acquire(self) -> None:
+        """Take the lock, waiting as long as needed (call from a worker thread)."""
+        self._lock(fcntl.LOCK_EX)
+
+    def _lock(self, flags: int) -> bool:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, flags)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        return True
+
+    def release(self) -> None:
+        """Release (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def durability_barrier(repo: Repository) -> None:
+    """Make everything a run wrote durable (one file-system sync)."""
+    if repo.durable:
+        atomic.sync_filesystem(repo.root)

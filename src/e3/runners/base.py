@@ -1,0 +1,160 @@
+"""The runner interface, its request and result, and the registry of runners by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from e3.errors import RunnerError
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One command to run for a task execution.
+
+    The command reads its inputs and writes its output at paths already in
+    ``argv``; it writes stdout/stderr to the given log files (appending).
+    """
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str]
+    stdout: Path
+    stderr: Path
+    timeout: float | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a command ended.
+
+    ``exit_code`` is set when it exited, ``signal`` when it was killed by one,
+    ``error`` when the runner could not run it at all.
+    """
+
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    timed_out: bool = False
+    pid: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Exited with status 0."""
+        return self.exit_code == 0 and self.error is None and not self.timed_out
+
+    def describe(self) -> str:
+        """One line saying how it ended."""
+        if self.timed_out:
+            return "timed out"
+        if self.error is not None:
+            return self.error
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        return f"exit code {self.exit_code}"
+
+
+#: Called with the pid running the command as soon as it is known.
+OnStart = Callable[[int], None]
+
+
+class Runner(Protocol):
+    """Executes commands.
+
+    Implementations must be cancellable: if the awaiting coroutine is
+    cancelled, the command's processes are killed before it returns.
+    """
+
+    name: str
+
+    def accepts(self, argv: Sequence[str]) -> bool:
+        """Whether this runner can run ``argv`` (a process runner accepts anything)."""
+        ...
+
+    async def run(self, request: RunRequest, on_start: OnStart) -> RunResult:
+        """Run one command to completion."""
+        ...
+
+    async def close(self) -> None:
+        """Release pooled resources (workers)."""
+        ...
+
+
+@dataclass
+class RunnerRegistry:
+    """Runner factories by name; the first runner (in ``order``) that accepts an argv runs it."""
+
+    factories: dict[str, Callable[[], Runner]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    load_plugins: bool = True
+    _instances: dict[str, Runner] = field(default_factory=dict)
+
+    def register(self, name: str, factory: Callable[[], Runner], *, first: bool = False) -> None:
+        """Add a runner (``first``: try it before the others)."""
+        self.factories[name] = factory
+        if name in self.order:
+            self.order.remove(name)
+        self.order.insert(0, name) if first else self.order.append(name)
+
+    def get(self, name: str) -> Runner:
+        """The (single) instance of a runner."""
+        if name not in self._instances:
+            try:
+                self._instances[name] = self.factories[name]()
+            except KeyError:
+                raise RunnerError(f"unknown runner {name!r}") from None
+        return self._instances[name]
+
+    def choose(self, argv: Sequence[str]) -> Runner:
+        """The first registered runner that accepts ``argv``.
+
+        Plugin runners (entry-point group ``e3.runners``) are loaded on the
+        first call, and tried before the built-in ones.
+        """
+        if self.load_plugins:
+            self.load_plugins = False
+            _load_plugins(self)
+        for name in self.order:
+            runner = self.get(name)
+            if runner.accepts(argv):
+                return runner
+        raise RunnerError(f"no runner accepts the command {argv[0]!r}")
+
+    async def close(self) -> None:
+        """Close every instantiated runner."""
+        for runner in self._instances.values():
+            await runner.close()
+        self._instances.clear()
+
+
+def default_registry(
+    *, isolation: str = "warm", max_workers: int = 4, guardian: object | None = None
+) -> RunnerRegistry:
+    """The built-in runners, plus any from the ``e3.runners`` entry-point group.
+
+    ``isolation="process"`` leaves the warm East runner out, so every task
+    runs in a process of its own.
+    """
+    from e3.runners.guardian import Guardian
+    from e3.runners.process import ProcessRunner
+
+    guard = guardian if isinstance(guardian, Guardian) else Guardian()
+    reg = RunnerRegistry()
+    if isolation != "process":
+        from e3.runners.east_warm import WarmEastRunner
+
+        reg.register(
+            "east-warm", lambda: WarmEastRunner(max_workers=max_workers, guardian=guard), first=True
+        )
+    reg.register("process", lambda: ProcessRunner(guardian=guard))
+    return reg
+
+
+def _load_plugins(reg: RunnerRegistry) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="e3.runners"):
+        reg.register(ep.name, ep.load(), first=True)

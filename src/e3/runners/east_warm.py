@@ -1,0 +1,289 @@
+"""The warm East runner: ``east-py run`` commands executed by a pool of warm workers.
+
+A plain ``east-py run`` process spends 0.1-0.3 s starting Python and importing
+east-py before it runs a function that often takes microseconds. This runner
+keeps workers (:mod:`e3.runners.east_worker`) that did those imports once and
+sends them the same argv. Results are the process runner's: the worker runs
+east-py's own ``run`` command code, with the task's log files as its stdout
+and stderr.
+
+Isolation: one task at a time per worker; a worker that crashes fails only the
+task it was running and is replaced; a worker whose memory grew past a limit,
+or that served many tasks, is retired; a timeout or cancellation kills the
+worker (its whole process group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from e3.runners.base import OnStart, RunRequest, RunResult
+from e3.runners.east_worker import frame
+from e3.runners.guardian import Guardian, kill_group
+
+#: Memory a worker may reach before it is retired (bytes).
+DEFAULT_RSS_LIMIT = 1 << 30
+#: Tasks a worker serves before it is retired.
+DEFAULT_MAX_TASKS = 10_000
+
+
+class WorkerDied(Exception):
+    """The worker process ended while we waited for it."""
+
+    def __init__(self, returncode: int | None) -> None:
+        super().__init__(f"worker exited ({returncode})")
+        self.returncode = returncode
+
+
+class _Worker:
+    """One warm worker process and its reply channel."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], reply_fd: int) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.reply_fd = reply_fd
+        self.tasks = 0
+        self.rss = 0
+        self.alive = True
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._closed_reader = False
+        asyncio.get_running_loop().add_reader(reply_fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self.reply_fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close_reader()
+            self.alive = False
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_exception(WorkerDied(self.proc.poll()))
+            return
+        self._buffer += chunk
+        if len(self._buffer) >= 4:
+            size = int.from_bytes(self._buffer[:4], "big")
+            if len(self._buffer) >= 4 + size:
+                body = bytes(self._buffer[4 : 4 + size])
+                del self._buffer[: 4 + size]
+                if self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(json.loads(body))
+
+    def _close_reader(self) -> None:
+        if not self._closed_reader:
+            self._closed_reader = True
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self.reply_fd)
+            with contextlib.suppress(OSError):
+                os.close(self.reply_fd)
+
+    async def reply(self) -> dict[str, Any]:
+        """The next message from the worker."""
+        if not self.alive:
+            raise WorkerDied(self.proc.poll())
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+
+    async def call(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a request and wait for its reply."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(frame(message))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.alive = False
+            raise WorkerDied(self.proc.poll()) from None
+        return await self.reply()
+
+    def kill(self) -> None:
+        """Kill the worker and anything it started."""
+        self.alive = False
+        kill_group(self.pid)
+        self._close_reader()
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        """Ask the worker to exit (EOF), and reap it."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.pid)
+            self.proc.wait()
+        self._close_reader()
+
+
+class WarmEastRunner:
+    """Runs ``east-py run`` argvs on warm workers."""
+
+    name = "east-warm"
+
+    def __init__(
+        self,
+        *,
+        max_workers: int = 4,
+        guardian: Guardian | None = None,
+        rss_limit: int = DEFAULT_RSS_LIMIT,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.max_workers = max(1, max_workers)
+        self.guardian = guardian or Guardian()
+        self.rss_limit = rss_limit
+        self.max_tasks = max_tasks
+        self.env = env
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._available: asyncio.Condition | None = None
+        self._importable: dict[str, bool] = {}
+        self.spawned = 0
+
+    # ── selection ────────────────────────────────────────────────────────
+    def accepts(self, argv: Sequence[str]) -> bool:
+        """``east-py run …`` whose platform packages are importable here."""
+        if len(argv) < 2 or os.path.basename(argv[0]) != "east-py" or argv[1] != "run":
+            return False
+        packages = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-p", "--package")]
+        return all(self._can_import(p) for p in packages)
+
+    def _can_import(self, package: str) -> bool:
+        module = package.replace("-", "_")
+        if module not in self._importable:
+            self._importable[module] = importlib.util.find_spec(module) is not None
+        return self._importable[module]
+
+    # ── pool ─────────────────────────────────────────────────────────────
+    async def _spawn(self) -> _Worker:
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.close(int(sys.argv[1])); "
+                    "from e3.runners.east_worker import main; main()",
+                    str(w),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(w,),
+                start_new_session=True,
+                env=self.env,
+            )
+        finally:
+            os.close(w)
+        os.set_blocking(r, False)
+        self.guardian.register(proc.pid)
+        worker = _Worker(proc, r)
+        self.spawned += 1
+        try:
+            hello = await worker.reply()
+        except WorkerDied:
+            self.guardian.unregister(proc.pid)
+            raise
+        if not hello.get("ready"):
+            worker.kill()
+            raise WorkerDied(None)
+        return worker
+
+    async def _acquire(self) -> _Worker:
+        if self._available is None:
+            self._available = asyncio.Condition()
+        async with self._available:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive:
+                        return worker
+                    self._count -= 1
+                if self._count < self.max_workers:
+                    self._count += 1
+                    break
+                await self._available.wait()
+        try:
+            return await self._spawn()
+        except BaseException:
+            await self._forget()
+            raise
+
+    async def _forget(self) -> None:
+        assert self._available is not None
+        async with self._available:
+            self._count -= 1
+            self._available.notify()
+
+    async def _release(self, worker: _Worker) -> None:
+        retire = not worker.alive or worker.rss > self.rss_limit or worker.tasks >= self.max_tasks
+        if retire:
+            if worker.alive:
+                worker.stop()
+            self.guardian.unregister(worker.pid)
+            await self._forget()
+            return
+        assert self._available is not None
+        async with self._available:
+            self._idle.append(worker)
+            self._available.notify()
+
+    # ── running ──────────────────────────────────────────────────────────
+    async def run(self, request: RunRequest, on_start: OnStart) -> RunResult:
+        """Run one command on a warm worker."""
+        try:
+            worker = await self._acquire()
+        except WorkerDied as exc:
+            return RunResult(error=f"warm East worker failed to start ({exc.returncode})")
+        message = {
+            "argv": list(request.argv),
+            "cwd": str(request.cwd),
+            "env": request.env,
+            "stdout": str(request.stdout),
+            "stderr": str(request.stderr),
+        }
+        try:
+            on_start(worker.pid)
+            try:
+                reply = await asyncio.wait_for(worker.call(message), request.timeout)
+            except TimeoutError:
+                worker.kill()
+                return RunResult(timed_out=True, pid=worker.pid)
+            except WorkerDied:
+                worker.kill()
+                rc = worker.proc.returncode
+                if rc is not None and rc < 0:
+                    return RunResult(signal=-rc, pid=worker.pid)
+                return RunResult(exit_code=rc if rc is not None else 1, pid=worker.pid)
+            except asyncio.CancelledError:
+                worker.kill()
+                raise
+        finally:
+            worker.tasks += 1
+            await asyncio.shield(self._release(worker))
+        worker.rss = int(reply.get("rss", 0))
+        return RunResult(exit_code=int(reply["exit_code"]), pid=worker.pid)
+
+    async def close(self) -> None:
+        """Stop every idle worker."""
+        for worker in self._idle:
+            worker.stop()
+            self.guardian.unregister(worker.pid)
+        self._idle.clear()
+        self._count = 0
