@@ -13,10 +13,11 @@ losing them in a power cut only means a task runs again. The run calls
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
+import hashlib
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +56,7 @@ class Execution:
 def execution_ids(repo: Repository, task_hash: str, inputs_hash: str) -> list[str]:
     """Ids of the attempts for (task, inputs), oldest first."""
     try:
-        names = os.listdir(repo.executions_dir / task_hash / inputs_hash)
+        names = os.listdir(f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}")
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(n for n in names if is_execution_id(n))
@@ -79,8 +80,9 @@ def cached_output(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[s
 
     Returns ``(execution_id, output_hash)``, or ``None``.
     """
+    base = f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}{os.sep}"
     for eid in reversed(execution_ids(repo, task_hash, inputs_hash)):
-        raw = atomic.read_bytes(repo.execution_dir(task_hash, inputs_hash, eid) / OUTPUT_FILE)
+        raw = atomic.read_bytes(f"{base}{eid}{os.sep}{OUTPUT_FILE}")
         if not raw:
             continue
         h = raw.decode("utf-8", "replace").strip()
@@ -119,39 +121,19 @@ def is_live(status: ExecutionStatus) -> bool:
     return ProcessIdentity(status.pid, status.pid_start_time or 0, status.boot_id or "").is_alive()
 
 
-def begin(
-    repo: Repository,
-    task_hash: str,
-    inputs_hash: str,
-    input_hashes: tuple[str, ...],
-    *,
-    pid: int,
-    pid_start_time: int,
-    boot_id: str,
-) -> tuple[str, Path, datetime]:
-    """Create a new attempt directory with a ``running`` status and empty logs."""
+def begin(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
+    """Create a new attempt directory.
+
+    The ``running`` status is written once the process is known, and the logs
+    as the task writes them.
+    """
     eid = new_uuid7()
     d = repo.execution_dir(task_hash, inputs_hash, eid)
     try:
         d.mkdir(parents=True)
     except OSError as exc:
         raise atomic.storage_error(exc, "create", d) from exc
-    started = utc_now()
-    write_status(
-        d,
-        ExecutionStatus(
-            "running",
-            eid,
-            input_hashes,
-            started,
-            pid=pid,
-            pid_start_time=pid_start_time,
-            boot_id=boot_id,
-        ),
-    )
-    for name in (STDOUT_FILE, STDERR_FILE):
-        (d / name).touch()
-    return eid, d, started
+    return eid, d, utc_now()
 
 
 def write_status(d: Path, status: ExecutionStatus) -> None:
@@ -161,8 +143,47 @@ def write_status(d: Path, status: ExecutionStatus) -> None:
 
 def record_success(d: Path, status: ExecutionStatus) -> None:
     """Final ``success`` status and the ``output`` file the cache reads."""
-    write_status(d, status)
-    atomic.write_bytes(d / OUTPUT_FILE, f"{status.output_hash}\n".encode(), durable=False)
+    write_success_files(d, record.encode(status), status.output_hash or "")
+
+
+def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
+    """Write an encoded ``success`` status and the ``output`` file.
+
+    Plain file I/O, so that a background thread can do it.
+    """
+    atomic.write_bytes(d / STATUS_FILE, status_bytes, durable=False)
+    atomic.write_bytes(d / OUTPUT_FILE, f"{output_hash}\n".encode(), durable=False)
+
+
+def mark_interrupted(repo: Repository, task_hash: str, inputs_hash: str) -> int:
+    """Record earlier attempts at (task, inputs) whose process died as ``error``.
+
+    Called before running a task again: an attempt still marked ``running``
+    whose process is gone (or that never got as far as a status) was cut short
+    by a killed engine. Returns how many were marked.
+    """
+    marked = 0
+    for eid in execution_ids(repo, task_hash, inputs_hash):
+        d = repo.execution_dir(task_hash, inputs_hash, eid)
+        if (d / OUTPUT_FILE).exists():
+            continue
+        st = read_status(repo, task_hash, inputs_hash, eid)
+        if st is None:
+            if (d / STATUS_FILE).exists():
+                continue  # unreadable: leave it for a person to look at
+            st = ExecutionStatus("running", eid, (), utc_now())
+        elif st.state != "running" or is_live(st):
+            continue
+        if (
+            mark_dead(
+                repo,
+                Execution(task_hash, inputs_hash, eid, st),
+                "interrupted: the engine stopped before the task finished",
+            )
+            is not None
+        ):
+            marked += 1
+    return marked
 
 
 def mark_dead(repo: Repository, execution: Execution, message: str) -> ExecutionStatus | None:
@@ -180,44 +201,60 @@ def mark_dead(repo: Repository, execution: Execution, message: str) -> Execution
 class FlightLock:
     """Single-flight: at most one process runs a given (task, inputs) at a time.
 
-    An exclusive ``flock`` on ``executions/<task>/<inputs>/.lock``; a second
-    runner finds it held, waits, and then finds the first one's result in the
-    cache instead of computing it again.
+    An exclusive open-file-description lock (Linux ``F_OFD_SETLK``) on one byte
+    of ``executions/.flight.lock``, at an offset derived from the (task,
+    inputs) pair: one shared file instead of a lock file per pair, and locks
+    that, like ``flock``, also exclude other runs in the same process. A second
+    runner finds the byte locked, waits, then finds the first one's result in
+    the cache instead of computing it again. Where OFD locks are missing, a
+    ``flock`` on a per-pair lock file does the same job.
     """
 
+    _STRUCT = struct.Struct("hhxxxxqqixxxx")
+
     def __init__(self, repo: Repository, task_hash: str, inputs_hash: str) -> None:
-        self.path = repo.executions_dir / task_hash / inputs_hash / _FLIGHT_LOCK
+        self.repo = repo
+        digest = hashlib.sha256(f"{task_hash}/{inputs_hash}".encode()).digest()
+        self.offset = int.from_bytes(digest[:7], "big")
+        self.fallback = repo.executions_dir / task_hash / inputs_hash / _FLIGHT_LOCK
         self._fd: int | None = None
+        self._ofd = hasattr(fcntl, "F_OFD_SETLK")
 
     def try_acquire(self) -> bool:
         """Take the lock if free."""
-        return self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return self._lock(blocking=False)
 
-    def acquire(self) -> None:
-        """Take the lock, waiting as long as needed (call from a worker thread)."""
-        self._lock(fcntl.LOCK_EX)
-
-    def _lock(self, flags: int) -> bool:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except FileNotFoundError:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def _open(self) -> int:
+        path = self.repo.executions_dir / ".flight.lock" if self._ofd else self.fallback
         try:
-            fcntl.flock(self._fd, flags)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def _lock(self, *, blocking: bool) -> bool:
+        if self._fd is None:
+            self._fd = self._open()
+        try:
+            if self._ofd:
+                cmd = fcntl.F_OFD_SETLKW if blocking else fcntl.F_OFD_SETLK
+                fcntl.fcntl(self._fd, cmd, self._STRUCT.pack(fcntl.F_WRLCK, 0, self.offset, 1, 0))
+            else:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return False
+            if self._ofd and exc.errno == errno.EINVAL:  # kernel without OFD locks
+                self._ofd = False
+                self.release()
+                return self._lock(blocking=blocking)
             raise
         return True
 
     def release(self) -> None:
-        """Release (idempotent)."""
+        """Release (idempotent); closing the descriptor drops the lock."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
 

@@ -149,7 +149,7 @@ def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
     without an fsync each (the run syncs once at its end), so a power cut can
     leave an empty ref, and the task simply runs again.
     """
-    data = atomic.read_bytes(deployed.data_dir / ref_relpath(path))
+    data = atomic.read_bytes(f"{deployed.data_dir}{os.sep}{ref_relpath(path)}")
     if not data:
         return DatasetRef.unassigned()
     return dataset_ref.decode(data)

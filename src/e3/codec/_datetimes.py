@@ -63,8 +63,45 @@ def _fix(value: Any) -> Any:
     return value
 
 
+def _fix_typed(value: Any, east_type: Any) -> Any:
+    """:func:`_fix`, but only into the parts of ``value`` whose type holds a DateTime."""
+    if not _has_datetime(east_type):
+        return value
+    kind = east_type.type
+    if kind == "DateTime":
+        return _exact_datetime(value) if isinstance(value, datetime) else value
+    if kind == "Struct":
+        if not isinstance(value, dict | EastStruct):
+            return value
+        fixed = dict(value.items())
+        for field in east_type.value:
+            name = field["name"]
+            if name in fixed and _has_datetime(field["type"]):
+                fixed[name] = _fix_typed(fixed[name], field["type"])
+        return EastStruct(fixed) if isinstance(value, EastStruct) else fixed
+    if kind in ("Array", "Set"):
+        if isinstance(value, list | tuple):
+            return [_fix_typed(v, east_type.value) for v in value]
+        if isinstance(value, set | frozenset):
+            return {_fix_typed(v, east_type.value) for v in value}
+        return value  # a C-backed container: exact already
+    if kind == "Dict":
+        if not isinstance(value, dict):
+            return value
+        kt, vt = east_type.value["key"], east_type.value["value"]
+        return {_fix_typed(k, kt): _fix_typed(v, vt) for k, v in value.items()}
+    if kind == "Variant":
+        if not isinstance(value, EastVariant):
+            return value
+        for case in east_type.value:
+            if case["name"] == value.type:
+                return EastVariant(value.type, _fix_typed(value.value, case["type"]))
+        return value
+    return _fix(value)  # recursive and other types: walk everything
+
+
 def exact_datetimes(value: Any, east_type: Any) -> Any:
     """``value`` with every Python datetime made safe for east-py (if the type has any)."""
     if _has_datetime(east_type):
-        return _fix(value)
+        return _fix_typed(value, east_type)
     return value

@@ -116,6 +116,10 @@ def run_task(
             done = await runner.execute(graph, 0, tuple(hashes))
         finally:
             await registry.close()
+        if done.publish is not None:
+            if repo.durable:
+                atomic.sync_filesystem(repo.root)
+            done.publish()
         return done.output_hash, done.execution_id, done.error
 
     out_hash, eid, error = asyncio.run(go())

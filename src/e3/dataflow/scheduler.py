@@ -23,7 +23,10 @@ unchanged, so downstream tasks hit the cache (early cutoff). The same
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
+import json
 import os
 import shutil
 import signal
@@ -31,21 +34,24 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from e3 import executions, workspaces
 from e3.codec import beast2
 from e3.codec import ir as east_ir
-from e3.codec.types import print_type
+from e3.codec.types import short_type
 from e3.dataflow.events import Event, EventKind
 from e3.dataflow.graph import Graph, build_graph
 from e3.dataflow.plan import Counts, Plan, State
 from e3.errors import DataflowAborted, DecodeError, E3Error, TypeMismatch
 from e3.hashing import inputs_hash
 from e3.names import new_uuid7
-from e3.paths import DatasetPath, format_keypath
+from e3.paths import DatasetPath, format_keypath, ref_relpath
 from e3.records import dataflow as run_record
+from e3.records import dataset_ref
+from e3.records import execution as exec_record
 from e3.records import task as task_record
 from e3.records import workspace as ws_record
 from e3.records._util import utc_now
@@ -53,13 +59,18 @@ from e3.records.dataflow import DataflowRun, RunSummary, TaskExecution
 from e3.records.dataset_ref import DatasetRef
 from e3.records.execution import ExecutionStatus
 from e3.repository import Repository
-from e3.runners.base import RunnerRegistry, RunRequest, RunResult, default_registry
+from e3.runners.base import RunnerRegistry, RunRequest, default_registry
 from e3.store import atomic, locks
 from e3.store.procs import current_identity, identity_of
 
+#: Results are published (cache records, output refs) in batches at most this far apart,
+#: each after one file-system sync, instead of one fsync per task.
+PUBLISH_INTERVAL = 0.25
+#: A task running longer than this gets a ``running`` status and live logs.
+SLOW_TASK = 0.2
 #: Default size cap of each of a task's stdout and stderr logs.
 DEFAULT_LOG_LIMIT = 10 << 20
-_PERIODIC = 0.5
+_PERIODIC = 0.2
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class _Done:
     error: str | None = None
     exit_code: int | None = None
     duration: float = 0.0
+    publish: Callable[[], None] | None = None
 
 
 class _Emitter:
@@ -114,12 +126,57 @@ class _Emitter:
         self.sink(Event(kind, self.seq, time.monotonic() - self.t0, **fields))  # type: ignore[arg-type]
 
 
+_GRAPHS: dict[str, Graph] = {}
+
+
 def load_graph(repo: Repository, dep: workspaces.Deployed) -> Graph:
-    """The task graph of a deployed package."""
-    tasks = {}
-    for name, h in dep.package.tasks.items():
-        tasks[name] = (h, task_record.decode(repo.objects.get(h)))
-    return build_graph(tasks)
+    """The task graph of a deployed package.
+
+    Packages are immutable, so the graph is cached by package hash: in memory
+    (for a server) and in ``cache/graphs/<hash>.json`` (for the next command),
+    sparing a thousand-task package a thousand object decodes per run.
+    """
+    key = dep.state.package_hash
+    graph = _GRAPHS.get(key)
+    if graph is not None:
+        return graph
+    cache = repo.root / "cache" / "graphs" / f"{key}.json"
+    tasks = _read_graph_cache(cache, dep.package.tasks)
+    if tasks is None:
+        tasks = {
+            name: (h, task_record.decode(repo.objects.get(h)))
+            for name, h in dep.package.tasks.items()
+        }
+        payload = {
+            name: [h, t.command_ir, [list(p) for p in t.inputs], list(t.output)]
+            for name, (h, t) in tasks.items()
+        }
+        with contextlib.suppress(E3Error):
+            atomic.write_bytes(cache, json.dumps(payload).encode(), durable=False)
+    graph = build_graph(tasks)
+    if len(_GRAPHS) > 64:
+        _GRAPHS.clear()
+    _GRAPHS[key] = graph
+    return graph
+
+
+def _read_graph_cache(
+    path: Path, expected: dict[str, str]
+) -> dict[str, tuple[str, task_record.TaskObject]] | None:
+    raw = atomic.read_bytes(path)
+    if not raw:
+        return None
+    try:
+        payload = json.loads(raw)
+        tasks = {
+            name: (h, task_record.TaskObject(ir, tuple(tuple(p) for p in ins), tuple(out)))
+            for name, (h, ir, ins, out) in payload.items()
+        }
+    except (ValueError, TypeError):
+        return None
+    if {n: h for n, (h, _) in tasks.items()} != expected:
+        return None
+    return tasks
 
 
 def _task_env(extra: dict[str, str]) -> dict[str, str]:
@@ -132,21 +189,58 @@ def _task_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def cap_log(path: Path, limit: int) -> None:
-    """Truncate a log to ``limit`` bytes and say so at its end."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return
-    if size <= limit:
-        return
-    with open(path, "r+b") as f:
-        f.truncate(limit)
-        f.seek(limit)
-        f.write(
-            f"\n[e3: log truncated: {size - limit} more bytes were written "
-            f"beyond the {limit}-byte limit]\n".encode()
-        )
+@dataclass
+class _Active:
+    """A task being executed: what the periodic tick needs to record and stream it."""
+
+    name: str
+    edir: Path
+    eid: str
+    input_hashes: tuple[str, ...]
+    started: datetime
+    t0: float
+    spool_out: Path
+    spool_err: Path
+    logs: _Logs
+    pid: int | None = None
+    status_written: bool = False
+
+
+class _Logs:
+    """Copies a task's spooled stdout/stderr into its execution directory, capped.
+
+    Runners write into per-slot spool files that are reused from task to task;
+    only output that exists is copied, so a quiet task creates no log files.
+    Copies happen while a long task runs (so ``e3 logs --follow`` sees it) and
+    when it ends; past the cap the rest is counted and a marker says so.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.copied = {executions.STDOUT_FILE: 0, executions.STDERR_FILE: 0}
+        self.dropped = {executions.STDOUT_FILE: 0, executions.STDERR_FILE: 0}
+
+    def copy(self, spool: Path, dest: Path, *, final: bool) -> None:
+        name = dest.name
+        try:
+            with open(spool, "rb") as f:
+                f.seek(self.copied[name] + self.dropped[name])
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        room = max(0, self.limit - self.copied[name])
+        keep, extra = data[:room], len(data) - min(len(data), room)
+        if keep:
+            with open(dest, "ab") as out:
+                out.write(keep)
+            self.copied[name] += len(keep)
+        self.dropped[name] += extra
+        if final and self.dropped[name]:
+            with open(dest, "ab") as out:
+                out.write(
+                    f"\n[e3: log truncated: {self.dropped[name]} more bytes were written "
+                    f"beyond the {self.limit}-byte limit]\n".encode()
+                )
 
 
 class _Run:
@@ -168,17 +262,64 @@ class _Run:
         self.run_id = new_uuid7()
         self.command_cache: dict[str, bytes] = {}
         self.task_executions: dict[str, TaskExecution] = {}
-        self.refs: dict[DatasetPath, DatasetRef] = {}
         self.identity = current_identity()
         self.env_base = _task_env({"E3_WORKSPACE": ws, "E3_RUN_ID": self.run_id})
         self.output_types: dict[DatasetPath, object] = {}
+        self.scratch = repo.tmp_dir / f"run-{self.run_id}"
+        self.free_slots = list(range(max(1, options.concurrency) - 1, -1, -1))
+        self.active: dict[str, _Active] = {}
+
+    def close(self) -> None:
+        """Remove the run's scratch files."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # ── bookkeeping of long tasks ────────────────────────────────────────
+    def tick(self, min_age: float = SLOW_TASK) -> None:
+        """Record and stream tasks that have run for a while.
+
+        Short tasks never get a ``running`` status or live logs: they are over
+        before anyone could look, and skipping those writes halves the file
+        creations per task.
+        """
+        now = time.monotonic()
+        for a in self.active.values():
+            if now - a.t0 < min_age:
+                continue
+            if not a.status_written and a.pid is not None:
+                self._write_running(a)
+            a.logs.copy(a.spool_out, a.edir / executions.STDOUT_FILE, final=False)
+            a.logs.copy(a.spool_err, a.edir / executions.STDERR_FILE, final=False)
+
+    def _write_running(self, a: _Active) -> None:
+        assert a.pid is not None
+        ident = identity_of(a.pid)
+        executions.write_status(
+            a.edir,
+            ExecutionStatus(
+                "running",
+                a.eid,
+                a.input_hashes,
+                a.started,
+                pid=a.pid,
+                pid_start_time=ident.start_time if ident else 0,
+                boot_id=ident.boot_id if ident else self.identity.boot_id,
+            ),
+        )
+        a.status_written = True
 
     # ── execution of one task ────────────────────────────────────────────
     async def execute(self, graph: Graph, i: int, input_hashes: tuple[str, ...]) -> _Done:
+        """Run task ``i`` (or reuse a result someone else just computed).
+
+        A successful result comes back with ``publish`` set: the cache record is
+        written (and the single-flight lock released) when the run publishes its
+        next batch, after one file-system sync made the output object durable.
+        """
         node = graph.tasks[i]
         ih = inputs_hash(input_hashes)
         flight = executions.FlightLock(self.repo, node.hash, ih)
         t0 = time.monotonic()
+        keep_lock = False
         try:
             if not flight.try_acquire():
                 # Someone else is computing exactly this: wait, then reuse their result.
@@ -190,149 +331,210 @@ class _Run:
                     hit = executions.cached_output(self.repo, node.hash, ih)
                     if hit is not None:
                         return _Done(i, hit[1], hit[0], cached=True)
-            return await self._run_command(graph, i, input_hashes, ih, t0)
+            executions.mark_interrupted(self.repo, node.hash, ih)
+            slot = self.free_slots.pop()
+            try:
+                done = await self._run_command(graph, i, input_hashes, ih, t0, slot)
+            finally:
+                self.free_slots.append(slot)
+            if done.publish is not None:
+                record = done.publish
+                keep_lock = True
+
+                def publish() -> None:
+                    try:
+                        record()
+                    finally:
+                        flight.release()
+
+                done.publish = publish
+            return done
         finally:
-            flight.release()
+            if not keep_lock:
+                flight.release()
 
     async def _run_command(
-        self, graph: Graph, i: int, input_hashes: tuple[str, ...], ih: str, t0: float
+        self, graph: Graph, i: int, input_hashes: tuple[str, ...], ih: str, t0: float, slot: int
     ) -> _Done:
         node = graph.tasks[i]
         repo = self.repo
-        eid, edir, started = executions.begin(
-            repo,
-            node.hash,
-            ih,
+        eid, edir, started = executions.begin(repo, node.hash, ih)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        out_path = self.scratch / f"out-{slot}.beast2"
+        active = _Active(
+            node.name,
+            edir,
+            eid,
             input_hashes,
-            pid=self.identity.pid,
-            pid_start_time=self.identity.start_time,
-            boot_id=self.identity.boot_id,
+            started,
+            t0,
+            self.scratch / f"log-{slot}.out",
+            self.scratch / f"log-{slot}.err",
+            _Logs(self.options.log_limit),
         )
-        scratch = repo.tmp_dir / eid
-        result: RunResult | None = None
+        staged: list[Path] = []
 
         def finish(
-            state: Literal["success", "failed", "error"],
+            state: Literal["failed", "error"],
             *,
             message: str | None = None,
             exit_code: int | None = None,
-            output: str | None = None,
         ) -> None:
-            status = ExecutionStatus(
-                state,
-                eid,
-                input_hashes,
-                started,
-                utc_now(),
-                output_hash=output,
-                exit_code=exit_code,
-                message=message,
+            executions.write_status(
+                edir,
+                ExecutionStatus(
+                    state,
+                    eid,
+                    input_hashes,
+                    started,
+                    utc_now(),
+                    exit_code=exit_code,
+                    message=message,
+                ),
             )
-            if state == "success":
-                executions.record_success(edir, status)
-            else:
-                executions.write_status(edir, status)
 
+        def fail(
+            state: Literal["failed", "error"], message: str, exit_code: int | None = None
+        ) -> _Done:
+            finish(state, message=message, exit_code=exit_code)
+            return _Done(
+                i,
+                execution_id=eid,
+                error=message,
+                exit_code=exit_code,
+                duration=time.monotonic() - t0,
+            )
+
+        self.active[eid] = active
         try:
-            scratch.mkdir(parents=True)
             ir = self.command_cache.get(node.command_ir)
             if ir is None:
                 ir = self.command_cache[node.command_ir] = repo.objects.get(node.command_ir)
-            out_path = scratch / "output.beast2"
             paths = [str(repo.objects.path_of(h)) for h in input_hashes]
             argv = east_ir.evaluate_command(ir, paths, str(out_path))
             runner = self.registry.choose(argv)
             if runner.name == "process" and not _reads_inputs_only(argv):
                 # Arbitrary commands get private copies: they cannot harm stored objects.
-                staged = []
                 for k, p in enumerate(paths):
-                    dest = scratch / f"input-{k}.beast2"
+                    dest = edir / f"input-{k}.beast2"
                     shutil.copyfile(p, dest)
-                    staged.append(str(dest))
-                argv = east_ir.evaluate_command(ir, staged, str(out_path))
+                    staged.append(dest)
+                argv = east_ir.evaluate_command(ir, [str(p) for p in staged], str(out_path))
+            with open(out_path, "wb"):  # empty: a task that writes nothing leaves nothing
+                pass
             request = RunRequest(
                 argv=tuple(argv),
-                cwd=scratch,
+                cwd=edir,
                 env={**self.env_base, "E3_TASK": node.name, "E3_EXECUTION_ID": eid},
-                stdout=edir / executions.STDOUT_FILE,
-                stderr=edir / executions.STDERR_FILE,
+                stdout=active.spool_out,
+                stderr=active.spool_err,
                 timeout=self.options.timeout,
                 label=node.name,
             )
 
             def on_start(pid: int) -> None:
-                ident = identity_of(pid)
-                executions.write_status(
-                    edir,
-                    ExecutionStatus(
-                        "running",
-                        eid,
-                        input_hashes,
-                        started,
-                        pid=pid,
-                        pid_start_time=ident.start_time if ident else 0,
-                        boot_id=ident.boot_id if ident else self.identity.boot_id,
-                    ),
-                )
+                active.pid = pid
 
             self.emit("task_started", task=node.name, execution_id=eid)
             result = await runner.run(request, on_start)
-            duration = time.monotonic() - t0
             if not result.ok:
-                if result.exit_code is not None and not result.timed_out and result.error is None:
-                    finish("failed", exit_code=result.exit_code)
-                    return _Done(
-                        i,
-                        execution_id=eid,
-                        error=result.describe(),
-                        exit_code=result.exit_code,
-                        duration=duration,
-                    )
-                message = (
-                    f"timed out after {self.options.timeout:g} s"
-                    if result.timed_out
-                    else result.describe()
-                )
-                if result.signal is not None and not result.timed_out:
-                    finish("failed", exit_code=128 + result.signal, message=message)
-                    return _Done(
-                        i,
-                        execution_id=eid,
-                        error=message,
-                        exit_code=128 + result.signal,
-                        duration=duration,
-                    )
-                finish("error", message=message)
-                return _Done(i, execution_id=eid, error=message, duration=duration)
-            try:
-                data = out_path.read_bytes()
-            except FileNotFoundError:
-                message = "the task exited 0 but wrote no output file"
-                finish("error", message=message)
-                return _Done(i, execution_id=eid, error=message, duration=duration)
+                if result.timed_out:
+                    return fail("error", f"timed out after {self.options.timeout:g} s")
+                if result.error is not None:
+                    return fail("error", result.error)
+                if result.signal is not None:
+                    return fail("failed", result.describe(), 128 + result.signal)
+                return fail("failed", result.describe(), result.exit_code)
+            data = out_path.read_bytes()
+            if not data:
+                return fail("error", "the task exited 0 but wrote no output file")
             declared = self.output_types[node.output]
             try:
                 _, canonical = beast2.canonicalize(data, declared)
             except (DecodeError, TypeMismatch) as exc:
-                message = (
-                    f"output is not a valid value of {format_keypath(node.output)} "
-                    f"({print_type(declared)}): {exc.message}"
+                return fail(
+                    "error",
+                    f"output is not a valid value of "
+                    f"{format_keypath(node.output)} ({short_type(declared)}): "
+                    f"{exc.message}",
                 )
-                finish("error", message=message)
-                return _Done(i, execution_id=eid, error=message, duration=duration)
-            h = repo.objects.put(canonical)
-            finish("success", output=h)
-            return _Done(i, h, eid, duration=duration)
+            h = repo.objects.put(canonical, sync=False)  # synced with the batch it is published in
+            status = ExecutionStatus(
+                "success", eid, input_hashes, started, utc_now(), output_hash=h
+            )
+            return _Done(
+                i,
+                h,
+                eid,
+                duration=time.monotonic() - t0,
+                publish=functools.partial(
+                    executions.write_success_files, edir, exec_record.encode(status), h
+                ),
+            )
         except asyncio.CancelledError:
             finish("error", message="cancelled")
             raise
         except E3Error as exc:
-            finish("error", message=exc.message)
-            return _Done(i, execution_id=eid, error=exc.message, duration=time.monotonic() - t0)
+            return fail("error", exc.message)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            for name in (executions.STDOUT_FILE, executions.STDERR_FILE):
-                cap_log(edir / name, self.options.log_limit)
+            del self.active[eid]
+            for path in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            active.logs.copy(active.spool_out, edir / executions.STDOUT_FILE, final=True)
+            active.logs.copy(active.spool_err, edir / executions.STDERR_FILE, final=True)
+
+
+class _Publisher:
+    """Writes that refer to new objects (cache records, output refs), batched.
+
+    A batch is one file-system sync (making the batch's objects durable)
+    followed by the writes, done on a background thread so the loop keeps
+    launching tasks meanwhile. Batches run in order.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.pending: list[Callable[[], None]] = []
+        self.since = 0.0
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._futures: list[concurrent.futures.Future[None]] = []
+
+    def add(self, action: Callable[[], None]) -> None:
+        """Queue a write for the next batch."""
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.append(action)
+
+    def flush(self) -> None:
+        """Start writing the queued batch."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="e3-publish"
+            )
+        self._futures = [f for f in self._futures if not f.done() or f.exception()]
+        self._futures.append(self._executor.submit(self._write, batch))
+
+    def _write(self, batch: list[Callable[[], None]]) -> None:
+        if self.repo.durable:
+            atomic.sync_filesystem(self.repo.root)
+        for action in batch:
+            action()
+
+    async def drain(self) -> None:
+        """Write everything queued and wait until it is on disk."""
+        self.flush()
+        try:
+            for f in self._futures:
+                await asyncio.wrap_future(f)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            self._futures = []
 
 
 def _reads_inputs_only(argv: list[str]) -> bool:
@@ -426,15 +628,24 @@ async def _run_locked(
 
     running: dict[asyncio.Task[_Done], int] = {}
     skip_reported: set[int] = set()
+    publisher = _Publisher(repo)
 
-    def settle_output(i: int, h: str) -> None:
+    def settle_output(i: int, h: str, *, deferred: bool) -> None:
         out = graph.tasks[i].output
         cur = current_outputs.get(out)
         if cur is None or cur.kind != "value" or cur.hash != h:
             ref = DatasetRef.of(h)
-            # The object is already durable; the ref is synced with the run's last barrier.
-            workspaces.write_ref(repo, dep, out, ref, durable=False)
             current_outputs[out] = ref
+            write = functools.partial(
+                atomic.write_bytes,
+                dep.data_dir / ref_relpath(out),
+                dataset_ref.encode(ref),
+                durable=False,
+            )
+            if deferred:  # refers to an object not yet synced: goes out with its batch
+                publisher.add(write)
+            else:
+                write()
 
     def report_terminal() -> None:
         for i in plan.drain_settled():
@@ -481,7 +692,7 @@ async def _run_locked(
                     )
                     if hit is not None:
                         if plan.complete(i, hit[1], cached=True) is not None:
-                            settle_output(i, hit[1])
+                            settle_output(i, hit[1], deferred=False)
                             run.task_executions[node.name] = TaskExecution(hit[0], True)
                             emit(
                                 "task_cached",
@@ -494,17 +705,21 @@ async def _run_locked(
                 running[task] = i
             report_terminal()
             if not running:
+                publisher.flush()
                 if plan.finished():
                     break
                 continue
-            done, _ = await asyncio.wait(
-                running, timeout=_PERIODIC, return_when=asyncio.FIRST_COMPLETED
-            )
+            wait = _PERIODIC
+            if publisher.pending:
+                wait = max(0.0, min(wait, publisher.since + PUBLISH_INTERVAL - time.monotonic()))
+            done, _ = await asyncio.wait(running, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 i = running.pop(task)
                 res = task.result()
                 node = graph.tasks[i]
                 prior = plan.runs[i].launches
+                if res.publish is not None:
+                    publisher.add(res.publish)  # the cache record is valid whatever happens below
                 if res.error is None and res.output_hash is not None:
                     accepted = plan.complete(i, res.output_hash, cached=res.cached)
                     if accepted is None:
@@ -514,7 +729,7 @@ async def _run_locked(
                             detail="an input changed while it ran",
                         )
                         continue
-                    settle_output(i, res.output_hash)
+                    settle_output(i, res.output_hash, deferred=res.publish is not None)
                     assert res.execution_id is not None
                     run.task_executions[node.name] = TaskExecution(
                         res.execution_id, res.cached, execution_count=prior
@@ -540,6 +755,9 @@ async def _run_locked(
                     for s in skipped:
                         skip_reported.add(s)
                         emit("task_skipped", task=graph.tasks[s].name, detail=plan.runs[s].reason)
+            if publisher.pending and time.monotonic() - publisher.since >= PUBLISH_INTERVAL:
+                publisher.flush()
+            run.tick()
             check_inputs()
     except (asyncio.CancelledError, KeyboardInterrupt):
         cancelled = True
@@ -548,6 +766,8 @@ async def _run_locked(
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         plan.cancel_pending("cancelled")
+    await publisher.drain()
+    run.close()
 
     counts = plan.counts()
     duration = time.monotonic() - t0

@@ -15,7 +15,8 @@ class RunRequest:
     """One command to run for a task execution.
 
     The command reads its inputs and writes its output at paths already in
-    ``argv``; it writes stdout/stderr to the given log files (appending).
+    ``argv``. Its stdout and stderr replace the content of the ``stdout`` and
+    ``stderr`` files (the engine copies them into the execution's logs).
     """
 
     argv: tuple[str, ...]

@@ -54,6 +54,7 @@ class _Worker:
         self.rss = 0
         self.alive = True
         self._buffer = bytearray()
+        self._messages: list[dict[str, Any]] = []
         self._waiter: asyncio.Future[dict[str, Any]] | None = None
         self._closed_reader = False
         asyncio.get_running_loop().add_reader(reply_fd, self._on_readable)
@@ -70,13 +71,15 @@ class _Worker:
                 self._waiter.set_exception(WorkerDied(self.proc.poll()))
             return
         self._buffer += chunk
-        if len(self._buffer) >= 4:
+        while len(self._buffer) >= 4:
             size = int.from_bytes(self._buffer[:4], "big")
-            if len(self._buffer) >= 4 + size:
-                body = bytes(self._buffer[4 : 4 + size])
-                del self._buffer[: 4 + size]
-                if self._waiter is not None and not self._waiter.done():
-                    self._waiter.set_result(json.loads(body))
+            if len(self._buffer) < 4 + size:
+                break
+            body = bytes(self._buffer[4 : 4 + size])
+            del self._buffer[: 4 + size]
+            self._messages.append(json.loads(body))
+        if self._messages and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(self._messages.pop(0))
 
     def _close_reader(self) -> None:
         if not self._closed_reader:
@@ -88,6 +91,8 @@ class _Worker:
 
     async def reply(self) -> dict[str, Any]:
         """The next message from the worker."""
+        if self._messages:
+            return self._messages.pop(0)
         if not self.alive:
             raise WorkerDied(self.proc.poll())
         self._waiter = asyncio.get_running_loop().create_future()
@@ -96,8 +101,8 @@ class _Worker:
         finally:
             self._waiter = None
 
-    async def call(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send a request and wait for its reply."""
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a request (the reply is awaited with :meth:`reply`)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(frame(message))
@@ -105,7 +110,6 @@ class _Worker:
         except (BrokenPipeError, OSError):
             self.alive = False
             raise WorkerDied(self.proc.poll()) from None
-        return await self.reply()
 
     def kill(self) -> None:
         """Kill the worker and anything it started."""
@@ -259,9 +263,10 @@ class WarmEastRunner:
             "stderr": str(request.stderr),
         }
         try:
-            on_start(worker.pid)
             try:
-                reply = await asyncio.wait_for(worker.call(message), request.timeout)
+                worker.send(message)
+                on_start(worker.pid)  # bookkeeping while the worker computes
+                reply = await asyncio.wait_for(worker.reply(), request.timeout)
             except TimeoutError:
                 worker.kill()
                 return RunResult(timed_out=True, pid=worker.pid)

@@ -120,8 +120,9 @@ class Worker:
             os.environ.update(env)
         os.chdir(request["cwd"])
         saved = os.dup(1), os.dup(2)
-        out = os.open(request["stdout"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        err = os.open(request["stderr"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+        out = os.open(request["stdout"], flags, 0o644)
+        err = os.open(request["stderr"], flags, 0o644)
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.close(out)

@@ -38,7 +38,7 @@ class ProcessRunner:
         if exe is None:
             return RunResult(error=f"command not found: {request.argv[0]}")
         try:
-            with open(request.stdout, "ab") as out, open(request.stderr, "ab") as err:
+            with open(request.stdout, "wb") as out, open(request.stderr, "wb") as err:
                 proc = subprocess.Popen(
                     [exe, *request.argv[1:]],
                     cwd=request.cwd,

@@ -128,7 +128,7 @@ def remove_file(path: Path, *, durable: bool = True) -> bool:
     return True
 
 
-def read_bytes(path: Path) -> bytes | None:
+def read_bytes(path: Path | str) -> bytes | None:
     """Content of ``path``, or ``None`` if it does not exist."""
     try:
         with open(path, "rb") as f:
@@ -138,7 +138,7 @@ def read_bytes(path: Path) -> bytes | None:
     except IsADirectoryError:
         return None
     except OSError as exc:
-        raise storage_error(exc, "read", path) from exc
+        raise storage_error(exc, "read", Path(path)) from exc
 
 
 def prune_empty_dirs(start: Path, stop: Path) -> None:

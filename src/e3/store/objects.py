@@ -81,11 +81,16 @@ class LocalObjectStore:
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
         self.durable = durable
+        self._prefix = str(root) + os.sep
 
     def path_of(self, hash_: str) -> Path:
         """File holding an object (whether or not it exists)."""
+        return Path(self.file_of(hash_))
+
+    def file_of(self, hash_: str) -> str:
+        """:meth:`path_of` as a string (hot paths avoid pathlib's overhead)."""
         check_hash(hash_)
-        return self.root / hash_[:2] / (hash_[2:] + OBJECT_SUFFIX)
+        return f"{self._prefix}{hash_[:2]}{os.sep}{hash_[2:]}{OBJECT_SUFFIX}"
 
     def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
         """Store ``data``; an existing file of the wrong size (a torn write) is replaced."""
@@ -101,7 +106,7 @@ class LocalObjectStore:
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """Read an object, optionally checking its hash."""
-        data = atomic.read_bytes(self.path_of(hash_))
+        data = atomic.read_bytes(self.file_of(hash_))
         if data is None:
             raise _not_found(hash_)
         if verify:
@@ -112,7 +117,7 @@ class LocalObjectStore:
 
     def has(self, hash_: str) -> bool:
         """Whether the object file exists."""
-        return self.path_of(hash_).is_file()
+        return os.path.isfile(self.file_of(hash_))
 
     def info(self, hash_: str) -> ObjectInfo:
         """Size and mtime from the file system."""
