@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from east import East, IntegerType
+from east import East, IntegerType, StringType
 
 import e3
 from e3.sdk import Package
@@ -103,3 +103,38 @@ def tree_digest(root: Path) -> str:
                 h.update(p.read_bytes())
             h.update(b"\0")
     return h.hexdigest()
+
+
+# ── packages used by the dataflow tests ─────────────────────────────────────
+
+
+def _boom(b, v):
+    b.error(East.value("boom", StringType))
+    return v
+
+
+def failing_package() -> Package:
+    """ok (x+1); bad fails; after depends on bad; other (x*2) -> later (+1), independent."""
+    x = e3.input("x", IntegerType, default=1)
+    ok = e3.task("ok", [x], East.function([IntegerType], IntegerType, lambda b, v: v + 1))
+    bad = e3.task("bad", [x], East.function([IntegerType], IntegerType, _boom))
+    after = e3.task("after", [bad], East.function([IntegerType], IntegerType, lambda b, v: v))
+    other = e3.task("other", [x], East.function([IntegerType], IntegerType, lambda b, v: v * 2))
+    later = e3.task("later", [other], East.function([IntegerType], IntegerType, lambda b, v: v + 1))
+    return e3.package("failing", "1.0.0", ok, after, later)
+
+
+def shell_package(command: str, *, name: str = "shellpkg", version: str = "1.0.0") -> Package:
+    """One custom task ``t`` running ``command`` on input ``x`` (an Integer, default 5)."""
+    x = e3.input("x", IntegerType, default=5)
+    task = e3.custom_task("t", [x], IntegerType, command)
+    return e3.package(name, version, task)
+
+
+def export_to(pkg: Package, directory: Path) -> Path:
+    """Export a package definition to ``directory``; returns the zip."""
+    from e3.sdk import export
+
+    out = directory / f"{pkg.name}-{pkg.version}.zip"
+    export(pkg, out)
+    return out

@@ -70,19 +70,15 @@ def run_task(
     hashes: list[str] = []
     wanted = list(tobj.inputs)
     first = wanted[0] if wanted else None
-    if (
-        first is not None
-        and len(inputs) == len(wanted) - 1
-        and first[-1] == "function_ir"
-        and (ref := pkg.refs.get(first)) is not None
-        and ref.hash
-    ):
-        hashes.append(ref.hash)
+    builtin = pkg.refs.get(first) if first is not None and first[-1] == "function_ir" else None
+    if builtin is not None and builtin.hash and len(inputs) == len(wanted) - 1:
+        hashes.append(builtin.hash)  # an East task's function comes from the package
         wanted = wanted[1:]
     if len(inputs) != len(wanted):
-        names = ", ".join(format_keypath(p) for p in wanted) or "none"
+        shown = wanted[1:] if builtin is not None else wanted
+        names = ", ".join(format_keypath(p) for p in shown) or "none"
         raise UsageError(
-            f"task '{task}' takes {len(wanted)} input(s) ({names}); {len(inputs)} given"
+            f"task '{task}' takes {len(shown)} input(s) ({names}); {len(inputs)} given"
         )
     for path, file in zip(wanted, inputs, strict=True):
         try:

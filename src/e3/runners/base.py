@@ -91,6 +91,7 @@ class RunnerRegistry:
     factories: dict[str, Callable[[], Runner]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     load_plugins: bool = True
+    closers: list[Callable[[], None]] = field(default_factory=list)
     _instances: dict[str, Runner] = field(default_factory=dict)
 
     def register(self, name: str, factory: Callable[[], Runner], *, first: bool = False) -> None:
@@ -125,10 +126,12 @@ class RunnerRegistry:
         raise RunnerError(f"no runner accepts the command {argv[0]!r}")
 
     async def close(self) -> None:
-        """Close every instantiated runner."""
+        """Close every instantiated runner (and shared helpers such as the guardian)."""
         for runner in self._instances.values():
             await runner.close()
         self._instances.clear()
+        for closer in self.closers:
+            closer()
 
 
 def default_registry(
@@ -144,6 +147,8 @@ def default_registry(
 
     guard = guardian if isinstance(guardian, Guardian) else Guardian()
     reg = RunnerRegistry()
+    if not isinstance(guardian, Guardian):  # ours: stop it with the registry
+        reg.closers.append(guard.close)
     if isolation != "process":
         from e3.runners.east_warm import WarmEastRunner
 

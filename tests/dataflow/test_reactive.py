@@ -1,0 +1,78 @@
+"""``e3 set`` while ``e3 start`` runs: affected tasks re-run; merges never mix inputs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from east import East, IntegerType
+
+import e3
+from e3 import datasets, packages, workspaces
+from e3.dataflow.events import Event
+from e3.dataflow.scheduler import StartOptions, run_sync
+from e3.repository import Repository
+from tests_support import export_to
+
+
+def fives(version: str = "1.0.0") -> e3.sdk.Package:
+    """x -> left = 2x, right = 3x -> merge = left + right, which is 5x unless mixed."""
+    x = e3.input("x", IntegerType, default=1)
+    left = e3.task("left", [x], East.function([IntegerType], IntegerType, lambda b, v: v * 2))
+    right = e3.task("right", [x], East.function([IntegerType], IntegerType, lambda b, v: v * 3))
+    merge = e3.task(
+        "merge",
+        [left, right],
+        East.function([IntegerType, IntegerType], IntegerType, lambda b, p, q: p + q),
+    )
+    return e3.package("fives", version, merge)
+
+
+@pytest.fixture
+def repo_fives(repo: Repository, tmp_path: Path) -> Repository:
+    res = packages.import_package(repo, export_to(fives(), tmp_path))
+    workspaces.deploy(repo, "ws", f"{res.name}@{res.version}")
+    return repo
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_set_during_run_keeps_the_diamond_consistent(repo_fives: Repository, seed: int) -> None:
+    rnd = random.Random(seed)
+    triggers = sorted(rnd.sample(range(1, 12), k=rnd.randint(1, 3)))
+    current = {"x": 1}
+    seen = {"n": 0}
+
+    def on_event(e: Event) -> None:
+        if e.kind in ("task_started", "task_completed", "task_cached"):
+            seen["n"] += 1
+            if triggers and seen["n"] == triggers[0]:
+                triggers.pop(0)
+                current["x"] = rnd.randint(2, 10_000)
+                datasets.set_dataset_value(repo_fives, "ws", ("inputs", "x"), current["x"])
+
+    isolation = "process" if seed % 3 == 0 else "warm"
+    out = run_sync(
+        repo_fives, "ws", StartOptions(isolation=isolation, concurrency=2), on_event=on_event
+    )
+    assert out.status == "completed"
+    merged = datasets.get_value(repo_fives, "ws", ("tasks", "merge", "output"))[1]
+    assert merged == 5 * current["x"], (merged, current, out.counts)
+    assert merged % 5 == 0
+
+
+def test_input_changes_are_reported(repo_fives: Repository) -> None:
+    events: list[Event] = []
+    done = {"set": False}
+
+    def on_event(e: Event) -> None:
+        events.append(e)
+        if e.kind == "task_completed" and e.task == "left" and not done["set"]:
+            done["set"] = True
+            datasets.set_dataset_value(repo_fives, "ws", ("inputs", "x"), 7)
+
+    out = run_sync(repo_fives, "ws", StartOptions(concurrency=1), on_event=on_event)
+    kinds = [e.kind for e in events]
+    assert "input_changed" in kinds
+    assert out.counts.reexecuted >= 1
+    assert datasets.get_value(repo_fives, "ws", ("tasks", "merge", "output"))[1] == 35
