@@ -3,10 +3,11 @@
 `make(n, shape)` builds:
 - ``fanout``: one input ``x`` and N independent tasks ``t0 … t{N-1}``, each x + i;
 - ``chain``: N tasks in a line, ``t0 = x + 1``, ``t{i} = t{i-1} + 1``;
-- ``shell_fanout``: N independent shell tasks copying ``x`` (custom tasks).
+- ``shell_fanout``: N independent shell tasks copying ``x`` (custom tasks);
+- ``noop_fanout``: N independent shell tasks running ``true`` (output type Null).
 """
 
-from east import East, IntegerType
+from east import East, IntegerType, NullType
 
 import e3
 
@@ -32,6 +33,8 @@ def make(n: int, shape: str = "fanout", version: str = "1.0.0") -> e3.sdk.Packag
         tasks = [
             e3.custom_task(f"t{i}", [x], IntegerType, "cp {inputs[0]} {output}") for i in range(n)
         ]
+    elif shape == "noop_fanout":
+        tasks = [e3.custom_task(f"t{i}", [x], NullType, "true") for i in range(n)]
     else:
         raise ValueError(f"unknown shape {shape!r}")
     return e3.package(f"{shape}{n}", version, *tasks)

@@ -21,7 +21,35 @@ from east import EastStruct, EastVariant
 
 @lru_cache(maxsize=512)
 def _has_datetime(east_type: Any) -> bool:
-    return "DateTime" in repr(east_type)
+    """Whether values of ``east_type`` can hold a DateTime.
+
+    Only a DateTime node in the type counts; a variant *case* named DateTime, as
+    in the type of types, does not.
+    """
+    return _contains_datetime(east_type, set())
+
+
+def _contains_datetime(t: Any, seen: set[int]) -> bool:
+    kind = t.type
+    if kind == "DateTime":
+        return True
+    if kind in ("Array", "Set", "Ref", "Vector", "Matrix"):
+        return _contains_datetime(t.value, seen)
+    if kind == "Dict":
+        return _contains_datetime(t.value["key"], seen) or _contains_datetime(
+            t.value["value"], seen
+        )
+    if kind in ("Struct", "Variant"):
+        return any(_contains_datetime(f["type"], seen) for f in t.value)
+    if kind == "Recursive":
+        node = t.value
+        if node.type == "wrapper":
+            if node.value["id"] in seen:
+                return False
+            seen.add(node.value["id"])
+            return _contains_datetime(node.value["inner"], seen)
+        return False  # a reference back to an enclosing wrapper being examined
+    return False  # scalars; functions carry IR, not DateTime values
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,20 +74,32 @@ def _exact_datetime(value: datetime) -> datetime:
 def _fix(value: Any) -> Any:
     """Replace every Python ``datetime`` in a Python-built value.
 
-    C-backed containers decoded by east-py hold exact milliseconds and are left alone.
+    Containers are rebuilt only where something changed, so a value without
+    datetimes comes back as the very same object (its sharing, which Beast2
+    encodes as back-references, is kept). C-backed containers decoded by
+    east-py hold exact milliseconds and are left alone.
     """
     if isinstance(value, datetime):
         return _exact_datetime(value)
     if isinstance(value, dict):
-        return {_fix(k): _fix(v) for k, v in value.items()}
+        items = [(_fix(k), _fix(v)) for k, v in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
     if isinstance(value, list | tuple):
-        return [_fix(v) for v in value]
+        fixed = [_fix(v) for v in value]
+        return value if all(a is b for a, b in zip(fixed, value, strict=True)) else fixed
     if isinstance(value, set | frozenset):
-        return {_fix(v) for v in value}  # elements stay hashable: structs stay EastStruct
+        fixed_set = {_fix(v) for v in value}  # elements stay hashable: structs stay EastStruct
+        return value if fixed_set == value else fixed_set
     if isinstance(value, EastVariant):
-        return EastVariant(value.type, _fix(value.value))
+        inner = _fix(value.value)
+        return value if inner is value.value else EastVariant(value.type, inner)
     if isinstance(value, EastStruct):
-        return EastStruct({k: _fix(v) for k, v in value.items()})
+        pairs = {k: _fix(v) for k, v in value.items()}
+        if all(pairs[k] is v for k, v in value.items()):
+            return value
+        return EastStruct(pairs)
     return value
 
 

@@ -9,6 +9,7 @@ picked the first directory it listed, not the newest).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from e3 import executions, workspaces
@@ -74,12 +75,29 @@ def require_execution(repo: Repository, ws: str, task: str) -> Execution:
     return ex
 
 
+#: An execution with no live process and no activity for this long is over for good
+#: (its engine died before recording how it ended).
+ABANDONED_AFTER = 2.0
+
+
 def is_finished(repo: Repository, ex: Execution) -> bool:
-    """Whether an execution has ended (terminal status, or its process is gone)."""
+    """Whether an execution has ended and its logs are complete.
+
+    A terminal status says so (the engine copies the last log bytes before
+    writing it). Without one, the execution is over only if its process is gone
+    (or it never recorded one) and nothing in its directory changed for
+    :data:`ABANDONED_AFTER` seconds: its engine died.
+    """
     st = executions.read_status(repo, ex.task_hash, ex.inputs_hash, ex.execution_id)
-    if st is None:
+    if st is not None and st.state != "running":
+        return True
+    if st is not None and executions.is_live(st):
         return False
-    return st.state != "running" or not executions.is_live(st)
+    try:
+        newest = max(e.stat().st_mtime for e in os.scandir(ex.dir(repo)))
+    except (OSError, ValueError):
+        return True
+    return time.time() - newest > ABANDONED_AFTER
 
 
 def read_log(
@@ -94,8 +112,8 @@ def read_log(
             total = os.fstat(f.fileno()).st_size
             f.seek(max(0, offset))
             data = f.read(max(0, limit))
-    except FileNotFoundError:
-        return LogChunk(b"", offset, 0, 0, True)
+    except FileNotFoundError:  # the task has not written anything (yet)
+        return LogChunk(b"", offset, 0, 0, finished)
     return LogChunk(data, offset, len(data), total, finished and offset + len(data) >= total)
 
 

@@ -41,7 +41,7 @@ from typing import Literal
 from e3 import executions, workspaces
 from e3.codec import beast2
 from e3.codec import ir as east_ir
-from e3.codec.types import short_type
+from e3.codec.types import NullType, short_type
 from e3.dataflow.events import Event, EventKind
 from e3.dataflow.graph import Graph, build_graph
 from e3.dataflow.plan import Counts, Plan, State
@@ -405,6 +405,16 @@ class _Run:
                 duration=time.monotonic() - t0,
             )
 
+        logs_copied = False
+
+        def copy_logs() -> None:
+            """The last log bytes go in before any terminal status (followers stop on it)."""
+            nonlocal logs_copied
+            if not logs_copied:
+                logs_copied = True
+                active.logs.copy(active.spool_out, edir / executions.STDOUT_FILE, final=True)
+                active.logs.copy(active.spool_err, edir / executions.STDERR_FILE, final=True)
+
         self.active[eid] = active
         try:
             ir = self.command_cache.get(node.command_ir)
@@ -437,6 +447,7 @@ class _Run:
 
             self.emit("task_started", task=node.name, execution_id=eid)
             result = await runner.run(request, on_start)
+            copy_logs()
             if not result.ok:
                 if result.timed_out:
                     return fail("error", f"timed out after {self.options.timeout:g} s")
@@ -446,9 +457,12 @@ class _Run:
                     return fail("failed", result.describe(), 128 + result.signal)
                 return fail("failed", result.describe(), result.exit_code)
             data = out_path.read_bytes()
+            declared = self.output_types[node.output]
+            if not data and declared == NullType:
+                # A side-effect-only task (output type Null) need not write anything.
+                data = beast2.encode(None, NullType)
             if not data:
                 return fail("error", "the task exited 0 but wrote no output file")
-            declared = self.output_types[node.output]
             try:
                 _, canonical = beast2.canonicalize(data, declared)
             except (DecodeError, TypeMismatch) as exc:
@@ -472,6 +486,7 @@ class _Run:
                 ),
             )
         except asyncio.CancelledError:
+            copy_logs()
             finish("error", message="cancelled")
             raise
         except E3Error as exc:
@@ -481,8 +496,7 @@ class _Run:
             for path in staged:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-            active.logs.copy(active.spool_out, edir / executions.STDOUT_FILE, final=True)
-            active.logs.copy(active.spool_err, edir / executions.STDERR_FILE, final=True)
+            copy_logs()
 
 
 class _Publisher:

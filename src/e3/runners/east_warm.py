@@ -31,6 +31,8 @@ from e3.runners.guardian import Guardian, kill_group
 
 #: Memory a worker may reach before it is retired (bytes).
 DEFAULT_RSS_LIMIT = 1 << 30
+#: How long a task waits for a busy worker before another worker is started (seconds).
+SPAWN_PATIENCE = 0.05
 #: Tasks a worker serves before it is retired.
 DEFAULT_MAX_TASKS = 10_000
 
@@ -158,6 +160,8 @@ class WarmEastRunner:
         self._count = 0
         self._available: asyncio.Condition | None = None
         self._importable: dict[str, bool] = {}
+        self._patience_over = False
+        self._starting = 0
         self.spawned = 0
 
     # ── selection ────────────────────────────────────────────────────────
@@ -210,6 +214,13 @@ class WarmEastRunner:
         return worker
 
     async def _acquire(self) -> _Worker:
+        """An idle worker, or a new one.
+
+        A worker takes a quarter of a second to start and most tasks take
+        milliseconds, so a task first waits briefly for a busy worker to come
+        free; only if none does is another worker started. Long tasks thus get
+        parallel workers, and a burst of short ones does not pay for four starts.
+        """
         if self._available is None:
             self._available = asyncio.Condition()
         async with self._available:
@@ -219,15 +230,27 @@ class WarmEastRunner:
                     if worker.alive:
                         return worker
                     self._count -= 1
-                if self._count < self.max_workers:
+                can_grow = self._count < self.max_workers and not self._starting
+                if self._count == 0 or (can_grow and self._patience_over):
                     self._count += 1
+                    self._starting += 1
+                    self._patience_over = False
                     break
-                await self._available.wait()
+                try:
+                    timeout = None if self._starting else SPAWN_PATIENCE
+                    await asyncio.wait_for(self._available.wait(), timeout)
+                except TimeoutError:
+                    self._patience_over = True
         try:
-            return await self._spawn()
+            worker = await self._spawn()
         except BaseException:
+            self._starting -= 1
             await self._forget()
             raise
+        self._starting -= 1
+        async with self._available:
+            self._available.notify_all()  # waiters may now start another worker if needed
+        return worker
 
     async def _forget(self) -> None:
         assert self._available is not None

@@ -219,6 +219,8 @@ def custom_task(name: str, inputs: Sequence[Item], output_type: EastType, comman
     string with ``{inputs[N]}`` and ``{output}`` placeholders (paths are
     inserted single-quoted). The command runs with ``bash -c``; it reads its
     inputs as Beast2 files and must write its output as Beast2 (any byte form).
+    A task whose output type is ``NullType`` may write nothing: it is run for
+    its side effects and its output is null.
     """
     _check(check_task_name, name, f"task {name!r}")
     ins = tuple(_as_dataset(x, name, i) for i, x in enumerate(inputs))

@@ -38,6 +38,8 @@ def process_start_time(pid: int) -> int | None:
         return 0 if _pid_exists(pid) else None
     # The command name (field 2) is parenthesised and may contain spaces.
     rest = stat[stat.rfind(b")") + 2 :].split()
+    if rest[:1] in ([b"Z"], [b"X"]):  # a zombie (dead, not yet reaped) is not running
+        return None
     try:
         return int(rest[19])  # field 22 overall; rest starts at field 3
     except (IndexError, ValueError):

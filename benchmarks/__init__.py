@@ -1,0 +1,1 @@
+"""On-demand benchmarks (``make bench``); see ``benchmarks/__main__.py``."""

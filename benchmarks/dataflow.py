@@ -1,0 +1,113 @@
+"""Whole dataflows through the CLI: chains and fan-outs of trivial East and shell tasks.
+
+Each row is ``e3 start`` as a fresh process (CLI start included): the first run
+(everything executes) and a second run (everything comes from the cache).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.harness import E3, ROOT, e3, env, linear_fit, ms, table, wall
+
+sys.path.insert(0, str(ROOT / "examples"))
+
+
+def _setup(tmp: Path, shape: str, n: int) -> Path:
+    import fanout
+
+    from e3.sdk import export
+
+    zp = tmp / f"{shape}{n}.zip"
+    export(fanout.make(n, shape), zp)
+    repo = tmp / f"repo-{shape}{n}"
+    e3("repo", "create", repo)
+    e3("package", "import", repo, zp)
+    e3("workspace", "deploy", repo, "ws", f"{shape}{n}")
+    return repo
+
+
+def _start(repo: Path, *extra: str) -> float:
+    return wall([E3, "start", str(repo), "ws", *extra])
+
+
+def run_sizes(quick: bool, sizes: str | None) -> list[int]:
+    if sizes:
+        return [int(s) for s in sizes.split(",")]
+    return [10] if quick else [10, 100, 1000]
+
+
+def run(*, quick: bool, sizes: str | None = None) -> None:
+    ns = run_sizes(quick, sizes)
+    rows = []
+    fits: dict[str, list[tuple[int, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for shape in ("chain", "fanout", "shell_fanout", "noop_fanout"):
+            for n in ns:
+                if shape.endswith("fanout") and shape != "fanout" and n > 1000 and not sizes:
+                    continue
+                repo = _setup(tmp, shape, n)
+                first = _start(repo)
+                cached = _start(repo)
+                rows.append(
+                    [
+                        shape,
+                        str(n),
+                        f"{first:.2f} s",
+                        f"{first / n * 1000:.2f} ms",
+                        f"{cached:.2f} s",
+                    ]
+                )
+                fits.setdefault(shape, []).append((n, first))
+                subprocess.run(["rm", "-rf", str(repo)], check=False)
+        table(["dataflow", "tasks", "first run", "per task", "cached re-run"], rows)
+        print()
+        fit_rows = []
+        for shape, points in fits.items():
+            if len(points) >= 2:
+                a, b, r2 = linear_fit([p[0] for p in points], [p[1] for p in points])
+                fit_rows.append([shape, f"{a:.3f} s", ms(b), f"{r2:.4f}"])
+        if fit_rows:
+            table(["first run fit: t = a + b·n", "a (fixed)", "b (per task)", "R²"], fit_rows)
+            print()
+        # Warm runner against one process per task, same dataflow, same run.
+        n = 10 if quick else 100
+        repo = _setup(tmp, "fanout", n)
+        warm = _start(repo, "--force")
+        process = _start(repo, "--force", "--isolation", "process")
+        table(
+            [f"fanout of {n} East tasks, --force", "wall", "ratio"],
+            [
+                ["--isolation process", f"{process:.2f} s", "1.00"],
+                [
+                    "warm (default)",
+                    f"{warm:.2f} s",
+                    f"{warm / process:.3f} ({process / warm:.1f}x)",
+                ],
+            ],
+        )
+        print()
+        # A no-op shell task against spawning /bin/true: per-task slopes, concurrency 1.
+        small, big = (5, 20) if quick else (50, 250)
+        slopes = []
+        for k in (small, big):
+            r = _setup(tmp, "noop_fanout", k)
+            slopes.append(wall([E3, "start", str(r), "ws", "--concurrency", "1"]))
+        per_task = (slopes[1] - slopes[0]) / (big - small)
+        t0 = time.perf_counter()
+        for _ in range(big):
+            subprocess.run(["/bin/true"], check=True, env=env())
+        true_each = (time.perf_counter() - t0) / big
+        table(
+            ["no-op shell task (concurrency 1)", "per task"],
+            [
+                ["spawn /bin/true", ms(true_each)],
+                ["e3 task running `true`", ms(per_task)],
+                ["difference", ms(per_task - true_each)],
+            ],
+        )
