@@ -121,6 +121,12 @@ def is_live(status: ExecutionStatus) -> bool:
     return ProcessIdentity(status.pid, status.pid_start_time or 0, status.boot_id or "").is_alive()
 
 
+def new_attempt(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
+    """Id, directory (not yet created) and start time of a new attempt."""
+    eid = new_uuid7()
+    return eid, repo.execution_dir(task_hash, inputs_hash, eid), utc_now()
+
+
 def begin(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
     """Create a new attempt directory.
 
@@ -149,8 +155,20 @@ def record_success(d: Path, status: ExecutionStatus) -> None:
 def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
     """Write an encoded ``success`` status and the ``output`` file.
 
-    Plain file I/O, so that a background thread can do it.
+    Plain file I/O, so that a background thread can do it. Creates the
+    attempt's directory if nothing created it yet.
     """
+    try:
+        d.mkdir(parents=True)
+        fresh = True
+    except FileExistsError:
+        fresh = False
+    if fresh:
+        # Nobody has seen this directory yet: create the files in place (readers
+        # treat a half-written file as absent), sparing two renames per task.
+        atomic.create_file(d / STATUS_FILE, status_bytes)
+        atomic.create_file(d / OUTPUT_FILE, f"{output_hash}\n".encode())
+        return
     atomic.write_bytes(d / STATUS_FILE, status_bytes, durable=False)
     atomic.write_bytes(d / OUTPUT_FILE, f"{output_hash}\n".encode(), durable=False)
 

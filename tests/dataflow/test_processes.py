@@ -22,6 +22,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,9 +187,20 @@ def setup_repo(tmp_path: Path, pkg: Package, names: tuple[str, ...] = ("ws",)) -
     return repo
 
 
+#: Tasks run in an emptied scratch directory, so the test tasks leave their markers
+#: (pid files) in MARKERS/<execution id>/ instead.
+MARKERS = Path(tempfile.gettempdir()) / "e3-test-markers"
+
+
 def find_files(repo: Path, name: str) -> list[Path]:
-    """Files called ``name`` in execution directories (``executions/<t>/<i>/<id>/name``)."""
-    return sorted((repo / "executions").glob(f"*/*/*/{name}"))
+    """Files called ``name`` of this repository's executions: e3's own files in
+    ``executions/<t>/<i>/<id>/``, or a task's markers in ``MARKERS/<id>/``."""
+    found = []
+    for d in (repo / "executions").glob("*/*/*"):
+        for candidate in (d / name, MARKERS / d.name / name):
+            if candidate.exists():
+                found.append(candidate)
+    return sorted(found)
 
 
 def read_pid(path: Path) -> int | None:
@@ -199,9 +211,11 @@ def read_pid(path: Path) -> int | None:
     return int(text) if text.endswith("\n") and text.strip().isdigit() else None
 
 
-def execution_of(pid_file: Path) -> tuple[str, str, str]:
-    """(task hash, inputs hash, execution id) of the execution directory holding a file."""
+def execution_of(repo: Path, pid_file: Path) -> tuple[str, str, str]:
+    """(task hash, inputs hash, execution id) of the execution a file belongs to."""
     d = pid_file.parent
+    if d.parent == MARKERS:
+        (d,) = (repo / "executions").glob(f"*/*/{d.name}")
     return d.parent.parent.name, d.parent.name, d.name
 
 
@@ -225,7 +239,10 @@ def q(path: Path) -> str:
 
 # A task that starts a background child, records both pids in its cwd (the execution
 # directory) and then waits far longer than any test: it only ends by being killed.
-STUCK = "echo $$ > shell.pid; sleep 60 & echo $! > child.pid; sleep 60"
+STUCK = (
+    f'd={MARKERS}/$E3_EXECUTION_ID; mkdir -p "$d"; echo $$ > "$d/shell.pid"; '
+    'sleep 60 & echo $! > "$d/child.pid"; sleep 60'
+)
 
 
 def wait_for_running_status(repo: Path, execution: tuple[str, str, str], pid: int) -> None:
@@ -255,7 +272,7 @@ def wait_for_stuck_task(repo: Path, e3proc: E3Process) -> tuple[int, int, tuple[
     )[0]
     child = wait_for(lambda: read_pid(child_file), "child.pid to be written")
     shell = wait_for(lambda: read_pid(child_file.with_name("shell.pid")), "shell.pid")
-    return shell, child, execution_of(child_file)
+    return shell, child, execution_of(repo, child_file)
 
 
 # ── 1. cancel ────────────────────────────────────────────────────────────────
@@ -398,7 +415,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         assert_gone(shell, child)
     finally:
         kill_leftovers(shell, child)
-    th, ih, eid = execution_of(pid_files[0])
+    th, ih, eid = execution_of(repo, pid_files[0])
     st = executions.read_status(open_repository(repo), th, ih, eid)
     assert st is not None and st.state == "error" and "timed out" in (st.message or "")
 
@@ -597,8 +614,11 @@ from east.types.types import IntegerType
 
 @platform_function(name="crash_now", inputs=[IntegerType], output=IntegerType)
 def crash_now(x: int) -> int:
-    # Say where it ran (the cwd is the execution directory), then die without a core file.
-    with open("crashed-in", "w") as f:
+    # Say where it ran (in a marker directory named after the execution), then die
+    # without a core file.
+    marker = os.path.join(os.environ["E3_MARKERS"], os.environ["E3_EXECUTION_ID"])
+    os.makedirs(marker, exist_ok=True)
+    with open(os.path.join(marker, "crashed-in"), "w") as f:
         f.write("warm" if "e3.runners.east_worker" in sys.modules else "process")
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.abort()
@@ -654,7 +674,7 @@ def _crash_attempts(repo: Path) -> dict[str, list[tuple[str, int | None, str]]]:
             (
                 ex.status.state if ex.status else "?",
                 ex.status.exit_code if ex.status else None,
-                (ex.dir(r) / "crashed-in").read_text(),
+                (MARKERS / ex.execution_id / "crashed-in").read_text(),
             )
             for ex in attempts
         ]
@@ -669,7 +689,8 @@ def test_a_crashing_worker_fails_only_its_task(tmp_path: Path, isolation: str) -
     env = {
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(plat.parent), os.environ.get("PYTHONPATH", "")) if p
-        )
+        ),
+        "E3_MARKERS": str(MARKERS),
     }
     repo = setup_repo(tmp_path, _crash_package())
     aborted = ("failed", 128 + signal.SIGABRT)

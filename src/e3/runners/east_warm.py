@@ -33,6 +33,8 @@ from e3.runners.guardian import Guardian, kill_group
 DEFAULT_RSS_LIMIT = 1 << 30
 #: How long a task waits for a busy worker before another worker is started (seconds).
 SPAWN_PATIENCE = 0.05
+#: Environment variables that change from task to task.
+_PER_TASK = ("E3_TASK", "E3_EXECUTION_ID")
 #: Tasks a worker serves before it is retired.
 DEFAULT_MAX_TASKS = 10_000
 
@@ -54,6 +56,7 @@ class _Worker:
         self.reply_fd = reply_fd
         self.tasks = 0
         self.rss = 0
+        self.env: dict[str, str] | None = None
         self.alive = True
         self._buffer = bytearray()
         self._messages: list[dict[str, Any]] = []
@@ -278,13 +281,19 @@ class WarmEastRunner:
             worker = await self._acquire()
         except WorkerDied as exc:
             return RunResult(error=f"warm East worker failed to start ({exc.returncode})")
-        message = {
+        # The environment goes to a worker when it differs from the last one it got;
+        # per-task variables (E3_TASK, E3_EXECUTION_ID) travel as an update.
+        base = {k: v for k, v in request.env.items() if k not in _PER_TASK}
+        message: dict[str, Any] = {
             "argv": list(request.argv),
             "cwd": str(request.cwd),
-            "env": request.env,
+            "env_update": {k: request.env[k] for k in _PER_TASK if k in request.env},
             "stdout": str(request.stdout),
             "stderr": str(request.stderr),
         }
+        if worker.env != base:
+            message["env"] = base
+            worker.env = base
         try:
             try:
                 worker.send(message)

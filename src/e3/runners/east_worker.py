@@ -15,9 +15,9 @@ Request: ``{"argv", "cwd", "env", "stdout", "stderr"}``; reply:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import struct
@@ -75,7 +75,8 @@ class Worker:
 
         self.cli = cli
         self.parser = cli.create_parser()
-        self.base_env = dict(os.environ)
+        self.defaults = self.parser.parse_args(["run", "program.beast2"])
+        self.env = dict(os.environ)
         self._libc = ctypes.CDLL(None)
         # Platform packages load once per worker.
         original_load: Callable[[str], list[Any]] = loader.load_platform
@@ -92,11 +93,15 @@ class Worker:
         compiled: dict[tuple[object, ...], Any] = {}
 
         def compile_ir_file(ir_file: Path, platform_fns: list[Any]) -> Any:
-            data = Path(ir_file).read_bytes()
-            # Platform lists come from the cache above, so their identity names them.
+            # A file is identified by path, size and modification time (e3 passes
+            # content-addressed object files, which never change), and platform
+            # lists come from the cache above, so their identity names them.
+            st = os.stat(ir_file)
             key = (
-                hashlib.sha256(data).hexdigest(),
-                Path(ir_file).suffix,
+                str(ir_file),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
                 len(platform_fns),
                 *(id(f) for f in platform_fns[:1] + platform_fns[-1:]),
             )
@@ -111,13 +116,51 @@ class Worker:
         with contextlib.suppress(ImportError, ValueError):
             load_platform("east-py-std")
 
+    def parse(self, argv: list[str]) -> argparse.Namespace:
+        """``east-py run`` arguments, as east-py's own parser reads them.
+
+        The argv e3 generates (``-p``/``-i``/``-o`` and the program) is read
+        directly; anything else goes through east-py's argparse parser.
+        """
+        if len(argv) >= 3 and argv[1] == "run":
+            args = argparse.Namespace(**vars(self.defaults))
+            args.package, args.input, args.output, program = [], [], None, None
+            rest = argv[2:]
+            k = 0
+            while k < len(rest):
+                a = rest[k]
+                if a in ("-p", "-i", "-o") and k + 1 < len(rest):
+                    value = rest[k + 1]
+                    if a == "-p":
+                        args.package.append(value)
+                    elif a == "-i":
+                        args.input.append(Path(value))
+                    else:
+                        args.output = Path(value)
+                    k += 2
+                elif not a.startswith("-") and program is None and k == len(rest) - 1:
+                    program = a
+                    k += 1
+                else:
+                    break
+            else:
+                if program is not None:
+                    args.ir_file = Path(program)
+                    return args
+        parsed: argparse.Namespace = self.parser.parse_args(argv[1:])
+        return parsed
+
     def run(self, request: dict[str, Any]) -> int:
         """Execute one ``east-py run`` argv; returns its exit code."""
         argv: list[str] = request["argv"]
-        env: dict[str, str] = request["env"]
-        if env != dict(os.environ):
+        env: dict[str, str] | None = request.get("env")
+        if env is not None and env != self.env:  # only sent when it changed
             os.environ.clear()
             os.environ.update(env)
+            self.env = dict(env)
+        changes = request.get("env_update")
+        if changes:
+            os.environ.update(changes)
         os.chdir(request["cwd"])
         saved = os.dup(1), os.dup(2)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -129,7 +172,7 @@ class Worker:
         os.close(err)
         try:
             try:
-                args = self.parser.parse_args(argv[1:])
+                args = self.parse(argv)
                 args.exit_with_parent = False  # the worker has its own lifeline
                 code = int(self.cli.cmd_run(args))
             except SystemExit as exc:  # argparse refused the arguments

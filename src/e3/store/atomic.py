@@ -84,6 +84,23 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
         fsync_dir(final.parent)
 
 
+def create_file(path: Path, data: bytes) -> None:
+    """Create a new file with ``data``, without staging.
+
+    For files in a directory nobody reads yet. Fails if the file exists.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise storage_error(exc, "write", path) from exc
+    try:
+        os.write(fd, data)
+    except OSError as exc:
+        raise storage_error(exc, "write", path) from exc
+    finally:
+        os.close(fd)
+
+
 def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
     """Atomically create ``final`` with ``data`` unless it already exists.
 
