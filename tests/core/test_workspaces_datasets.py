@@ -193,3 +193,34 @@ def test_weird_field_names_roundtrip(repo: Repository, tmp_path: Path) -> None:
     data = repo.root / "workspaces" / "ws" / "data"
     for p in data.rglob("*"):
         assert data in p.resolve().parents or p.resolve() == data
+
+
+def test_workspace_export_carries_the_last_run(
+    repo: Repository, build_example, tmp_path: Path
+) -> None:
+    """The importing repository finds the exported results in its cache and logs."""
+    from e3 import executions
+    from e3.dataflow.scheduler import run_sync
+    from e3.repository import create_repository
+    from tests_support import run_cli
+
+    packages.import_package(repo, build_example("platform_calls"))
+    workspaces.deploy(repo, "ws", "platform")
+    run_sync(repo, "ws")
+    out = tmp_path / "ws.zip"
+    workspaces.export_workspace(repo, "ws", out, version="2.0.0")
+    import zipfile
+
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+    assert any(n.startswith("dataflows/ws/") for n in names)
+    assert any(n.endswith("/stdout.txt") for n in names)
+    other, _ = create_repository(tmp_path / "other")
+    workspaces.import_workspace(other, "copy", out)
+    again = run_sync(other, "copy")
+    assert (again.counts.cached, again.counts.executed) == (1, 0)
+    logs = run_cli("logs", other.root, "copy.fingerprint")
+    assert "fingerprint of east" in logs.out
+    dep = workspaces.open_deployed(other, "copy")
+    (ex,) = list(executions.all_for_task(other, dep.package.tasks["fingerprint"]))
+    assert ex.status is not None and ex.status.state == "success"
