@@ -36,8 +36,11 @@ _FILES = (
 def export_entries(
     repo: Repository, deployed: Deployed, refs: dict[DatasetPath, DatasetRef]
 ) -> dict[str, bytes]:
-    """Zip entries (``dataflows/…``, ``executions/…``, output ``objects/…``) for the
-    workspace's current run, if it has one."""
+    """Zip entries for the workspace's current run, if it has one.
+
+    ``dataflows/…`` (the run record), ``executions/…`` (status, output, logs) and
+    the ``objects/…`` those executions produced.
+    """
     from e3.dataflow.scheduler import load_graph
 
     run_id = deployed.state.current_run_id

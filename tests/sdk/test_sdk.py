@@ -51,7 +51,7 @@ def test_input_task_layout_and_task_object() -> None:
 def test_platform_packages_are_detected_for_the_runner() -> None:
     log = East.platform("console_log", [StringType], NullType)
 
-    def body(b, s):  # noqa: ANN001, ANN202
+    def body(b, s):
         b.do(log(s))
         return s
 
@@ -116,7 +116,7 @@ def test_renaming_a_parameter_keeps_the_function_identity() -> None:
 def test_async_functions_are_tasks(repo: Repository, tmp_path: Path) -> None:
     sleep = East.asyncPlatform("time_sleep", [IntegerType], NullType)
 
-    def body(b, v):  # noqa: ANN001, ANN202
+    def body(b, v):
         b.do(sleep(1))
         return v + 100
 
