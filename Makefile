@@ -10,7 +10,7 @@ JOBS   ?= 2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,server,client]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,server]'
 	touch $(STAMP)
 
 # Bytecode for e3's own sources: an editable install does not get it from pip, and

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import select
+import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from east import East, IntegerType, StringType
 
@@ -138,3 +145,206 @@ def export_to(pkg: Package, directory: Path) -> Path:
     out = directory / f"{pkg.name}-{pkg.version}.zip"
     export(pkg, out)
     return out
+
+
+# ── processes: bounded waits, background e3 commands, API servers ───────────
+
+#: Upper bound for anything the tests wait for (process start, kills, runs).
+DEADLINE = 30.0
+#: How long a killed process (and its group) may take to disappear.
+KILL_DEADLINE = 10.0
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T | None],
+    what: str,
+    *,
+    timeout: float = DEADLINE,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy (bounded by ``timeout``).
+
+    With ``proc``, fail at once if that process exits meanwhile (with its output).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"e3 exited ({proc.returncode}) while waiting for {what}\n"
+                f"stdout:\n{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` no longer exists (reaping it first if this process adopted it)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def assert_gone(*pids: int, timeout: float = KILL_DEADLINE) -> None:
+    wait_for(lambda: all(gone(p) for p in pids), f"processes {pids} to end", timeout=timeout)
+
+
+def kill_leftovers(*pids: int) -> None:
+    """Last-resort cleanup of processes a failing test may leave (skips the ones gone, so a
+    recycled pid is never signalled)."""
+    for pid in pids:
+        if not gone(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            gone(pid)
+
+
+class E3Process:
+    """``e3 …`` running in the background (the installed console script)."""
+
+    def __init__(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
+        self.args = [str(a) for a in args]
+        self.proc = subprocess.Popen(
+            [str(E3_BIN), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        self.pid = self.proc.pid
+
+    def finish(self, timeout: float = DEADLINE) -> CliResult:
+        """Wait for the exit and collect the output."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return CliResult(
+            self.proc.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            out,
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.communicate(timeout=DEADLINE)
+
+
+@contextlib.contextmanager
+def background(
+    *args: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> Iterator[E3Process]:
+    """An ``e3`` subprocess that is killed if the test leaves early."""
+    p = E3Process(*args, env=env)
+    try:
+        yield p
+    finally:
+        p.kill()
+
+
+E3_API_SERVER = Path(sys.executable).with_name("e3-api-server")
+
+
+@dataclass
+class ServerProcess:
+    """A real ``e3-api-server`` subprocess listening on 127.0.0.1 (a random free port)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    args: list[str] = field(default_factory=list)
+
+    def repo_url(self, name: str) -> str:
+        """URL of one of its repositories."""
+        return f"{self.url}/repos/{name}"
+
+    def alive(self) -> bool:
+        """Whether the server process is still running."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = DEADLINE) -> int:
+        """SIGTERM (a graceful shutdown), then SIGKILL if it does not end in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def start_server(
+    *args: str | os.PathLike[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = DEADLINE,
+) -> ServerProcess:
+    """Start ``e3-api-server --port 0 args…`` and wait (bounded) for its URL line."""
+    argv = [str(E3_API_SERVER), "--host", "127.0.0.1", "--port", "0", *map(str, args)]
+    # The developer's E3_* settings never reach a test server (it may outlive one test's
+    # environment, so it is not left to the per-test isolation either).
+    base = {k: v for k, v in os.environ.items() if not k.startswith("E3_")}
+    base["E3_HOME"] = str(log.parent / "server-home")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, env={**base, **(env or {})}
+        )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, remaining))
+        if not ready:
+            proc.kill()
+            raise AssertionError(f"e3-api-server did not start within {timeout:g} s")
+        byte = os.read(proc.stdout.fileno(), 1)
+        if not byte:
+            proc.wait()
+            raise AssertionError(
+                f"e3-api-server exited ({proc.returncode}): {log.read_text(errors='replace')}"
+            )
+        line += byte
+    text = line.decode().strip()
+    prefix = "e3 API server listening on "
+    assert text.startswith(prefix), text
+    return ServerProcess(text[len(prefix) :], proc, log, [str(a) for a in args])
+
+
+@dataclass
+class Served:
+    """A running server and the directory of the repositories it serves."""
+
+    server: ServerProcess
+    root: Path
+
+    def new_repo(self) -> tuple[str, Path]:
+        """Create a uniquely named repository through the API; (URL, directory)."""
+        name = f"r{uuid.uuid4().hex[:12]}"
+        url = self.server.repo_url(name)
+        r = run_cli("repo", "create", url)
+        assert r.code == 0, r.err
+        return url, self.root / name
+
+
+@dataclass
+class Target:
+    """Where a scenario runs: a local path or a server URL, and the directory behind it."""
+
+    kind: str
+    loc: str
+    path: Path

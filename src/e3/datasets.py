@@ -191,11 +191,11 @@ def declared_type(repo: Repository, ws: str, path: DatasetPath) -> EastType:
 
 
 def _is_task_node(node: Node) -> bool:
+    """A task's subtree: ``output`` (custom tasks) or ``function_ir`` + ``output`` (East tasks)."""
     return (
         isinstance(node, StructNode)
-        and "function_ir" in node.children
-        and "output" in node.children
-        and isinstance(node.children["output"], DatasetSpec)
+        and isinstance(node.children.get("output"), DatasetSpec)
+        and set(node.children) <= {"function_ir", "output"}
     )
 
 

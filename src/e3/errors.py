@@ -75,6 +75,18 @@ class UsageError(E3Error):
     """The command line or request was malformed (missing argument, bad flag)."""
 
 
+class RequestTooLarge(UsageError):
+    """An HTTP request body larger than the server accepts."""
+
+
+class UnsupportedMediaType(UsageError):
+    """An HTTP request body of the wrong ``Content-Type``."""
+
+
+class MethodNotAllowed(UsageError):
+    """An HTTP method a path does not offer (or one this server disables)."""
+
+
 class NotFoundError(E3Error):
     """Something named by the caller does not exist."""
 
@@ -213,6 +225,9 @@ class ErrorSpec:
 ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     E3Error: ErrorSpec(1, 500, "internal"),
     UsageError: ErrorSpec(2, 400, "bad_request"),
+    RequestTooLarge: ErrorSpec(2, 413, "payload_too_large"),
+    UnsupportedMediaType: ErrorSpec(2, 415, "unsupported_media_type"),
+    MethodNotAllowed: ErrorSpec(2, 405, "method_not_allowed"),
     NotFoundError: ErrorSpec(3, 404, "not_found"),
     RepositoryNotFound: ErrorSpec(3, 404, "repository_not_found"),
     ObjectNotFound: ErrorSpec(3, 404, "object_not_found"),

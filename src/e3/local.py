@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from e3.dataflow.events import Event
-    from e3.dataflow.logs import LogChunk, TaskLogSummary
     from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.dataflow.status import WorkspaceStatus
     from e3.executions import Execution
     from e3.model import (
         DatasetEntry,
@@ -22,9 +20,12 @@ if TYPE_CHECKING:
         ExportResult,
         GcResult,
         ImportResult,
+        LogChunk,
         PackageInfo,
         RepoStatus,
+        TaskLogSummary,
         WorkspaceInfo,
+        WorkspaceStatus,
     )
     from e3.records.dataflow import DataflowRun
     from e3.repository import Repository

@@ -101,3 +101,147 @@ class RepoStatus:
     object_count: int
     packages: list[PackageInfo] = field(default_factory=list)
     workspaces: list[WorkspaceInfo] = field(default_factory=list)
+
+
+# ── asynchronous jobs and transfers (HTTP API) ──────────────────────────────
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """Where to ``PUT`` the bytes of an upload (the id names it afterwards)."""
+
+    id: str
+    upload_url: str
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """An asynchronous job (import, export, gc) that can be polled by id."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """State of an asynchronous job; the result field of its kind is set when it succeeded."""
+
+    state: Literal["running", "succeeded", "failed"]
+    message: str | None = None
+    error_code: str | None = None
+    imported: ImportResult | None = None
+    exported: ExportResult | None = None
+    collected: GcResult | None = None
+    download_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task of a deployed package."""
+
+    name: str
+    hash: str
+    inputs: list[str] = field(default_factory=list)
+    output: str = ""
+    command_ir: str = ""
+
+
+@dataclass(frozen=True)
+class TaskProblem:
+    """A task that failed or could not run, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DataflowRequest:
+    """``e3 start`` options, as sent to a server."""
+
+    filters: list[str] = field(default_factory=list)
+    concurrency: int = 4
+    force: bool = False
+    keep_going: bool = False
+    timeout: float | None = None
+    isolation: str = "warm"
+
+
+@dataclass(frozen=True)
+class DataflowResult:
+    """How a run ended."""
+
+    run_id: str
+    status: str
+    counts: dict[str, int] = field(default_factory=dict)
+    duration: float = 0.0
+    failed: list[TaskProblem] = field(default_factory=list)
+    waiting: list[TaskProblem] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+
+
+# ── dataflow status and logs ────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """One task's state (see the module docstring for the states)."""
+
+    name: str
+    state: str
+    detail: str = ""
+    depends_on: tuple[str, ...] = ()
+    pid: int | None = None
+    exit_code: int | None = None
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """One dataset's freshness."""
+
+    path: DatasetPath
+    state: str  # up-to-date | stale | unset
+
+
+@dataclass(frozen=True)
+class WorkspaceStatus:
+    """A workspace at a glance."""
+
+    workspace: str
+    package: str
+    locked_by: list[str] = field(default_factory=list)
+    tasks: list[TaskStatus] = field(default_factory=list)
+    datasets: list[DatasetState] = field(default_factory=list)
+
+    def task_counts(self) -> dict[str, int]:
+        """Number of tasks in each state."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def dataset_counts(self) -> dict[str, int]:
+        """Number of datasets in each state."""
+        out: dict[str, int] = {}
+        for d in self.datasets:
+            out[d.state] = out.get(d.state, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """A slice of a log file (``complete``: the execution is over and this is the end)."""
+
+    data: bytes
+    offset: int
+    size: int
+    total_size: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class TaskLogSummary:
+    """A task's executions in a workspace."""
+
+    name: str
+    state: str
+    executions: int

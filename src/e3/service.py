@@ -18,16 +18,17 @@ from e3.model import (
     ExportResult,
     GcResult,
     ImportResult,
+    LogChunk,
     PackageInfo,
     RepoStatus,
+    TaskLogSummary,
     WorkspaceInfo,
+    WorkspaceStatus,
 )
 
 if TYPE_CHECKING:
     from e3.dataflow.events import Event
-    from e3.dataflow.logs import LogChunk, TaskLogSummary
     from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.dataflow.status import WorkspaceStatus
     from e3.executions import Execution
     from e3.records.dataflow import DataflowRun
 

@@ -24,9 +24,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from east import East, IntegerType, StringType
@@ -37,14 +36,20 @@ from e3.codec import beast2
 from e3.dataflow.scheduler import StartOptions, load_graph, run_sync
 from e3.repository import open_repository
 from e3.sdk import Package
-from tests_support import E3_BIN, CliResult, export_to, run_cli, run_e3, shell_package
-
-#: Upper bound for anything the tests wait for (process start, kills, runs).
-DEADLINE = 30.0
-#: How long a killed process (and its group) may take to disappear.
-KILL_DEADLINE = 10.0
-
-T = TypeVar("T")
+from tests_support import (
+    DEADLINE,
+    E3_BIN,
+    CliResult,
+    E3Process,
+    assert_gone,
+    background,
+    export_to,
+    kill_leftovers,
+    run_cli,
+    run_e3,
+    shell_package,
+    wait_for,
+)
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -76,102 +81,6 @@ def _reap_adopted_zombies() -> None:
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────
-
-
-def wait_for(
-    condition: Callable[[], T | None],
-    what: str,
-    *,
-    timeout: float = DEADLINE,
-    proc: subprocess.Popen[bytes] | None = None,
-) -> T:
-    """Poll ``condition`` until it returns something truthy (bounded by ``timeout``).
-
-    With ``proc``, fail at once if that process exits meanwhile (with its output).
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(
-                f"e3 exited ({proc.returncode}) while waiting for {what}\n"
-                f"stdout:\n{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')}"
-            )
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
-
-
-def gone(pid: int) -> bool:
-    """Whether ``pid`` no longer exists (reaping it first if this process adopted it)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def assert_gone(*pids: int, timeout: float = KILL_DEADLINE) -> None:
-    wait_for(lambda: all(gone(p) for p in pids), f"processes {pids} to end", timeout=timeout)
-
-
-def kill_leftovers(*pids: int) -> None:
-    """Last-resort cleanup of processes a failing test may leave (skips the ones gone, so a
-    recycled pid is never signalled)."""
-    for pid in pids:
-        if not gone(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            gone(pid)
-
-
-class E3Process:
-    """``e3 …`` running in the background (the installed console script)."""
-
-    def __init__(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
-        self.args = [str(a) for a in args]
-        self.proc = subprocess.Popen(
-            [str(E3_BIN), *self.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
-        )
-        self.pid = self.proc.pid
-
-    def finish(self, timeout: float = DEADLINE) -> CliResult:
-        """Wait for the exit and collect the output."""
-        out, err = self.proc.communicate(timeout=timeout)
-        return CliResult(
-            self.proc.returncode,
-            out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"),
-            out,
-        )
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.communicate(timeout=DEADLINE)
-
-
-@contextlib.contextmanager
-def background(
-    *args: str | os.PathLike[str], env: dict[str, str] | None = None
-) -> Iterator[E3Process]:
-    """An ``e3`` subprocess that is killed if the test leaves early."""
-    p = E3Process(*args, env=env)
-    try:
-        yield p
-    finally:
-        p.kill()
 
 
 def setup_repo(tmp_path: Path, pkg: Package, names: tuple[str, ...] = ("ws",)) -> Path:

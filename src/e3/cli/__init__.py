@@ -99,7 +99,10 @@ def main(
     out = Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr)
     ctx = Context(settings, out)
     try:
-        code = args.handler(ctx, args)
+        try:
+            code = args.handler(ctx, args)
+        finally:
+            ctx.close()
         return int(code or 0)
     except E3Error as exc:
         out.error(f"Error: {exc.message}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,12 @@ class Context:
 
     settings: Settings
     out: Output
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release what the command opened (HTTP connections to servers)."""
+        while self._closers:
+            self._closers.pop()()
 
     def local_path(self, location: str) -> Path:
         """The local repository path a ``<repo>`` argument designates.
@@ -45,7 +52,9 @@ class Context:
         if is_remote(location):
             from e3.client.service import open_remote
 
-            return open_remote(location, self.settings)
+            remote = open_remote(location, self.settings)
+            self._closers.append(remote.close)
+            return remote
         from e3.local import LocalService
         from e3.repository import open_repository
 

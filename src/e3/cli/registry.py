@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("e3.cli.dataflow", "show (or follow) a task's stdout and stderr"),
     "log": ("e3.cli.dataflow", "list a workspace's past dataflow runs"),
     "run": ("e3.cli.dataflow", "run one task of a package on input files"),
+    "serve": ("e3.cli.serve", "serve repositories over HTTP (the e3 API server)"),
+    "login": ("e3.cli.auth", "log in to an e3 server"),
+    "logout": ("e3.cli.auth", "forget the login to an e3 server"),
+    "auth": ("e3.cli.auth", "stored logins: status, token, whoami"),
 }
 
 

@@ -46,6 +46,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     r.set_defaults(handler=cmd_remove)
 
+    ls = rs.add_parser("list", parents=[common], help="list the repositories a server serves")
+    ls.add_argument("server", help="server URL (http(s)://host[:port])")
+    ls.set_defaults(handler=cmd_list)
+
     g = rs.add_parser("gc", parents=[common], help="delete objects nothing refers to")
     g.add_argument("repo")
     g.add_argument("--dry-run", action="store_true", help="report without deleting")
@@ -137,4 +141,21 @@ def cmd_gc(ctx: Context, args: argparse.Namespace) -> int:
     ctx.out.line(f"  Skipped (young): {res.skipped_young}")
     if res.bytes_freed:
         ctx.out.line(f"  Space reclaimed: {format_size(res.bytes_freed)}")
+    return 0
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    """List a server's repositories."""
+    if not is_remote(args.server):
+        raise UsageError(f"{args.server}: repo list needs a server URL (http(s)://host[:port])")
+    from e3.client.service import list_remote
+
+    names = list_remote(args.server, ctx.settings)
+    ctx.out.data(names)
+    if not names:
+        ctx.out.line("No repositories")
+        return 0
+    ctx.out.line("Repositories:")
+    for n in names:
+        ctx.out.line(f"  {n}")
     return 0

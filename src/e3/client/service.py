@@ -1,19 +1,492 @@
-"""Remote repositories (``http(s)://host/repos/<name>``) behind the CLI's service interface."""
+"""A repository on an e3 server, behind the same interface as a local one.
+
+:class:`RemoteService` implements :class:`~e3.service.RepositoryService` over
+HTTP, so every CLI command works unchanged on ``http(s)://host/repos/<name>``.
+Values larger than 1 MiB, package zips and exports go through the upload and
+download flow; imports, exports and garbage collections are server-side jobs
+that are polled; a dataflow runs in the server and is followed through its
+event stream (Ctrl-C cancels it on the server, which kills its tasks).
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from e3.api_types import (
+    DataflowProgress,
+    DeployRequest,
+    ExecutionInfo,
+    GcRequest,
+    ImportRequest,
+    UploadRequest,
+    WorkspaceExportRequest,
+    WorkspaceRequest,
+)
+from e3.client.http import Http, quote, split_url
 from e3.config import Settings
-from e3.errors import RemoteError
-from e3.service import RepositoryService
+from e3.dataflow.events import Event
+from e3.errors import DataflowAborted, RemoteError, StorageError, error_for_code
+from e3.model import (
+    DataflowRequest,
+    DataflowResult,
+    DatasetEntry,
+    DatasetPath,
+    ExportResult,
+    GcResult,
+    ImportResult,
+    JobStarted,
+    JobStatus,
+    LogChunk,
+    PackageInfo,
+    RepoStatus,
+    TaskInfo,
+    TaskLogSummary,
+    UploadTicket,
+    WorkspaceInfo,
+    WorkspaceStatus,
+)
+
+#: Values above this size are sent through the upload flow.
+INLINE_LIMIT = 1 << 20
+_CHUNK = 1 << 20
 
 
-def open_remote(url: str, settings: Settings) -> RepositoryService:
-    """A service talking to the repository at ``url``."""
-    del settings
-    raise RemoteError(f"remote repositories are not supported yet: {url}")
+def open_remote(url: str, settings: Settings) -> RemoteService:
+    """The service for a repository URL."""
+    origin, name = split_url(url)
+    return RemoteService(Http(origin, settings), name)
 
 
 def create_remote(url: str, settings: Settings) -> str:
     """Create a repository on a server; returns its name."""
-    del settings
-    raise RemoteError(f"remote repositories are not supported yet: {url}")
+    origin, name = split_url(url)
+    http = Http(origin, settings)
+    try:
+        result: str = http.call("PUT", f"/api/repos/{quote(name)}", str)
+        return result
+    finally:
+        http.close()
+
+
+def list_remote(url: str, settings: Settings) -> list[str]:
+    """Names of the repositories a server serves."""
+    from e3.client.http import origin_of
+
+    http = Http(origin_of(url), settings)
+    try:
+        names: list[str] = http.call("GET", "/api/repos", list[str])
+        return names
+    finally:
+        http.close()
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+
+
+class RemoteService:
+    """One repository on one server."""
+
+    def __init__(self, http: Http, name: str) -> None:
+        self.http = http
+        self.name = name
+        self.base = f"/api/repos/{quote(name)}"
+
+    def close(self) -> None:
+        """Close the connections to the server."""
+        self.http.close()
+
+    @property
+    def location(self) -> str:
+        """The repository URL."""
+        return f"{self.http.origin}/repos/{self.name}"
+
+    def _ws(self, ws: str) -> str:
+        return f"{self.base}/workspaces/{quote(ws)}"
+
+    def _dataset(self, ws: str, path: DatasetPath) -> str:
+        return f"{self._ws(ws)}/datasets" + "".join("/" + quote(s) for s in path)
+
+    def _wait_job(self, path: str) -> JobStatus:
+        """Wait for a server-side job to end (long polls: no request sleeps in the client)."""
+        while True:
+            status: JobStatus = self.http.call("GET", path, JobStatus, params={"wait": "20"})
+            if status.state == "running":
+                continue
+            if status.state == "failed":
+                cls = error_for_code(status.error_code or "internal")
+                raise cls(status.message or "the server job failed")
+            return status
+
+    def _download(self, url: str, out: Path) -> int:
+        from urllib.parse import urlsplit
+
+        from e3.store.atomic import write_bytes
+
+        resp = self.http.check(
+            self.http.request("GET", urlsplit(url).path, auth=False, stream=True)
+        )
+        digest = hashlib.sha256()
+        chunks = []
+        for chunk in resp.iter_bytes(_CHUNK):
+            digest.update(chunk)
+            chunks.append(chunk)
+        resp.close()
+        expected = resp.headers.get("x-content-sha256")
+        if expected and digest.hexdigest() != expected:
+            raise RemoteError("downloaded bytes do not match their hash")
+        data = b"".join(chunks)
+        write_bytes(out, data, durable=False)
+        return len(data)
+
+    # ── repository ───────────────────────────────────────────────────────
+    def repo_status(self) -> RepoStatus:
+        """Counts, packages and workspaces."""
+        st: RepoStatus = self.http.call("GET", f"{self.base}/status", RepoStatus)
+        return RepoStatus(self.location, st.object_count, st.packages, st.workspaces)
+
+    def repo_remove(self) -> None:
+        """Delete the repository on the server."""
+        self.http.call("DELETE", self.base, type(None))
+
+    def gc(self, *, dry_run: bool, min_age_seconds: float) -> GcResult:
+        """Run a server-side collection and wait for it."""
+        job: JobStarted = self.http.call(
+            "POST",
+            f"{self.base}/gc",
+            JobStarted,
+            body=GcRequest(dry_run, min_age_seconds),
+            body_type=GcRequest,
+        )
+        status = self._wait_job(f"{self.base}/gc/{job.id}")
+        if status.collected is None:
+            raise RemoteError("the server's collection finished without a result")
+        return status.collected
+
+    # ── packages ─────────────────────────────────────────────────────────
+    def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
+        """Upload a zip and import it on the server."""
+        try:
+            size = zip_path.stat().st_size
+        except OSError as exc:
+            raise StorageError(f"cannot read {zip_path}: {exc.strerror}") from exc
+        ticket: UploadTicket = self.http.call(
+            "POST",
+            f"{self.base}/import",
+            UploadTicket,
+            body=ImportRequest(size, force),
+            body_type=ImportRequest,
+        )
+        self.http.upload(ticket.upload_url, _file_chunks(zip_path), size)
+        job: JobStarted = self.http.call(
+            "POST", f"{self.base}/import/{quote(ticket.id)}", JobStarted
+        )
+        status = self._wait_job(f"{self.base}/import/{quote(job.id)}")
+        if status.imported is None:
+            raise RemoteError("the server's import finished without a result")
+        return status.imported
+
+    def package_export(self, spec: str, out: Path) -> ExportResult:
+        """Export on the server, then download the zip."""
+        name, version = self._resolve(spec)
+        job: JobStarted = self.http.call(
+            "POST", f"{self._package(name, version)}/export", JobStarted
+        )
+        return self._finish_export(job, out)
+
+    def _finish_export(self, job: JobStarted, out: Path) -> ExportResult:
+        status = self._wait_job(f"{self.base}/export/{quote(job.id)}")
+        if status.exported is None or status.download_url is None:
+            raise RemoteError("the server's export finished without a result")
+        size = self._download(status.download_url, out)
+        e = status.exported
+        return ExportResult(e.name, e.version, e.hash, e.object_count, size)
+
+    def _package(self, name: str, version: str) -> str:
+        return (
+            f"{self.base}/packages/"
+            + "/".join(quote(s) for s in name.split("/"))
+            + (f"/{quote(version)}")
+        )
+
+    def _resolve(self, spec: str) -> tuple[str, str]:
+        """``name[@version]`` → (name, version): the highest version when none is given."""
+        from e3.names import parse_package_spec
+
+        name, version = parse_package_spec(spec)
+        if version is not None:
+            return name, version
+        candidates = [p for p in self.package_list() if p.name == name]
+        if not candidates:
+            from e3.errors import PackageNotFound
+
+            raise PackageNotFound(f"package {name} not found", packageName=name)
+        from e3.versions import version_key
+
+        return name, max(candidates, key=lambda p: version_key(p.version)).version
+
+    def package_list(self) -> list[PackageInfo]:
+        """All packages."""
+        result: list[PackageInfo] = self.http.call(
+            "GET", f"{self.base}/packages", list[PackageInfo]
+        )
+        return result
+
+    def package_remove(self, spec: str) -> PackageInfo:
+        """Remove ``name[@version]``."""
+        result: PackageInfo = self.http.call(
+            "DELETE", self._package(*self._resolve(spec)), PackageInfo
+        )
+        return result
+
+    # ── workspaces ───────────────────────────────────────────────────────
+    def workspace_create(self, ws: str) -> None:
+        """Create an empty workspace."""
+        self.http.call(
+            "POST",
+            f"{self.base}/workspaces",
+            WorkspaceInfo,
+            body=WorkspaceRequest(ws),
+            body_type=WorkspaceRequest,
+        )
+
+    def workspace_deploy(self, ws: str, spec: str) -> PackageInfo:
+        """Deploy a package."""
+        result: PackageInfo = self.http.call(
+            "POST",
+            f"{self._ws(ws)}/deploy",
+            PackageInfo,
+            body=DeployRequest(spec),
+            body_type=DeployRequest,
+        )
+        return result
+
+    def workspace_list(self) -> list[WorkspaceInfo]:
+        """All workspaces."""
+        result: list[WorkspaceInfo] = self.http.call(
+            "GET", f"{self.base}/workspaces", list[WorkspaceInfo]
+        )
+        return result
+
+    def workspace_remove(self, ws: str) -> None:
+        """Delete a workspace."""
+        self.http.call("DELETE", self._ws(ws), type(None))
+
+    def workspace_export(
+        self, ws: str, out: Path, *, name: str | None = None, version: str | None = None
+    ) -> ExportResult:
+        """Export on the server, then download the zip."""
+        job: JobStarted = self.http.call(
+            "POST",
+            f"{self._ws(ws)}/export",
+            JobStarted,
+            body=WorkspaceExportRequest(name, version),
+            body_type=WorkspaceExportRequest,
+        )
+        return self._finish_export(job, out)
+
+    def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
+        """Import a zip and deploy it into ``ws``."""
+        result = self.package_import(zip_path, force=force)
+        self.workspace_deploy(ws, f"{result.name}@{result.version}")
+        return result
+
+    def workspace_status(self, ws: str) -> WorkspaceStatus:
+        """Dry-run status."""
+        result: WorkspaceStatus = self.http.call("GET", f"{self._ws(ws)}/status", WorkspaceStatus)
+        return result
+
+    # ── datasets ─────────────────────────────────────────────────────────
+    def dataset_list(
+        self, ws: str, path: DatasetPath, *, recursive: bool = False, with_status: bool = False
+    ) -> list[DatasetEntry]:
+        """List datasets."""
+        params = {"list": "1"}
+        if recursive:
+            params["recursive"] = "1"
+        if with_status:
+            params["status"] = "1"
+        result: list[DatasetEntry] = self.http.call(
+            "GET", self._dataset(ws, path), list[DatasetEntry], params=params
+        )
+        return result
+
+    def dataset_status(self, ws: str, path: DatasetPath) -> DatasetEntry:
+        """One dataset's status."""
+        result: DatasetEntry = self.http.call(
+            "GET", self._dataset(ws, path), DatasetEntry, params={"status": "1"}
+        )
+        return result
+
+    def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
+        """A dataset's type and bytes (one request when it holds a value)."""
+        from e3.codec import beast2
+
+        resp = self.http.check(self.http.request("GET", self._dataset(ws, path)))
+        if resp.headers.get("x-e3-null"):
+            return self.dataset_status(ws, path).type, None
+        data = resp.content
+        expected = resp.headers.get("x-content-sha256")
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise RemoteError("received bytes do not match their hash")
+        return beast2.read_type(data), data
+
+    def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
+        """Set a dataset (through the upload flow above 1 MiB)."""
+        target = self._dataset(ws, path)
+        if len(data) <= INLINE_LIMIT:
+            from e3 import wire
+
+            resp = self.http.check(
+                self.http.request(
+                    "PUT", target, content=data, headers={"Content-Type": wire.BEAST2}
+                )
+            )
+            h: str = wire.decode_reply(resp.content, str)
+            return h
+        digest = hashlib.sha256(data).hexdigest()
+        ticket: UploadTicket = self.http.call(
+            "POST",
+            f"{target}/upload",
+            UploadTicket,
+            body=UploadRequest(digest, len(data)),
+            body_type=UploadRequest,
+        )
+        self.http.upload(ticket.upload_url, data, len(data))
+        result: str = self.http.call("POST", f"{target}/upload/{quote(ticket.id)}", str)
+        return result
+
+    # ── dataflow ─────────────────────────────────────────────────────────
+    def dataflow_start(
+        self,
+        ws: str,
+        options: Any,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        install_signal_handlers: bool = False,
+    ) -> Any:
+        """Start a run on the server and follow it to its end.
+
+        Ctrl-C asks the server to cancel the run (it kills the running tasks);
+        a second Ctrl-C stops waiting at once.
+        """
+        request = DataflowRequest(
+            list(options.filters),
+            options.concurrency,
+            options.force,
+            options.keep_going,
+            options.timeout,
+            options.isolation,
+        )
+        self.http.call(
+            "POST", f"{self._ws(ws)}/dataflow", type(None), body=request, body_type=DataflowRequest
+        )
+        offset = 0
+        cancelled = False
+        while True:
+            try:
+                page: DataflowProgress = self.http.call(
+                    "GET",
+                    f"{self._ws(ws)}/dataflow/execution",
+                    DataflowProgress,
+                    params={"offset": str(offset), "wait": "10"},
+                )
+            except KeyboardInterrupt:
+                if cancelled:
+                    raise
+                cancelled = True
+                self.http.call("POST", f"{self._ws(ws)}/dataflow/cancel", type(None))
+                continue
+            for e in page.events:
+                if on_event is not None:
+                    on_event(e)
+            offset += len(page.events)
+            if page.status != "running" and offset >= page.total_events:
+                if page.result is not None:
+                    return outcome_of(page.result)
+                cls = error_for_code(page.error_code or "internal")
+                if cls is DataflowAborted or page.status == "cancelled":
+                    raise DataflowAborted(page.error_message or "the dataflow was cancelled")
+                raise cls(page.error_message or "the dataflow failed")
+
+    def task_logs(self, ws: str) -> list[TaskLogSummary]:
+        """Per-task execution summary."""
+        result: list[TaskLogSummary] = self.http.call(
+            "GET", f"{self._ws(ws)}/dataflow/logs", list[TaskLogSummary]
+        )
+        return result
+
+    def task_execution(self, ws: str, task: str) -> Any:
+        """The current execution of a task."""
+        from e3.executions import Execution
+
+        info: ExecutionInfo = self.http.call(
+            "GET", f"{self._ws(ws)}/tasks/{quote(task)}/execution", ExecutionInfo
+        )
+        return Execution(info.task_hash, info.inputs_hash, info.execution_id, None)
+
+    def read_log(
+        self,
+        ws: str,
+        task: str,
+        stream: str,
+        offset: int,
+        limit: int,
+        execution_id: str | None = None,
+    ) -> LogChunk:
+        """A slice of a task's log (long-polled briefly when there is nothing new)."""
+        params = {"stream": stream, "offset": str(offset), "limit": str(limit), "wait": "2"}
+        if execution_id:
+            params["execution"] = execution_id
+        chunk: LogChunk = self.http.call(
+            "GET", f"{self._ws(ws)}/dataflow/logs/{quote(task)}", LogChunk, params=params
+        )
+        return chunk
+
+    def dataflow_runs(self, ws: str) -> list[Any]:
+        """Run history."""
+        from e3.codec.types import ArrayType
+        from e3.records import dataflow as run_record
+
+        values = self.http.call_east(
+            "GET", f"{self._ws(ws)}/dataflow/runs", ArrayType(run_record.DataflowRunType)
+        )
+        return [run_record.from_east(v) for v in values]
+
+    def task_list(self, ws: str) -> list[TaskInfo]:
+        """Tasks of the deployed package."""
+        result: list[TaskInfo] = self.http.call("GET", f"{self._ws(ws)}/tasks", list[TaskInfo])
+        return result
+
+
+def outcome_of(result: DataflowResult) -> Any:
+    """A scheduler-style outcome from a server's run result (for the CLI's summary)."""
+    from e3.dataflow.plan import Counts
+    from e3.dataflow.scheduler import RunOutcome
+
+    c = result.counts
+    counts = Counts(
+        total=c.get("total", 0),
+        completed=c.get("completed", 0),
+        executed=c.get("executed", 0),
+        cached=c.get("cached", 0),
+        failed=c.get("failed", 0),
+        skipped=c.get("skipped", 0),
+        waiting=c.get("waiting", 0),
+        pending=c.get("pending", 0),
+        reexecuted=c.get("reexecuted", 0),
+    )
+    return RunOutcome(
+        result.run_id,
+        result.status,
+        counts,
+        result.duration,
+        [(t.name, t.reason) for t in result.failed],
+        [(t.name, t.reason) for t in result.waiting],
+        list(result.not_started),
+    )

@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from e3 import executions, workspaces
 from e3.dataflow.scheduler import load_graph
 from e3.errors import ExecutionNotFound, TaskNotFound
 from e3.executions import Execution
 from e3.hashing import inputs_hash
+from e3.model import LogChunk, TaskLogSummary
 from e3.records import dataflow as run_record
 from e3.records.dataflow import DataflowRun
 from e3.repository import Repository
 from e3.store import atomic
 
 DEFAULT_CHUNK = 64 << 10
-
-
-@dataclass(frozen=True)
-class LogChunk:
-    """A slice of a log file (``complete``: the execution is over and this is the end)."""
-
-    data: bytes
-    offset: int
-    size: int
-    total_size: int
-    complete: bool
-
-
-@dataclass(frozen=True)
-class TaskLogSummary:
-    """A task's executions in a workspace."""
-
-    name: str
-    state: str
-    executions: int
 
 
 def current_execution(repo: Repository, ws: str, task: str) -> Execution | None:

@@ -17,62 +17,14 @@ has no value, and ``up-to-date`` otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from e3 import executions, workspaces
 from e3.dataflow.scheduler import load_graph
 from e3.hashing import inputs_hash
-from e3.model import DatasetPath
+from e3.model import DatasetState, TaskStatus, WorkspaceStatus
 from e3.paths import format_keypath
 from e3.records import structure
 from e3.repository import Repository
 from e3.store import locks
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """One task's state (see the module docstring for the states)."""
-
-    name: str
-    state: str
-    detail: str = ""
-    depends_on: tuple[str, ...] = ()
-    pid: int | None = None
-    exit_code: int | None = None
-    execution_id: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetState:
-    """One dataset's freshness."""
-
-    path: DatasetPath
-    state: str  # up-to-date | stale | unset
-
-
-@dataclass(frozen=True)
-class WorkspaceStatus:
-    """A workspace at a glance."""
-
-    workspace: str
-    package: str
-    locked_by: list[str] = field(default_factory=list)
-    tasks: list[TaskStatus] = field(default_factory=list)
-    datasets: list[DatasetState] = field(default_factory=list)
-
-    def task_counts(self) -> dict[str, int]:
-        """Number of tasks in each state."""
-        out: dict[str, int] = {}
-        for t in self.tasks:
-            out[t.state] = out.get(t.state, 0) + 1
-        return out
-
-    def dataset_counts(self) -> dict[str, int]:
-        """Number of datasets in each state."""
-        out: dict[str, int] = {}
-        for d in self.datasets:
-            out[d.state] = out.get(d.state, 0) + 1
-        return out
 
 
 def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:

@@ -1,0 +1,116 @@
+"""``e3-api-server`` (and ``e3 serve``): serve repositories over HTTP with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from typing import TextIO
+
+from e3.errors import E3Error, UsageError
+from e3.server.options import add_options
+
+
+def parser() -> argparse.ArgumentParser:
+    """Options of ``e3-api-server``."""
+    p = argparse.ArgumentParser(
+        prog="e3-api-server", description="Serve e3 repositories over HTTP."
+    )
+    add_options(p)
+    return p
+
+
+def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    """Bind, print the URL, and serve until interrupted."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise UsageError(
+            "the API server needs the server extra: pip install 'e3-engine[server]'"
+        ) from exc
+
+    from e3.cli.repo import parse_duration
+    from e3.config import load_settings
+    from e3.server.app import ServerConfig, create_app
+    from e3.server.auth import Provider, TokenValidator, load_public_key
+    from e3.server.state import Repositories
+
+    if (args.auth_key or args.auth_jwks) and not (args.auth_issuer and args.auth_audience):
+        raise UsageError("--auth-key/--auth-jwks need --auth-issuer and --auth-audience")
+    if args.oidc and (args.auth_key or args.auth_jwks):
+        raise UsageError("choose --oidc or an external key, not both")
+    settings = load_settings()
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(1024)  # connections queue from now on, before uvicorn accepts them
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    listen_url = f"http://{host}:{port}"
+    base_url = (args.url or listen_url).rstrip("/")
+    repos = Repositories(
+        root=args.repos.resolve() if args.repos else None,
+        single=args.repo.resolve() if args.repo else None,
+        durable=settings.durable,
+    )
+    if args.repo is not None:
+        repos.open("default")  # fail now, clearly, if it is not a repository
+    if args.repos is not None and not args.repos.is_dir():
+        raise UsageError(f"--repos {args.repos}: not a directory")
+    provider = validator = None
+    if args.oidc:
+        provider = Provider(
+            base_url,
+            access_ttl=parse_duration(_seconds(args.token_expiry)),
+            refresh_ttl=parse_duration(_seconds(args.refresh_token_expiry)),
+            auto_approve=os.environ.get("E3_AUTH_AUTO_APPROVE") == "1",
+        )
+        validator = provider.validator()
+    elif args.auth_key or args.auth_jwks:
+        key = None
+        if args.auth_key:
+            try:
+                key = load_public_key(args.auth_key.read_bytes())
+            except (OSError, ValueError, TypeError) as exc:
+                raise UsageError(
+                    f"--auth-key {args.auth_key}: not a readable PEM public key"
+                ) from exc
+        validator = TokenValidator(
+            issuer=args.auth_issuer, audience=args.auth_audience, key=key, jwks_url=args.auth_jwks
+        )
+    app = create_app(
+        ServerConfig(repos, base_url, cors=args.cors, provider=provider, validator=validator)
+    )
+    out = stdout or sys.stdout
+    print(f"e3 API server listening on {listen_url}", file=out, flush=True)
+    if base_url != listen_url:
+        print(f"  public URL: {base_url}", file=out, flush=True)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _seconds(text: str) -> str:
+    """Durations given in s/m/h/d (the CLI parser reads bare numbers as milliseconds)."""
+    return text if text[-1:].isalpha() else f"{text}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = parser().parse_args(argv)
+    try:
+        return run_server(args)
+    except E3Error as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return exc.spec.exit_code
+    except KeyboardInterrupt:
+        return 0
+
+
+def entry() -> None:
+    """``e3-api-server``."""
+    sys.exit(main())
