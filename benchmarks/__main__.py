@@ -12,12 +12,13 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, dataflow, runners
+from benchmarks import cli_get, dataflow, remote, runners
 
 SUITES = {
     "cli": cli_get.run,
     "runners": runners.run,
     "dataflow": dataflow.run,
+    "remote": remote.run,
 }
 
 

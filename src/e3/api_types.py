@@ -80,3 +80,23 @@ class ExecutionInfo:
     inputs_hash: str
     execution_id: str
     state: str
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """One input file of ``e3 run``: its name (its extension says its format) and upload."""
+
+    name: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Body of ``POST /repos/<repo>/run``: one task of a package on uploaded input files."""
+
+    package: str
+    task: str
+    inputs: list[RunInput]
+    force: bool = False
+    isolation: str = "process"
+    timeout: float | None = None

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from e3.dataflow.scheduler import RunOutcome, StartOptions
     from e3.executions import Execution
     from e3.model import (
+        AdhocResult,
         DatasetEntry,
         DatasetPath,
         ExportResult,
@@ -219,3 +220,33 @@ class LocalService:
         from e3 import datasets
 
         return datasets.set_dataset_bytes(self.repo, ws, path, data)
+
+    def task_run(
+        self,
+        spec: str,
+        task: str,
+        inputs: list[Path],
+        output: Path,
+        *,
+        force: bool = False,
+        isolation: str = "process",
+        on_input: Callable[[str, str], None] | None = None,
+        labels: list[str] | None = None,
+    ) -> AdhocResult:
+        """Run one task here (``labels``: how messages name the input files)."""
+        from e3.dataflow.adhoc import run_task
+
+        return run_task(
+            self.repo,
+            spec,
+            task,
+            inputs,
+            output,
+            force=force,
+            isolation=isolation,
+            on_input=on_input,
+            labels=labels,
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""

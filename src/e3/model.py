@@ -107,6 +107,18 @@ class RepoStatus:
 
 
 @dataclass(frozen=True)
+class AdhocResult:
+    """What ``e3 run`` did."""
+
+    task: str
+    output_hash: str | None
+    execution_id: str | None
+    cached: bool
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class UploadTicket:
     """Where to ``PUT`` the bytes of an upload (the id names it afterwards)."""
 
@@ -131,6 +143,8 @@ class JobStatus:
     imported: ImportResult | None = None
     exported: ExportResult | None = None
     collected: GcResult | None = None
+    ran: AdhocResult | None = None
+    input_hashes: list[str] = field(default_factory=list)
     download_url: str | None = None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from e3.model import (
+    AdhocResult,
     DatasetEntry,
     DatasetPath,
     ExportResult,
@@ -150,4 +151,22 @@ class RepositoryService(Protocol):
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset from Beast2 bytes; returns the stored hash."""
+        ...
+
+    def task_run(
+        self,
+        spec: str,
+        task: str,
+        inputs: list[Path],
+        output: Path,
+        *,
+        force: bool = False,
+        isolation: str = "process",
+        on_input: Callable[[str, str], None] | None = None,
+    ) -> AdhocResult:
+        """Run one task of a package on input files (``e3 run``), memoized like any other."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (a local repository holds none)."""
         ...

@@ -378,3 +378,32 @@ def test_gc_removes_only_unreachable_objects(target: Target, tmp_path: Path) -> 
     assert ok("get", target.loc, "ws.inputs.x") == "3\n"
     again = json.loads(ok("repo", "gc", target.loc, "--min-age", "0", "--json"))
     assert again["deleted_objects"] == 0
+
+
+# ── e3 run: one task on input files ─────────────────────────────────────────
+
+
+def test_run_one_task_on_input_files(target: Target, tmp_path: Path, build_example) -> None:
+    ok("package", "import", target.loc, build_example("diamond"))
+    a = tmp_path / "a.east"
+    a.write_text("7")
+    b = tmp_path / "b.json"
+    b.write_text('"5"')
+    out = tmp_path / "o.json"
+    first = ok("run", target.loc, "diamond/merge", a, b, "-o", out)
+    assert "Running diamond/merge" in first and f"Input: {a} ->" in first and "Done (" in first
+    assert json.loads(out.read_text()) == "12"
+    beast = tmp_path / "o.beast2"
+    again = ok("run", target.loc, "diamond@1.0.0/merge", a, b, "-o", beast)
+    assert "Cached (" in again
+    assert beast2.decode(beast.read_bytes(), beast2.read_type(beast.read_bytes())) == 12
+    arity = run_cli("run", target.loc, "diamond/merge", a, "-o", out)
+    assert arity.code == 2 and "takes 2 input(s)" in arity.err
+    wrong = tmp_path / "w.east"
+    wrong.write_text('"text"')
+    mismatch = run_cli("run", target.loc, "diamond/merge", wrong, b, "-o", tmp_path / "x.json")
+    assert mismatch.code == 5 and "w.east" in mismatch.err
+    assert "e3-server" not in mismatch.err  # the server's spool paths never show
+    assert not (tmp_path / "x.json").exists()
+    missing = run_cli("run", target.loc, "diamond/nope", a, b, "-o", out)
+    assert missing.code == 3

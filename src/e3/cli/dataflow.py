@@ -263,20 +263,16 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     """Run one task ad hoc, memoized like any other execution."""
     from pathlib import Path
 
-    from e3.cli.context import is_remote
-    from e3.dataflow.adhoc import run_task
+    from e3.cli.context import require_file
 
-    if is_remote(args.repo):
-        raise UsageError("e3 run works on local repositories only")
     spec, sep, task = args.task.rpartition("/")
     if not sep or not spec or not task:
         raise UsageError(f"{args.task}: expected <package>[@version]/<task>")
-    from e3.repository import open_repository
-
-    repo = open_repository(ctx.local_path(args.repo), durable=ctx.settings.durable)
+    for p in args.inputs:
+        require_file(Path(p))
+    svc = ctx.service(args.repo)
     ctx.out.line(f"Running {spec}/{task}")
-    res = run_task(
-        repo,
+    res = svc.task_run(
         spec,
         task,
         [Path(p) for p in args.inputs],

@@ -10,10 +10,11 @@ event stream (Ctrl-C cancels it on the server, which kills its tasks).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from e3.api_types import (
     DataflowProgress,
@@ -21,6 +22,8 @@ from e3.api_types import (
     ExecutionInfo,
     GcRequest,
     ImportRequest,
+    RunInput,
+    RunRequest,
     UploadRequest,
     WorkspaceExportRequest,
     WorkspaceRequest,
@@ -28,8 +31,16 @@ from e3.api_types import (
 from e3.client.http import Http, quote, split_url
 from e3.config import Settings
 from e3.dataflow.events import Event
-from e3.errors import DataflowAborted, RemoteError, StorageError, error_for_code
+from e3.errors import (
+    ConflictError,
+    DataflowAborted,
+    RemoteError,
+    StorageError,
+    UsageError,
+    error_for_code,
+)
 from e3.model import (
+    AdhocResult,
     DataflowRequest,
     DataflowResult,
     DatasetEntry,
@@ -48,6 +59,11 @@ from e3.model import (
     WorkspaceInfo,
     WorkspaceStatus,
 )
+
+if TYPE_CHECKING:
+    from e3.dataflow.scheduler import RunOutcome, StartOptions
+    from e3.executions import Execution
+    from e3.records.dataflow import DataflowRun
 
 #: Values above this size are sent through the upload flow.
 INLINE_LIMIT = 1 << 20
@@ -124,25 +140,32 @@ class RemoteService:
             return status
 
     def _download(self, url: str, out: Path) -> int:
+        """Stream a download into ``out`` (staged and renamed: never half-written)."""
+        import os
         from urllib.parse import urlsplit
-
-        from e3.store.atomic import write_bytes
 
         resp = self.http.check(
             self.http.request("GET", urlsplit(url).path, auth=False, stream=True)
         )
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")
         digest = hashlib.sha256()
-        chunks = []
-        for chunk in resp.iter_bytes(_CHUNK):
-            digest.update(chunk)
-            chunks.append(chunk)
-        resp.close()
-        expected = resp.headers.get("x-content-sha256")
-        if expected and digest.hexdigest() != expected:
-            raise RemoteError("downloaded bytes do not match their hash")
-        data = b"".join(chunks)
-        write_bytes(out, data, durable=False)
-        return len(data)
+        size = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in resp.iter_bytes(_CHUNK):
+                    digest.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+            expected = resp.headers.get("x-content-sha256")
+            if expected and digest.hexdigest() != expected:
+                raise RemoteError("downloaded bytes do not match their hash")
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise StorageError(f"cannot write {out}: {exc.strerror}") from exc
+        finally:
+            resp.close()
+            tmp.unlink(missing_ok=True)
+        return size
 
     # ── repository ───────────────────────────────────────────────────────
     def repo_status(self) -> RepoStatus:
@@ -365,11 +388,11 @@ class RemoteService:
     def dataflow_start(
         self,
         ws: str,
-        options: Any,
+        options: StartOptions,
         *,
         on_event: Callable[[Event], None] | None = None,
         install_signal_handlers: bool = False,
-    ) -> Any:
+    ) -> RunOutcome:
         """Start a run on the server and follow it to its end.
 
         Ctrl-C asks the server to cancel the run (it kills the running tasks);
@@ -383,9 +406,14 @@ class RemoteService:
             options.timeout,
             options.isolation,
         )
-        self.http.call(
-            "POST", f"{self._ws(ws)}/dataflow", type(None), body=request, body_type=DataflowRequest
+        started: JobStarted = self.http.call(
+            "POST",
+            f"{self._ws(ws)}/dataflow",
+            JobStarted,
+            body=request,
+            body_type=DataflowRequest,
         )
+        which = {"run": started.id}
         offset = 0
         cancelled = False
         while True:
@@ -394,18 +422,21 @@ class RemoteService:
                     "GET",
                     f"{self._ws(ws)}/dataflow/execution",
                     DataflowProgress,
-                    params={"offset": str(offset), "wait": "10"},
+                    params={**which, "offset": str(offset), "wait": "10"},
                 )
+                for e in page.events:
+                    if on_event is not None:
+                        on_event(e)
+                offset += len(page.events)
             except KeyboardInterrupt:
                 if cancelled:
-                    raise
+                    raise  # a second Ctrl-C: stop waiting for the server
                 cancelled = True
-                self.http.call("POST", f"{self._ws(ws)}/dataflow/cancel", type(None))
+                with contextlib.suppress(ConflictError):  # it may just have ended
+                    self.http.call(
+                        "POST", f"{self._ws(ws)}/dataflow/cancel", type(None), params=which
+                    )
                 continue
-            for e in page.events:
-                if on_event is not None:
-                    on_event(e)
-            offset += len(page.events)
             if page.status != "running" and offset >= page.total_events:
                 if page.result is not None:
                     return outcome_of(page.result)
@@ -421,7 +452,7 @@ class RemoteService:
         )
         return result
 
-    def task_execution(self, ws: str, task: str) -> Any:
+    def task_execution(self, ws: str, task: str) -> Execution:
         """The current execution of a task."""
         from e3.executions import Execution
 
@@ -448,7 +479,7 @@ class RemoteService:
         )
         return chunk
 
-    def dataflow_runs(self, ws: str) -> list[Any]:
+    def dataflow_runs(self, ws: str) -> list[DataflowRun]:
         """Run history."""
         from e3.codec.types import ArrayType
         from e3.records import dataflow as run_record
@@ -458,13 +489,78 @@ class RemoteService:
         )
         return [run_record.from_east(v) for v in values]
 
+    def task_run(
+        self,
+        spec: str,
+        task: str,
+        inputs: list[Path],
+        output: Path,
+        *,
+        force: bool = False,
+        isolation: str = "process",
+        on_input: Callable[[str, str], None] | None = None,
+    ) -> AdhocResult:
+        """Upload the input files, run the task on the server, download its output."""
+        from e3.convert import format_from_name
+
+        out_format = format_from_name(str(output)) or "beast2"
+        if out_format == "csv":
+            raise UsageError("e3 run writes .beast2, .east or .json output")
+        uploads = []
+        for file in inputs:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read {file}: {exc.strerror}") from exc
+            ticket: UploadTicket = self.http.call(
+                "POST",
+                f"{self.base}/run/inputs",
+                UploadTicket,
+                body=UploadRequest(hashlib.sha256(data).hexdigest(), len(data)),
+                body_type=UploadRequest,
+            )
+            self.http.upload(ticket.upload_url, data, len(data))
+            uploads.append(RunInput(file.name, ticket.id))
+        job: JobStarted = self.http.call(
+            "POST",
+            f"{self.base}/run",
+            JobStarted,
+            body=RunRequest(spec, task, uploads, force, isolation),
+            body_type=RunRequest,
+        )
+        status = self._wait_job(f"{self.base}/run/{quote(job.id)}")
+        if status.ran is None:
+            raise RemoteError("the server's run finished without a result")
+        res = status.ran
+        if on_input is not None:
+            for file, h in zip(inputs, status.input_hashes, strict=False):
+                on_input(str(file), h)
+        if res.error is None and status.download_url is not None:
+            if out_format == "beast2":
+                self._download(status.download_url, output)
+            else:
+                from e3.codec import beast2
+                from e3.convert import render_value
+                from e3.store.atomic import write_bytes
+
+                staged = output.with_name(output.name + ".beast2.partial")
+                try:
+                    self._download(status.download_url, staged)
+                    data = staged.read_bytes()
+                finally:
+                    staged.unlink(missing_ok=True)
+                t = beast2.read_type(data)
+                text = render_value(beast2.decode(data, t), t, out_format)
+                write_bytes(output, text, durable=False)
+        return res
+
     def task_list(self, ws: str) -> list[TaskInfo]:
         """Tasks of the deployed package."""
         result: list[TaskInfo] = self.http.call("GET", f"{self._ws(ws)}/tasks", list[TaskInfo])
         return result
 
 
-def outcome_of(result: DataflowResult) -> Any:
+def outcome_of(result: DataflowResult) -> RunOutcome:
     """A scheduler-style outcome from a server's run result (for the CLI's summary)."""
     from e3.dataflow.plan import Counts
     from e3.dataflow.scheduler import RunOutcome

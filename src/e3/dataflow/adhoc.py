@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from e3 import executions, packages
@@ -22,24 +21,13 @@ from e3.dataflow.graph import build_graph
 from e3.dataflow.scheduler import StartOptions, _Emitter, _Run
 from e3.errors import TaskNotFound, UsageError
 from e3.hashing import inputs_hash
+from e3.model import AdhocResult
 from e3.paths import format_keypath
 from e3.records import structure
 from e3.records import task as task_record
 from e3.repository import Repository
 from e3.runners.base import default_registry
 from e3.store import atomic
-
-
-@dataclass(frozen=True)
-class AdhocResult:
-    """What ``e3 run`` did."""
-
-    task: str
-    output_hash: str | None
-    execution_id: str | None
-    cached: bool
-    duration: float
-    error: str | None = None
 
 
 def run_task(
@@ -53,8 +41,13 @@ def run_task(
     isolation: str = "process",
     timeout: float | None = None,
     on_input: Callable[[str, str], None] | None = None,
+    labels: list[str] | None = None,
 ) -> AdhocResult:
-    """Run ``task`` of package ``spec`` on ``inputs``; write its output to ``output``."""
+    """Run ``task`` of package ``spec`` on ``inputs``; write its output to ``output``.
+
+    ``labels`` name the inputs in messages and decide their format by extension
+    (a server passes the client's file names for its spooled uploads).
+    """
     t0 = time.monotonic()
     info = packages.resolve(repo, spec)
     pkg = packages.read_package_object(repo, info.hash)
@@ -80,17 +73,18 @@ def run_task(
         raise UsageError(
             f"task '{task}' takes {len(shown)} input(s) ({names}); {len(inputs)} given"
         )
-    for path, file in zip(wanted, inputs, strict=True):
+    shown_names = labels if labels is not None else [str(f) for f in inputs]
+    for path, file, label in zip(wanted, inputs, shown_names, strict=True):
         try:
             data = file.read_bytes()
         except OSError as exc:
-            raise UsageError(f"cannot read {file}: {exc.strerror}") from exc
+            raise UsageError(f"cannot read {label}: {exc.strerror}") from exc
         declared = leaves[path].type
-        _, value = read_value(data, detect_format(data, name=str(file)), declared, where=str(file))
+        _, value = read_value(data, detect_format(data, name=label), declared, where=label)
         h = repo.objects.put(beast2.encode(value, declared))
         hashes.append(h)
         if on_input is not None:
-            on_input(str(file), h)
+            on_input(label, h)
     out_type = leaves[tobj.output].type
     out_format = format_from_name(str(output)) or "beast2"
     if out_format == "csv":

@@ -41,6 +41,7 @@ from e3.api_types import (
     ExecutionInfo,
     GcRequest,
     ImportRequest,
+    RunRequest,
     UploadRequest,
     WorkspaceExportRequest,
     WorkspaceRequest,
@@ -300,8 +301,8 @@ def create_app(config: ServerConfig) -> Starlette:
         server.repos.open(p(request, "repo"))
         job = server.jobs.get(p(request, "repo"), kind, p(request, "id"))
         wait = query_wait(request)
-        if wait and not job.done.is_set():
-            await blocking(job.done.wait, wait)
+        if wait:
+            await job.changed.wait(lambda: job.done, wait)
         return beast2_reply(job.status, JobStatus)
 
     # ── repositories ────────────────────────────────────────────────────
@@ -472,6 +473,70 @@ def create_app(config: ServerConfig) -> Starlette:
     @route("/api/repos/{repo}/export/{id}", ["GET"], "Export status (with a download URL)")
     async def export_status(request: Request) -> Response:
         return await job_reply(request, "export")
+
+    # ── e3 run: one task on uploaded input files ────────────────────────
+    @route("/api/repos/{repo}/run/inputs", ["POST"], "Announce an input file for a task run")
+    async def announce_run_input(request: Request) -> Response:
+        body: UploadRequest = await typed_body(request, UploadRequest)
+        from e3.names import check_hash
+
+        check_hash(body.hash)
+        name = p(request, "repo")
+        server.repos.open(name)
+        if not 0 <= body.size <= MAX_BODY * 64:
+            raise UsageError(f"a run input may be 0..{MAX_BODY * 64} bytes")
+        up = server.transfers.new_upload(name, body.size, "run-input", hash_=body.hash)
+        return beast2_reply(
+            UploadTicket(up.id, server.url(request, f"/api/uploads/{up.id}")), UploadTicket
+        )
+
+    @route("/api/repos/{repo}/run", ["POST"], "Run one task of a package on uploaded inputs")
+    async def start_run(request: Request) -> Response:
+        body: RunRequest = await typed_body(request, RunRequest)
+        name = p(request, "repo")
+        svc = server.service(name)
+        ups = []
+        for item in body.inputs:
+            up = server.transfers.upload(item.upload_id)
+            if up.repo != name or up.purpose != "run-input":
+                raise JobNotFound(f"no run input upload {item.upload_id!r}")
+            if not up.received:
+                raise UsageError(f"input {item.name!r} has not been uploaded yet")
+            ups.append(up)
+        labels = [item.name for item in body.inputs]
+
+        def work() -> JobStatus:
+            hashes: list[str] = []
+            fd, tmp = tempfile.mkstemp(dir=server.transfers.spool, suffix=".beast2")
+            os.close(fd)
+            out = Path(tmp)
+            try:
+                res = svc.task_run(
+                    body.package,
+                    body.task,
+                    [u.path for u in ups],
+                    out,
+                    force=body.force,
+                    isolation=body.isolation,
+                    on_input=lambda _label, h: hashes.append(h),
+                    labels=labels,
+                )
+                url = None
+                if res.error is None and res.output_hash is not None:
+                    d = server.transfers.new_download(out, wire.BEAST2, res.output_hash)
+                    url = server.url(request, f"/api/downloads/{d.id}")
+                return JobStatus("succeeded", ran=res, input_hashes=hashes, download_url=url)
+            finally:
+                out.unlink(missing_ok=True)
+                for u in ups:
+                    server.transfers.finish_upload(u.id)
+
+        job = server.jobs.start(name, "run", work)
+        return beast2_reply(JobStarted(job.id), JobStarted, 202)
+
+    @route("/api/repos/{repo}/run/{id}", ["GET"], "Task run status (with a download URL)")
+    async def run_status(request: Request) -> Response:
+        return await job_reply(request, "run")
 
     # ── transfers (ids are the credential: no bearer token) ─────────────
     @route("/api/uploads/{id}", ["PUT"], "Upload bytes for an announced transfer", auth=False)
@@ -743,8 +808,8 @@ def create_app(config: ServerConfig) -> Starlette:
             timeout=body.timeout,
             isolation=body.isolation,
         )
-        await blocking(server.dataflows.start, name, repo, ws, options)
-        return beast2_reply(None, type(None), 202)
+        run = await blocking(server.dataflows.start, name, repo, ws, options)
+        return beast2_reply(JobStarted(run.id), JobStarted, 202)
 
     @route(
         "/api/repos/{repo}/workspaces/{ws}/dataflow/execution",
@@ -759,11 +824,14 @@ def create_app(config: ServerConfig) -> Starlette:
             from e3.errors import ExecutionNotFound
 
             raise ExecutionNotFound(f"no dataflow has run in workspace '{ws}' on this server")
+        wanted = request.query_params.get("run")
+        if wanted is not None and wanted != run.id:
+            raise JobNotFound(f"run {wanted!r} is no longer the latest of workspace '{ws}'")
         offset = max(0, query_int(request, "offset", 0))
         limit = max(1, min(query_int(request, "limit", 1000), 10_000))
         wait = query_wait(request)
         if wait:
-            await blocking(run.wait_for_events, offset, wait)
+            await run.wait_for_events(offset, wait)
         events = run.events[offset : offset + limit]
         status = (
             "running"
@@ -797,8 +865,9 @@ def create_app(config: ServerConfig) -> Starlette:
         name, ws = p(request, "repo"), p(request, "ws")
         server.repos.open(name)
         run = server.dataflows.get(name, ws)
-        if run is None or not run.running:
-            raise ConflictError(f"no dataflow is running in workspace '{ws}'")
+        wanted = request.query_params.get("run")
+        if run is None or not run.running or (wanted is not None and wanted != run.id):
+            raise ConflictError(f"no such dataflow is running in workspace '{ws}'")
         run.request_cancel()
         return beast2_reply(None, type(None))
 

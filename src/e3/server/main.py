@@ -41,7 +41,10 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     if args.oidc and (args.auth_key or args.auth_jwks):
         raise UsageError("choose --oidc or an external key, not both")
     settings = load_settings()
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets that say
+    # so, and with it on every keep-alive request waits ~40 ms for a delayed ACK.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))

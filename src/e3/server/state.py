@@ -105,6 +105,51 @@ class Repositories:
         return repo
 
 
+class Notifier:
+    """Wakes coroutines, on whatever event loop they wait, when something changed.
+
+    Long polls wait here instead of holding a worker thread each, so any number
+    of clients can follow runs and jobs without starving the server's thread pool.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def notify(self) -> None:
+        """Wake every waiter (callable from any thread)."""
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Return once ``ready()`` holds, or after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ready():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                self._waiters.append((loop, fut))
+            if ready():  # changed between the check and the registration
+                return
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except TimeoutError:
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiters.remove((loop, fut))
+                return
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 @dataclass
 class Job:
     """An asynchronous operation (import, export, gc)."""
@@ -114,7 +159,12 @@ class Job:
     kind: str
     status: JobStatus = field(default_factory=lambda: JobStatus("running"))
     finished_at: float | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    changed: Notifier = field(default_factory=Notifier)
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended."""
+        return self.finished_at is not None
 
 
 class Jobs:
@@ -142,7 +192,7 @@ class Jobs:
                     "failed", message=f"internal error: {type(exc).__name__}: {exc}"
                 )
             job.finished_at = time.monotonic()
-            job.done.set()
+            job.changed.notify()
 
         self._pool.submit(run)
         return job
@@ -269,13 +319,14 @@ class ActiveRun:
     workspace: str
     cancel: asyncio.Event
     loop: asyncio.AbstractEventLoop
+    id: str = field(default_factory=lambda: new_id())
     events: list[Event] = field(default_factory=list)
     result: DataflowResult | None = None
     error: E3Error | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     future: concurrent.futures.Future[None] | None = None
-    changed: threading.Condition = field(default_factory=threading.Condition)
+    changed: Notifier = field(default_factory=Notifier)
 
     @property
     def running(self) -> bool:
@@ -284,29 +335,21 @@ class ActiveRun:
 
     def add_event(self, event: Event) -> None:
         """Record an event and wake long-polling readers."""
-        with self.changed:
-            self.events.append(event)
-            self.changed.notify_all()
+        self.events.append(event)
+        self.changed.notify()
 
     def finish(self) -> None:
         """Mark the run over and wake every waiting reader."""
-        with self.changed:
-            self.finished = time.time()
-            self.changed.notify_all()
+        self.finished = time.time()
+        self.changed.notify()
 
     def request_cancel(self) -> None:
         """Ask the run to stop: it kills its running tasks and records itself cancelled."""
         self.loop.call_soon_threadsafe(self.cancel.set)
 
-    def wait_for_events(self, offset: int, timeout: float) -> None:
-        """Block until there are more than ``offset`` events, the run ends, or ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while len(self.events) <= offset and self.running:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self.changed.wait(remaining)
+    async def wait_for_events(self, offset: int, timeout: float) -> None:
+        """Return once there are more than ``offset`` events or the run ended (or on timeout)."""
+        await self.changed.wait(lambda: len(self.events) > offset or not self.running, timeout)
 
 
 class Dataflows:
