@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         PackageInfo,
         RepoStatus,
         TaskLogSummary,
+        VerifyReport,
         WorkspaceInfo,
         WorkspaceStatus,
     )
@@ -247,6 +248,12 @@ class LocalService:
             on_input=on_input,
             labels=labels,
         )
+
+    def verify(self) -> VerifyReport:
+        """Check the repository."""
+        from e3.verify import verify
+
+        return verify(self.repo)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -119,6 +119,21 @@ class AdhocResult:
 
 
 @dataclass(frozen=True)
+class VerifyReport:
+    """What ``e3 repo verify`` checked, and every problem it found (empty: all is well)."""
+
+    objects: int
+    packages: int
+    workspaces: int
+    refs: int
+    executions: int
+    incomplete_executions: int
+    runs: int
+    partial_files: int
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class UploadTicket:
     """Where to ``PUT`` the bytes of an upload (the id names it afterwards)."""
 
@@ -144,6 +159,7 @@ class JobStatus:
     exported: ExportResult | None = None
     collected: GcResult | None = None
     ran: AdhocResult | None = None
+    verified: VerifyReport | None = None
     input_hashes: list[str] = field(default_factory=list)
     download_url: str | None = None
 

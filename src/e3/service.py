@@ -23,6 +23,7 @@ from e3.model import (
     PackageInfo,
     RepoStatus,
     TaskLogSummary,
+    VerifyReport,
     WorkspaceInfo,
     WorkspaceStatus,
 )
@@ -165,6 +166,10 @@ class RepositoryService(Protocol):
         on_input: Callable[[str, str], None] | None = None,
     ) -> AdhocResult:
         """Run one task of a package on input files (``e3 run``), memoized like any other."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Check every object, ref and record (read only)."""
         ...
 
     def close(self) -> None:

@@ -407,3 +407,29 @@ def test_run_one_task_on_input_files(target: Target, tmp_path: Path, build_examp
     assert not (tmp_path / "x.json").exists()
     missing = run_cli("run", target.loc, "diamond/nope", a, b, "-o", out)
     assert missing.code == 3
+
+
+# ── verify ──────────────────────────────────────────────────────────────────
+
+
+def test_verify_finds_damage_and_names_it(target: Target, tmp_path: Path, build_example) -> None:
+    deploy(target, build_example("diamond"))
+    ok("start", target.loc, "ws")
+    clean = json.loads(ok("repo", "verify", target.loc, "--json"))
+    assert clean["problems"] == [] and clean["objects"] > 0 and clean["executions"] == 3
+    # Flip a byte of one object and delete another that a ref names.
+    status = json.loads(ok("status", target.loc, "ws.tasks.merge", "--json"))
+    merged = target.path / "objects" / status["hash"][:2] / f"{status['hash'][2:]}.beast2"
+    a_hash = json.loads(ok("status", target.loc, "ws.inputs.a", "--json"))["hash"]
+    a_file = target.path / "objects" / a_hash[:2] / f"{a_hash[2:]}.beast2"
+    os.chmod(merged, 0o644)
+    data = bytearray(merged.read_bytes())
+    data[-1] ^= 0xFF
+    merged.write_bytes(bytes(data))
+    a_file.unlink()
+    r = run_cli("repo", "verify", target.loc)
+    assert r.code == 7, r.out + r.err
+    assert f"objects/{status['hash'][:2]}/{status['hash'][2:]}.beast2: content hashes to" in r.out
+    assert f"names missing object {a_hash[:12]}" in r.out
+    # The value of inputs.a is also the package's default: its ref and the package both miss it.
+    assert r.err_lines == [f"Error: 3 problem(s) found in {target.loc}"], r.out

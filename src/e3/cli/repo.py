@@ -50,6 +50,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("server", help="server URL (http(s)://host[:port])")
     ls.set_defaults(handler=cmd_list)
 
+    v = rs.add_parser(
+        "verify", parents=[common], help="check every object, ref and record (read only)"
+    )
+    v.add_argument("repo")
+    v.set_defaults(handler=cmd_verify)
+
     g = rs.add_parser("gc", parents=[common], help="delete objects nothing refers to")
     g.add_argument("repo")
     g.add_argument("--dry-run", action="store_true", help="report without deleting")
@@ -159,3 +165,27 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     for n in names:
         ctx.out.line(f"  {n}")
     return 0
+
+
+def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
+    """Check a repository; exit 7 (corrupt) when anything is wrong."""
+    from e3.errors import CorruptObject
+
+    rep = ctx.service(args.repo).verify()
+    ctx.out.data(rep)
+    ctx.out.line(f"Objects:     {rep.objects}")
+    ctx.out.line(f"Packages:    {rep.packages}")
+    ctx.out.line(f"Workspaces:  {rep.workspaces} ({rep.refs} dataset refs)")
+    ctx.out.line(f"Executions:  {rep.executions} ({rep.incomplete_executions} cut off before done)")
+    ctx.out.line(f"Run records: {rep.runs}")
+    if rep.partial_files:
+        ctx.out.line(
+            f"Staging files left by interrupted writes: {rep.partial_files} (gc removes them)"
+        )
+    if not rep.problems:
+        ctx.out.line("No problems found")
+        return 0
+    ctx.out.line(f"Problems ({len(rep.problems)}):")
+    for p in rep.problems:
+        ctx.out.line(f"  {p}")
+    raise CorruptObject(f"{len(rep.problems)} problem(s) found in {args.repo}")

@@ -56,6 +56,7 @@ from e3.model import (
     TaskInfo,
     TaskLogSummary,
     UploadTicket,
+    VerifyReport,
     WorkspaceInfo,
     WorkspaceStatus,
 )
@@ -190,6 +191,14 @@ class RemoteService:
         if status.collected is None:
             raise RemoteError("the server's collection finished without a result")
         return status.collected
+
+    def verify(self) -> VerifyReport:
+        """Run a server-side check and wait for it."""
+        job: JobStarted = self.http.call("POST", f"{self.base}/verify", JobStarted)
+        status = self._wait_job(f"{self.base}/verify/{quote(job.id)}")
+        if status.verified is None:
+            raise RemoteError("the server's check finished without a result")
+        return status.verified
 
     # ── packages ─────────────────────────────────────────────────────────
     def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:

@@ -359,6 +359,19 @@ def create_app(config: ServerConfig) -> Starlette:
         server.repos.open(p(request, "repo"))
         return await job_reply(request, "gc")
 
+    @route("/api/repos/{repo}/verify", ["POST"], "Start a repository check")
+    async def start_verify(request: Request) -> Response:
+        name = p(request, "repo")
+        svc = server.service(name)
+        job = server.jobs.start(
+            name, "verify", lambda: JobStatus("succeeded", verified=svc.verify())
+        )
+        return beast2_reply(JobStarted(job.id), JobStarted, 202)
+
+    @route("/api/repos/{repo}/verify/{id}", ["GET"], "Repository check status")
+    async def verify_status(request: Request) -> Response:
+        return await job_reply(request, "verify")
+
     @route("/api/repos/{repo}/objects/{hash}", ["GET"], "Raw bytes of an object")
     async def get_object(request: Request) -> Response:
         from e3.names import check_hash

@@ -1,0 +1,186 @@
+"""``e3 repo verify``: check that a repository is whole, without changing it.
+
+What is checked is what e3 promises after any crash or kill:
+
+* every file under ``objects/`` is named by the SHA-256 of its bytes (staging
+  ``.partial`` files left by killed writers are counted, not reported: ``gc``
+  removes them);
+* every package ref holds a hash whose object, and everything it refers to
+  (task objects, command IR, initial values), exists and decodes;
+* every workspace state decodes and its pinned package is whole; every dataset
+  ref decodes and a value ref names an existing object;
+* a successful execution's output names an existing object (an attempt cut off
+  while its files were being created, which readers treat as absent, is
+  counted as incomplete, not as a problem);
+* every dataflow run record decodes.
+
+A problem is a one-line description naming the file; the report lists them all
+rather than stopping at the first, so one run tells the whole story.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from e3 import packages, workspaces
+from e3.errors import E3Error
+from e3.model import VerifyReport
+from e3.names import is_hash
+from e3.records import dataflow as run_record
+from e3.records import dataset_ref, execution
+from e3.repository import Repository
+from e3.store import atomic
+from e3.store.objects import OBJECT_SUFFIX
+
+_CHUNK = 1 << 20
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(repo: Repository) -> VerifyReport:
+    """Check every object, ref, record and package of ``repo`` (read only)."""
+    problems: list[str] = []
+    objects = _check_objects(repo, problems)
+    checked: set[str] = set()
+    pkgs = _check_packages(repo, problems, checked)
+    wss, refs = _check_workspaces(repo, problems, checked)
+    execs, incomplete = _check_executions(repo, problems)
+    runs = _check_runs(repo, problems)
+    partials = sum(1 for _ in repo.objects.partial_files())
+    return VerifyReport(objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems)
+
+
+def _rel(repo: Repository, path: Path | str) -> str:
+    return os.path.relpath(path, repo.root)
+
+
+def _check_objects(repo: Repository, problems: list[str]) -> int:
+    root = repo.root / "objects"
+    count = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if name.endswith(atomic.PARTIAL_SUFFIX):
+                continue
+            rel = path.relative_to(root)
+            h = "".join(rel.parts).removesuffix(OBJECT_SUFFIX)
+            if len(rel.parts) != 2 or not name.endswith(OBJECT_SUFFIX) or not is_hash(h):
+                problems.append(f"{_rel(repo, path)}: not an object file")
+                continue
+            count += 1
+            try:
+                actual = _sha256_file(path)
+            except OSError as exc:
+                problems.append(f"{_rel(repo, path)}: unreadable ({exc.strerror})")
+                continue
+            if actual != h:
+                problems.append(f"{_rel(repo, path)}: content hashes to {actual[:12]}…")
+    return count
+
+
+def _check_packages(repo: Repository, problems: list[str], checked: set[str]) -> int:
+    try:
+        infos = packages.list_packages(repo)
+    except E3Error as exc:
+        problems.append(f"packages/: {exc.message}")
+        return 0
+    for info in infos:
+        checked.add(info.hash)
+        try:
+            packages.package_closure(repo, info.hash)
+        except E3Error as exc:
+            problems.append(f"package {info.ref}: {exc.message}")
+    return len(infos)
+
+
+def _check_workspaces(repo: Repository, problems: list[str], checked: set[str]) -> tuple[int, int]:
+    try:
+        infos = workspaces.list_workspaces(repo)
+    except E3Error as exc:
+        problems.append(f"workspaces/: {exc.message}")
+        return 0, 0
+    refs = 0
+    for ws in infos:
+        try:
+            state = workspaces.read_state(repo, ws.name)
+        except E3Error as exc:
+            problems.append(f"workspace {ws.name}: {exc.message}")
+            continue
+        if state is not None and state.package_hash not in checked:
+            checked.add(state.package_hash)
+            try:
+                packages.package_closure(repo, state.package_hash)
+            except E3Error as exc:
+                problems.append(f"workspace {ws.name}: deployed package: {exc.message}")
+        for sub in ("data", ".data-new"):
+            for _path, file in workspaces.iter_ref_files(repo.workspace_dir(ws.name) / sub):
+                refs += 1
+                raw = atomic.read_bytes(file)
+                if not raw:
+                    continue  # unassigned (an output published without its own fsync)
+                try:
+                    ref = dataset_ref.decode(raw)
+                except E3Error as exc:
+                    problems.append(f"{_rel(repo, file)}: {exc.message}")
+                    continue
+                if ref.kind == "value" and ref.hash and not repo.objects.has(ref.hash):
+                    problems.append(f"{_rel(repo, file)}: names missing object {ref.hash[:12]}…")
+    return len(infos), refs
+
+
+def _check_executions(repo: Repository, problems: list[str]) -> tuple[int, int]:
+    from e3 import executions
+
+    count = incomplete = 0
+    for dirpath, _dirs, files in os.walk(repo.executions_dir):
+        if executions.STATUS_FILE not in files:
+            continue
+        count += 1
+        d = Path(dirpath)
+        raw = atomic.read_bytes(d / executions.STATUS_FILE)
+        try:
+            status = execution.decode(raw) if raw else None
+        except E3Error:
+            status = None
+        if status is None:
+            incomplete += 1
+            continue
+        if status.state != "success":
+            continue
+        out = atomic.read_bytes(d / executions.OUTPUT_FILE)
+        h = out.decode("utf-8", "replace").strip() if out else ""
+        if not is_hash(h):
+            incomplete += 1
+        elif not repo.objects.has(h):
+            problems.append(
+                f"{_rel(repo, d / executions.OUTPUT_FILE)}: names missing object {h[:12]}…"
+            )
+    return count, incomplete
+
+
+def _check_runs(repo: Repository, problems: list[str]) -> int:
+    root = repo.root / "dataflows"
+    count = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.endswith(".beast2"):
+                continue
+            count += 1
+            path = Path(dirpath) / name
+            raw = atomic.read_bytes(path)
+            if not raw:
+                problems.append(f"{_rel(repo, path)}: empty run record")
+                continue
+            try:
+                run_record.decode(raw)
+            except E3Error as exc:
+                problems.append(f"{_rel(repo, path)}: {exc.message}")
+    return count
