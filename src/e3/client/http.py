@@ -74,13 +74,30 @@ class Http:
         """The stored login for this server, refreshed first if it has expired."""
         cred = self.store.get(self.origin)
         if cred is not None and cred.expired and cred.refresh_token:
-            try:
-                cred = refresh(self.client, self.origin, cred)
-                self.store.put(self.origin, cred)
-            except AuthError:
-                self.store.put(self.origin, None)
-                raise
+            cred = self._refreshed(cred)
         return cred
+
+    def _refreshed(self, stale: Credential) -> Credential:
+        """A fresh credential in place of ``stale``, whichever e3 process refreshes it.
+
+        Refresh tokens are single-use, so two commands refreshing the same login at
+        once must not both try: the credentials file is locked around read, refresh
+        and write, and a login another process already refreshed is simply used.
+        On failure the login is forgotten only if it is still the one that failed.
+        """
+        with self.store.locked():
+            current = self.store.get(self.origin)
+            if current is not None and current.access_token != stale.access_token:
+                return current
+            try:
+                fresh = refresh(self.client, self.origin, stale)
+            except AuthError:
+                now = self.store.get(self.origin)
+                if now is not None and now.refresh_token == stale.refresh_token:
+                    self.store.put(self.origin, None)
+                raise
+            self.store.put(self.origin, fresh)
+            return fresh
 
     def request(
         self,
@@ -108,11 +125,7 @@ class Http:
                 raise RemoteError(f"cannot reach {self.origin}: {exc}") from exc
             if resp.status_code == 401 and attempt == 0 and cred is not None and cred.refresh_token:
                 resp.close()
-                try:
-                    self.store.put(self.origin, refresh(self.client, self.origin, cred))
-                except AuthError:
-                    self.store.put(self.origin, None)
-                    raise
+                self._refreshed(cred)
                 continue
             return resp
         raise AssertionError("unreachable")

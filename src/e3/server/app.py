@@ -267,7 +267,7 @@ def create_app(config: ServerConfig) -> Starlette:
             async def endpoint(request: Request) -> Response:
                 try:
                     if auth:
-                        request.state.identity = authenticate(request)
+                        request.state.identity = await authenticate(request)
                     raw = (request.scope.get("raw_path") or b"").decode("latin-1")
                     head = raw.split("?")[0].split("/")[1 : 1 + len(fixed)]
                     if any("%2f" in seg.lower() for seg in head):
@@ -283,7 +283,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
         return wrap
 
-    def authenticate(request: Request) -> Identity | None:
+    async def authenticate(request: Request) -> Identity | None:
         validator = config.validator
         if validator is None:
             return None
@@ -291,6 +291,9 @@ def create_app(config: ServerConfig) -> Starlette:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("missing bearer token (run `e3 login <server>`)")
+        if validator.fetches_keys:  # a JWKS download must not stall the event loop
+            identity: Identity = await blocking(validator.validate, token.strip())
+            return identity
         return validator.validate(token.strip())
 
     def p(request: Request, name: str) -> str:
@@ -996,19 +999,21 @@ def provider_routes(provider: Provider) -> list[BaseRoute]:
         code = request.query_params.get("user_code", "")
         safe = "".join(c for c in code if c.isalnum() or c == "-")[:16]
         return HTMLResponse(
-            "<!doctype html><title>e3 login</title><h1>Approve e3 login</h1>"
+            "<!doctype html><title>e3 login</title><h1>Approve an e3 login</h1>"
             "<form method='post' action='/device/approve'>"
-            f"<input name='user_code' value='{safe}'><button>Approve</button></form>"
+            f"<p><label>Code shown by e3 login <input name='user_code' value='{safe}'></label>"
+            "<p><label>Server approval secret <input name='secret' type='password'></label>"
+            "<p><button>Approve</button></form>"
         )
 
     async def approve(request: Request) -> Response:
         form = await request.form()
-        ok = provider.approve(str(form.get("user_code", "")))
+        ok = provider.approve(str(form.get("user_code", "")), str(form.get("secret", "")))
         return HTMLResponse(
             "<p>Approved. You can close this page.</p>"
             if ok
-            else "<p>Unknown or expired code.</p>",
-            status_code=200 if ok else 400,
+            else "<p>Unknown or expired code, or wrong approval secret.</p>",
+            status_code=200 if ok else 403,
         )
 
     async def token(request: Request) -> Response:

@@ -5,8 +5,11 @@ A server runs in one of three modes:
 * no authentication (the default; nothing asks for a login);
 * ``--oidc``: the server is its own identity provider (RS256 keys made at
   start, discovery document, JWKS, device authorization, an approval page,
-  token and refresh grants with refresh-token rotation); for tests,
-  ``E3_AUTH_AUTO_APPROVE=1`` approves device codes at once;
+  token and refresh grants with refresh-token rotation). Approving a login
+  needs the server's approval secret (``E3_AUTH_APPROVAL_SECRET``, or one
+  made at start and printed on the server's console), so knowing a user code
+  is not enough to log oneself in; for tests, ``E3_AUTH_AUTO_APPROVE=1``
+  approves device codes at once;
 * external: tokens signed by another provider, checked against a PEM public
   key or a JWKS URL, an issuer and an audience.
 
@@ -61,6 +64,11 @@ class TokenValidator:
         self.leeway = leeway
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
 
+    @property
+    def fetches_keys(self) -> bool:
+        """Whether validating may download keys (a JWKS URL): call it off the event loop."""
+        return self._jwks is not None
+
     def validate(self, token: str) -> Identity:
         """The identity in a valid access token.
 
@@ -111,11 +119,14 @@ class Provider:
         access_ttl: float = 3600.0,
         refresh_ttl: float = 90 * 86400.0,
         auto_approve: bool = False,
+        approval_secret: str | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.auto_approve = auto_approve
+        #: What an approver must type besides the user code (``None``: approval disabled).
+        self.approval_secret = approval_secret
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = secrets.token_hex(8)
         self._devices: dict[str, _DeviceCode] = {}
@@ -174,8 +185,11 @@ class Provider:
             "interval": 1,
         }
 
-    def approve(self, user_code: str) -> bool:
-        """Approve the device flow showing ``user_code``."""
+    def approve(self, user_code: str, secret: str) -> bool:
+        """Approve the device flow showing ``user_code``, if ``secret`` is the approval secret."""
+        expected = self.approval_secret
+        if expected is None or not secrets.compare_digest(secret.encode(), expected.encode()):
+            return False
         with self._lock:
             for d in self._devices.values():
                 if d.user_code == user_code.strip().upper() and d.expires > time.time():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import sys
 from typing import TextIO
@@ -71,6 +72,7 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
             access_ttl=parse_duration(_seconds(args.token_expiry)),
             refresh_ttl=parse_duration(_seconds(args.refresh_token_expiry)),
             auto_approve=os.environ.get("E3_AUTH_AUTO_APPROVE") == "1",
+            approval_secret=os.environ.get("E3_AUTH_APPROVAL_SECRET") or secrets.token_urlsafe(12),
         )
         validator = provider.validator()
     elif args.auth_key or args.auth_jwks:
@@ -92,6 +94,12 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     print(f"e3 API server listening on {listen_url}", file=out, flush=True)
     if base_url != listen_url:
         print(f"  public URL: {base_url}", file=out, flush=True)
+    if (
+        provider is not None
+        and not provider.auto_approve
+        and "E3_AUTH_APPROVAL_SECRET" not in os.environ
+    ):
+        print(f"  login approval secret: {provider.approval_secret}", file=out, flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
     return 0

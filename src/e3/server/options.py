@@ -37,7 +37,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--oidc",
         action="store_true",
         help="require logins, with the server as its own identity provider "
-        "(E3_AUTH_AUTO_APPROVE=1 approves device logins at once, for tests)",
+        "(approving a login needs the approval secret printed at start, or "
+        "E3_AUTH_APPROVAL_SECRET; E3_AUTH_AUTO_APPROVE=1 approves at once, for tests)",
     )
     p.add_argument("--token-expiry", default="1h", help="access token lifetime (default 1h)")
     p.add_argument(
