@@ -13,7 +13,7 @@ from typing import Literal
 
 from e3 import workspaces
 from e3.codec import beast2
-from e3.codec.types import EastType, EastValue, fits, print_type, short_type
+from e3.codec.types import EastType, EastValue, fits, print_type, same_type, short_type
 from e3.errors import (
     CorruptObject,
     DatasetNotFound,
@@ -142,7 +142,7 @@ def check_writable(dep: Deployed, path: DatasetPath) -> DatasetSpec:
 
 def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastType) -> None:
     """Refuse a value whose type differs from the declared one, showing both."""
-    if given != spec.type:
+    if not same_type(given, spec.type):
         raise TypeMismatch(
             f"type mismatch for {format_workspace_path(dep.name, path)}: the dataset is "
             f"{short_type(spec.type)} but the value is {short_type(given)}",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e3.codec import beast2
-from e3.codec.types import IRType, print_type
+from e3.codec.types import IRType, print_type, same_type
 from e3.errors import (
     DecodeError,
     E3Error,
@@ -219,7 +219,7 @@ def validate_package(
                 raise InvalidPackage(
                     f"{where}: value of {format_keypath(path)} is not valid Beast2 ({exc.message})"
                 ) from exc
-            if found != spec.type:
+            if not same_type(found, spec.type):
                 raise InvalidPackage(
                     f"{where}: value of {format_keypath(path)} has type {print_type(found)}, "
                     f"but the dataset is declared {print_type(spec.type)}"
@@ -249,7 +249,7 @@ def validate_package(
                 f"{where}: command of task {name!r} (object {ir[:12]}…) is missing"
             )
         try:
-            if beast2.read_type(ir_bytes) != IRType:
+            if not same_type(beast2.read_type(ir_bytes), IRType):
                 raise InvalidPackage(f"{where}: command of task {name!r} is not East IR")
         except DecodeError as exc:
             raise InvalidPackage(f"{where}: command of task {name!r} does not decode") from exc
@@ -314,17 +314,40 @@ def _find_cycle(deps: dict[str, list[DatasetPath]], outputs: dict[DatasetPath, s
 
 
 def package_closure(repo: Repository, pkg_hash: str) -> tuple[PackageObject, set[ObjectHash]]:
-    """A package object and every object it references (itself included)."""
+    """A package object and every object it references (itself included).
+
+    Every referenced object must exist (else :class:`InvalidPackage` names the
+    missing one). Types are not re-checked: :func:`validate_package` did that when
+    the package was imported, and objects never change. (Comparing East types is
+    slow, a millisecond per function, so garbage collection, verification and
+    exports of big packages would otherwise pay it again and again.)
+    """
     pkg = read_package_object(repo, pkg_hash)
-
-    def lookup(h: str) -> bytes | None:
+    where = f"package {pkg_hash[:12]}…"
+    reachable: set[ObjectHash] = {check_hash(pkg_hash)}
+    for path, ref in pkg.refs.items():
+        if ref.kind != "value":
+            continue
+        h = ref.hash or ""
+        if not is_hash(h) or not repo.objects.has(h):
+            raise InvalidPackage(
+                f"{where}: value of {format_keypath(path)} (object {h[:12]}…) is missing"
+            )
+        reachable.add(ObjectHash(h))
+    for name, h in sorted(pkg.tasks.items()):
         try:
-            return repo.objects.get(h)
-        except E3Error:
-            return None
-
-    reachable = validate_package(pkg, lookup, f"package {pkg_hash[:12]}…")
-    reachable.add(check_hash(pkg_hash))
+            task = task_record.decode(repo.objects.get(h))
+        except E3Error as exc:
+            raise InvalidPackage(
+                f"{where}: task {name!r} (object {h[:12]}…): {exc.message}"
+            ) from exc
+        reachable.add(ObjectHash(h))
+        ir = task.command_ir
+        if not is_hash(ir) or not repo.objects.has(ir):
+            raise InvalidPackage(
+                f"{where}: command of task {name!r} (object {ir[:12]}…) is missing"
+            )
+        reachable.add(ObjectHash(ir))
     return pkg, reachable
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from e3 import packages, workspaces
@@ -37,6 +38,20 @@ from e3.store.objects import OBJECT_SUFFIX
 _CHUNK = 1 << 20
 
 
+@dataclass
+class VerifyCache:
+    """What earlier checks of the same repository established, to re-check only changes.
+
+    An object file whose (inode, size, mtime) is unchanged since it hashed correctly
+    is not hashed again; a package closure already validated is only re-checked for
+    the presence of its objects. For tools that verify after every step (the
+    fuzzer); ``e3 repo verify`` always checks everything.
+    """
+
+    objects: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    closures: dict[str, set[str]] = field(default_factory=dict)
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -45,13 +60,14 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(repo: Repository) -> VerifyReport:
+def verify(repo: Repository, cache: VerifyCache | None = None) -> VerifyReport:
     """Check every object, ref, record and package of ``repo`` (read only)."""
     problems: list[str] = []
-    objects = _check_objects(repo, problems)
+    cache = cache or VerifyCache()
+    objects = _check_objects(repo, problems, cache)
     checked: set[str] = set()
-    pkgs = _check_packages(repo, problems, checked)
-    wss, refs = _check_workspaces(repo, problems, checked)
+    pkgs = _check_packages(repo, problems, checked, cache)
+    wss, refs = _check_workspaces(repo, problems, checked, cache)
     execs, incomplete = _check_executions(repo, problems)
     runs = _check_runs(repo, problems)
     partials = sum(1 for _ in repo.objects.partial_files())
@@ -62,7 +78,7 @@ def _rel(repo: Repository, path: Path | str) -> str:
     return os.path.relpath(path, repo.root)
 
 
-def _check_objects(repo: Repository, problems: list[str]) -> int:
+def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) -> int:
     root = repo.root / "objects"
     count = 0
     for dirpath, _dirs, files in os.walk(root):
@@ -77,16 +93,38 @@ def _check_objects(repo: Repository, problems: list[str]) -> int:
                 continue
             count += 1
             try:
+                st = path.stat()
+                key = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if cache.objects.get(h) == key:
+                    continue
                 actual = _sha256_file(path)
             except OSError as exc:
                 problems.append(f"{_rel(repo, path)}: unreadable ({exc.strerror})")
                 continue
             if actual != h:
                 problems.append(f"{_rel(repo, path)}: content hashes to {actual[:12]}…")
+            else:
+                cache.objects[h] = key
     return count
 
 
-def _check_packages(repo: Repository, problems: list[str], checked: set[str]) -> int:
+def _closure_problem(repo: Repository, pkg_hash: str, cache: VerifyCache) -> str | None:
+    """Why a package is not whole (``None`` if it is)."""
+    known = cache.closures.get(pkg_hash)
+    if known is not None:
+        missing = [h for h in known if not repo.objects.has(h)]
+        return f"object {missing[0][:12]}… is missing" if missing else None
+    try:
+        _pkg, closure = packages.package_closure(repo, pkg_hash)
+    except E3Error as exc:
+        return exc.message
+    cache.closures[pkg_hash] = set(closure)
+    return None
+
+
+def _check_packages(
+    repo: Repository, problems: list[str], checked: set[str], cache: VerifyCache
+) -> int:
     try:
         infos = packages.list_packages(repo)
     except E3Error as exc:
@@ -94,14 +132,15 @@ def _check_packages(repo: Repository, problems: list[str], checked: set[str]) ->
         return 0
     for info in infos:
         checked.add(info.hash)
-        try:
-            packages.package_closure(repo, info.hash)
-        except E3Error as exc:
-            problems.append(f"package {info.ref}: {exc.message}")
+        problem = _closure_problem(repo, info.hash, cache)
+        if problem is not None:
+            problems.append(f"package {info.ref}: {problem}")
     return len(infos)
 
 
-def _check_workspaces(repo: Repository, problems: list[str], checked: set[str]) -> tuple[int, int]:
+def _check_workspaces(
+    repo: Repository, problems: list[str], checked: set[str], cache: VerifyCache
+) -> tuple[int, int]:
     try:
         infos = workspaces.list_workspaces(repo)
     except E3Error as exc:
@@ -116,10 +155,9 @@ def _check_workspaces(repo: Repository, problems: list[str], checked: set[str]) 
             continue
         if state is not None and state.package_hash not in checked:
             checked.add(state.package_hash)
-            try:
-                packages.package_closure(repo, state.package_hash)
-            except E3Error as exc:
-                problems.append(f"workspace {ws.name}: deployed package: {exc.message}")
+            problem = _closure_problem(repo, state.package_hash, cache)
+            if problem is not None:
+                problems.append(f"workspace {ws.name}: deployed package: {problem}")
         for sub in ("data", ".data-new"):
             for _path, file in workspaces.iter_ref_files(repo.workspace_dir(ws.name) / sub):
                 refs += 1

@@ -146,7 +146,7 @@ def _read_input(file: str) -> bytes:
 def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     """Set a dataset from a file, checked against the dataset's declared type."""
     from e3.codec import beast2
-    from e3.codec.types import parse_type, print_type
+    from e3.codec.types import parse_type, print_type, same_type
     from e3.convert import detect_format, read_value
     from e3.errors import PermissionDenied, TypeMismatch
     from e3.paths import format_workspace_path, parse_workspace_path
@@ -162,7 +162,7 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     declared = entry.type
     if args.type_text is not None:
         given = parse_type(args.type_text)
-        if given != declared:
+        if not same_type(given, declared):
             raise TypeMismatch(
                 f"type mismatch for {format_workspace_path(ws, path)}: the dataset is "
                 f"{print_type(declared)} but --type is {print_type(given)}"

@@ -31,7 +31,15 @@ from east.serialization.beast2 import (
 )
 
 from e3.codec._datetimes import exact_datetimes
-from e3.codec.types import EastType, EastValue, short_type
+from e3.codec.types import (
+    EastType,
+    EastTypeType,
+    EastValue,
+    IRType,
+    canonical,
+    same_type,
+    short_type,
+)
 from e3.errors import DecodeError, TypeMismatch
 
 #: The magic of Beast2 v4 and v5 (``0x89 'East' CR LF`` + version byte).
@@ -74,6 +82,13 @@ def is_beast2(data: bytes | bytearray | memoryview) -> bool:
     return head in (MAGIC_V4, MAGIC_V5)
 
 
+def _cache_key(east_type: EastType) -> EastType:
+    """The type object to look codecs up by: comparing recursive types is slow."""
+    if east_type is EastTypeType or east_type is IRType:
+        return east_type
+    return canonical(east_type)
+
+
 @lru_cache(maxsize=512)
 def _encoder(east_type: EastType) -> Callable[[Any], bytes]:
     return encode_beast2_with_header_for(east_type, version=WRITE_VERSION)  # type: ignore[no-any-return]
@@ -92,11 +107,16 @@ def encode(value: EastValue, east_type: EastType) -> bytes:
     """
     value = exact_datetimes(value, east_type)
     try:
-        return bytes(_encoder(east_type)(value))
+        return bytes(_encoder(_cache_key(east_type))(value))
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
         raise TypeMismatch(
             f"value does not fit type {short_type(east_type)}: {_first_line(exc)}"
         ) from exc
+
+
+def encode_type(east_type: EastType) -> bytes:
+    """Canonical bytes of a type (as a value of ``EastTypeType``): an identity for types."""
+    return bytes(_encoder(EastTypeType)(east_type))
 
 
 def decode(data: bytes | memoryview, east_type: EastType, *, trusted: bool = True) -> EastValue:
@@ -111,10 +131,11 @@ def decode(data: bytes | memoryview, east_type: EastType, *, trusted: bool = Tru
     if not is_beast2(data):
         raise DecodeError("not Beast2 data (bad magic)")
     try:
+        decoder = _decoder(_cache_key(east_type))
         if trusted:
-            return _decoder(east_type)(data)
+            return decoder(data)
         with quiet_native_stderr():
-            return _decoder(east_type)(data)
+            return decoder(data)
     except (ValueError, TypeError, UnicodeDecodeError, OverflowError, IndexError) as exc:
         raise DecodeError(f"invalid Beast2 data: {_first_line(exc)}") from exc
 
@@ -159,7 +180,11 @@ def canonicalize(
     target = found if east_type is None else east_type
     # east-py decoders accept subtypes; anything else is a mismatch we report
     # with both types spelled out.
-    if east_type is not None and found != east_type and not is_subtype(found, east_type):
+    if (
+        east_type is not None
+        and not same_type(found, east_type)
+        and not is_subtype(found, east_type)
+    ):
         raise TypeMismatch(
             f"type mismatch: expected {short_type(east_type)}, got {short_type(found)}"
         )

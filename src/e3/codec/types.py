@@ -109,9 +109,46 @@ def parse_type(text: str) -> EastType:
         raise DecodeError(f"invalid East type {text.strip()!r}: {_first_line(exc)}") from exc
 
 
+_INTERNED: dict[bytes, EastType] = {}
+
+
+def canonical(east_type: EastType) -> EastType:
+    """The one shared object for recursive types equal to ``east_type`` (others as given).
+
+    east-py compares types structurally in Python, which costs milliseconds for a
+    recursive type such as ``IRType`` (every function IR dataset has it), and
+    caches keyed by types compare keys on each lookup. A recursive type decoded
+    from a record is mapped, by its canonical encoding, to the object the Beast2
+    header reader returns, so comparisons and cache lookups succeed on identity.
+    """
+    if east_type.type != "Recursive":
+        return east_type
+    if not _INTERNED:
+        for known in (IRType, EastTypeType):
+            _INTERNED[_type_key(known)] = known
+    return _INTERNED.setdefault(_type_key(east_type), east_type)
+
+
+def _type_key(east_type: EastType) -> bytes:
+    from e3.codec import beast2  # it imports this module
+
+    return beast2.encode_type(east_type)
+
+
+def same_type(a: EastType, b: EastType) -> bool:
+    """``a == b``, fast for recursive types (see :func:`canonical`)."""
+    if a is b:
+        return True
+    if a.type != b.type:
+        return False
+    if a.type == "Recursive":
+        return canonical(a) is canonical(b)
+    return bool(a == b)
+
+
 def fits(found: EastType, declared: EastType) -> bool:
     """Whether a value of type ``found`` can be stored as ``declared`` (equal or subtype)."""
-    return bool(found == declared or is_subtype(found, declared))
+    return same_type(found, declared) or bool(is_subtype(found, declared))
 
 
 def type_kind(east_type: EastType) -> str:
