@@ -201,11 +201,18 @@ class LocalService:
         ex = logs.require_execution(self.repo, ws, task)
         if execution_id is not None and execution_id != ex.execution_id:
             from e3 import executions
+            from e3.errors import ExecutionNotFound
 
-            for other in executions.all_for_task(self.repo, ex.task_hash):
-                if other.execution_id == execution_id:
-                    ex = other
-                    break
+            found = [
+                other
+                for other in executions.all_for_task(self.repo, ex.task_hash)
+                if other.execution_id == execution_id
+            ]
+            if not found:
+                raise ExecutionNotFound(
+                    f"task '{task}' has no execution {execution_id!r}", task=task
+                )
+            ex = found[0]
         return logs.read_log(self.repo, ex, stream, offset, limit)
 
     def dataflow_runs(self, ws: str) -> list[DataflowRun]:
@@ -233,6 +240,7 @@ class LocalService:
         isolation: str = "process",
         on_input: Callable[[str, str], None] | None = None,
         labels: list[str] | None = None,
+        timeout: float | None = None,
     ) -> AdhocResult:
         """Run one task here (``labels``: how messages name the input files)."""
         from e3.dataflow.adhoc import run_task
@@ -247,6 +255,7 @@ class LocalService:
             isolation=isolation,
             on_input=on_input,
             labels=labels,
+            timeout=timeout,
         )
 
     def verify(self) -> VerifyReport:

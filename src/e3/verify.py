@@ -50,6 +50,8 @@ class VerifyCache:
 
     objects: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     closures: dict[str, set[str]] = field(default_factory=dict)
+    #: successful executions already checked: directory -> (status file, output hash)
+    executions: dict[str, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
 
 
 def _sha256_file(path: Path) -> str:
@@ -68,7 +70,7 @@ def verify(repo: Repository, cache: VerifyCache | None = None) -> VerifyReport:
     checked: set[str] = set()
     pkgs = _check_packages(repo, problems, checked, cache)
     wss, refs = _check_workspaces(repo, problems, checked, cache)
-    execs, incomplete = _check_executions(repo, problems)
+    execs, incomplete = _check_executions(repo, problems, cache)
     runs = _check_runs(repo, problems)
     partials = sum(1 for _ in repo.objects.partial_files())
     return VerifyReport(objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems)
@@ -174,7 +176,7 @@ def _check_workspaces(
     return len(infos), refs
 
 
-def _check_executions(repo: Repository, problems: list[str]) -> tuple[int, int]:
+def _check_executions(repo: Repository, problems: list[str], cache: VerifyCache) -> tuple[int, int]:
     from e3 import executions
 
     count = incomplete = 0
@@ -183,6 +185,19 @@ def _check_executions(repo: Repository, problems: list[str]) -> tuple[int, int]:
             continue
         count += 1
         d = Path(dirpath)
+        known = cache.executions.get(dirpath)
+        if known is not None:
+            try:
+                st = os.stat(d / executions.STATUS_FILE)
+            except OSError:
+                st = None
+            if st is not None and known[0] == (st.st_ino, st.st_size, st.st_mtime_ns):
+                if not repo.objects.has(known[1]):
+                    problems.append(
+                        f"{_rel(repo, d / executions.OUTPUT_FILE)}: "
+                        f"names missing object {known[1][:12]}…"
+                    )
+                continue
         raw = atomic.read_bytes(d / executions.STATUS_FILE)
         try:
             status = execution.decode(raw) if raw else None
@@ -197,7 +212,10 @@ def _check_executions(repo: Repository, problems: list[str]) -> tuple[int, int]:
         h = out.decode("utf-8", "replace").strip() if out else ""
         if not is_hash(h):
             incomplete += 1
-        elif not repo.objects.has(h):
+        elif repo.objects.has(h):
+            st = os.stat(d / executions.STATUS_FILE)
+            cache.executions[dirpath] = ((st.st_ino, st.st_size, st.st_mtime_ns), h)
+        else:
             problems.append(
                 f"{_rel(repo, d / executions.OUTPUT_FILE)}: names missing object {h[:12]}…"
             )

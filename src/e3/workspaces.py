@@ -248,6 +248,8 @@ def create_workspace(repo: Repository, ws: str) -> None:
         WorkspaceExists: the name is taken.
     """
     check_workspace_name(ws)
+    if exists(repo, ws):  # refused before the lock, which would record a holder
+        raise WorkspaceExists(f"workspace '{ws}' already exists", workspace=ws)
     with locked(repo, ws, "exclusive", "deployment"):
         if exists(repo, ws):
             raise WorkspaceExists(f"workspace '{ws}' already exists", workspace=ws)
@@ -381,6 +383,12 @@ def export_workspace(
     from e3 import history
     from e3.zipfmt import write_zip
 
+    # Names are checked before anything is locked or written.
+    if name:
+        check_package_name(name)
+    if version:
+        check_version(version)
+    check_workspace_name(ws)
     with locked(repo, ws, "exclusive", "export"):
         dep = open_deployed(repo, ws)
         refs = read_all_refs(dep)

@@ -82,6 +82,31 @@ def is_beast2(data: bytes | bytearray | memoryview) -> bool:
     return head in (MAGIC_V4, MAGIC_V5)
 
 
+#: Largest type section accepted from untrusted bytes. east-c builds a header's type
+#: recursively, so a long chain of nested types overflows the C stack and kills the
+#: process; a section this size nests at most ~8,000 levels (two bytes per level),
+#: far within the stack. Real types are small: IRType's whole section is ~380 bytes.
+MAX_TYPE_SECTION = 16 << 10
+
+
+def _check_type_section(data: bytes | bytearray | memoryview) -> None:
+    """Refuse untrusted Beast2 whose type section is too large to parse safely."""
+    at = 9 if bytes(data[:8]) == MAGIC_V5 else 8  # v5 has a flags byte first
+    size = shift = 0
+    for i in range(at, min(at + 10, len(data))):
+        byte = data[i]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    else:
+        raise DecodeError("invalid Beast2 header: truncated type section length")
+    if size > MAX_TYPE_SECTION:
+        raise DecodeError(
+            f"invalid Beast2 header: type section of {size} bytes (at most {MAX_TYPE_SECTION})"
+        )
+
+
 def _cache_key(east_type: EastType) -> EastType:
     """The type object to look codecs up by: comparing recursive types is slow."""
     if east_type is EastTypeType or east_type is IRType:
@@ -130,6 +155,7 @@ def decode(data: bytes | memoryview, east_type: EastType, *, trusted: bool = Tru
     """
     if not is_beast2(data):
         raise DecodeError("not Beast2 data (bad magic)")
+    _check_type_section(data)
     try:
         decoder = _decoder(_cache_key(east_type))
         if trusted:
@@ -148,6 +174,7 @@ def read_type(data: bytes | memoryview, *, trusted: bool = False) -> EastType:
     """
     if not is_beast2(data):
         raise DecodeError("not Beast2 data (bad magic)")
+    _check_type_section(data)
     try:
         if trusted:
             return read_beast2_type(bytes(data))

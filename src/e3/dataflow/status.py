@@ -34,8 +34,7 @@ def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
     refs = workspaces.read_all_refs(dep)
     holders = [
         h.describe()
-        for path in (repo.workspace_lock_path(ws), repo.dataflow_lock_path(ws))
-        for h in locks.holders(path)
+        for h in locks.holders_of([repo.workspace_lock_path(ws), repo.dataflow_lock_path(ws)])
     ]
     states: dict[int, TaskStatus] = {}
     for node in graph.tasks:

@@ -81,6 +81,8 @@ from e3.server.state import Dataflows, Jobs, Repositories, Transfers
 MAX_BODY = 1 << 20
 #: Largest upload (package zips, large dataset values).
 MAX_UPLOAD = 5 << 30
+#: Most tasks one run started over HTTP may run at once.
+MAX_CONCURRENCY = 64
 #: Longest a long-poll waits (seconds).
 MAX_WAIT = 30.0
 
@@ -212,6 +214,12 @@ def raw_segments(request: Request, after: int) -> list[str]:
     return out
 
 
+def check_isolation(isolation: str) -> None:
+    """Refuse an isolation mode e3 does not have."""
+    if isolation not in ("warm", "process"):
+        raise UsageError(f"isolation must be warm or process, not {isolation[:40]!r}")
+
+
 def query_flag(request: Request, name: str) -> bool:
     """``?name``, ``?name=1`` or ``?name=true``."""
     value = request.query_params.get(name)
@@ -219,14 +227,17 @@ def query_flag(request: Request, name: str) -> bool:
 
 
 def query_int(request: Request, name: str, default: int) -> int:
-    """An integer query parameter."""
+    """An integer query parameter (0 .. 2**63 - 1)."""
     value = request.query_params.get(name)
     if value is None:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise UsageError(f"query parameter {name} must be an integer") from exc
+    if not 0 <= number < 1 << 63:
+        raise UsageError(f"query parameter {name} must be between 0 and 2^63-1")
+    return number
 
 
 def query_wait(request: Request) -> float:
@@ -432,11 +443,7 @@ def create_app(config: ServerConfig) -> Starlette:
     async def run_import(request: Request) -> Response:
         name = p(request, "repo")
         svc = server.service(name)
-        up = server.transfers.upload(p(request, "id"))
-        if up.repo != name or up.purpose != "import":
-            raise JobNotFound(f"no package upload {up.id!r}")
-        if not up.received:
-            raise UsageError("the package has not been uploaded yet")
+        up = server.transfers.claim(p(request, "id"), name, "import")
 
         def work() -> JobStatus:
             try:
@@ -509,16 +516,17 @@ def create_app(config: ServerConfig) -> Starlette:
     @route("/api/repos/{repo}/run", ["POST"], "Run one task of a package on uploaded inputs")
     async def start_run(request: Request) -> Response:
         body: RunRequest = await typed_body(request, RunRequest)
+        check_isolation(body.isolation)
         name = p(request, "repo")
         svc = server.service(name)
         ups = []
-        for item in body.inputs:
-            up = server.transfers.upload(item.upload_id)
-            if up.repo != name or up.purpose != "run-input":
-                raise JobNotFound(f"no run input upload {item.upload_id!r}")
-            if not up.received:
-                raise UsageError(f"input {item.name!r} has not been uploaded yet")
-            ups.append(up)
+        try:
+            for item in body.inputs:
+                ups.append(server.transfers.claim(item.upload_id, name, "run-input"))
+        except E3Error:
+            for up in ups:
+                server.transfers.finish_upload(up.id)
+            raise
         labels = [item.name for item in body.inputs]
 
         def work() -> JobStatus:
@@ -536,6 +544,7 @@ def create_app(config: ServerConfig) -> Starlette:
                     isolation=body.isolation,
                     on_input=lambda _label, h: hashes.append(h),
                     labels=labels,
+                    timeout=body.timeout,
                 )
                 url = None
                 if res.error is None and res.output_hash is not None:
@@ -557,14 +566,17 @@ def create_app(config: ServerConfig) -> Starlette:
     # ── transfers (ids are the credential: no bearer token) ─────────────
     @route("/api/uploads/{id}", ["PUT"], "Upload bytes for an announced transfer", auth=False)
     async def put_upload(request: Request) -> Response:
-        up = server.transfers.upload(p(request, "id"))
-        if up.received:
-            raise UsageError("this upload was already received")
+        up = server.transfers.begin_receiving(p(request, "id"))
         size = 0
         digest = hashlib.sha256()
-        tmp = up.path.with_name(up.path.name + ".partial")
+        ok = False
+        # A file of this PUT's own: nothing another request writes can end up in it.
+        fd, name = tempfile.mkstemp(
+            dir=server.transfers.spool, prefix=f"up-{up.id}.", suffix=".partial"
+        )
+        tmp = Path(name)
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(fd, "wb") as f:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > up.size:
@@ -576,9 +588,10 @@ def create_app(config: ServerConfig) -> Starlette:
             if up.hash and digest.hexdigest() != up.hash:
                 raise UsageError("uploaded bytes do not match the announced hash")
             os.replace(tmp, up.path)
+            ok = True
         finally:
             tmp.unlink(missing_ok=True)
-        up.received = True
+            server.transfers.end_receiving(up, ok)
         return Response(status_code=200)
 
     @route("/api/downloads/{id}", ["GET"], "Fetch prepared bytes (once)", auth=False)
@@ -639,6 +652,12 @@ def create_app(config: ServerConfig) -> Starlette:
     @route("/api/repos/{repo}/workspaces/{ws}/export", ["POST"], "Start a workspace export")
     async def ws_export(request: Request) -> Response:
         body: WorkspaceExportRequest = await typed_body(request, WorkspaceExportRequest)
+        from e3.names import check_package_name, check_version
+
+        if body.name:
+            check_package_name(body.name)  # refused now, not in a job that already ran
+        if body.version:
+            check_version(body.version)
         name, ws = p(request, "repo"), p(request, "ws")
         svc = server.service(name)
         await blocking(ws_info, svc, ws)  # exists
@@ -749,11 +768,7 @@ def create_app(config: ServerConfig) -> Starlette:
             return beast2_reply(
                 UploadTicket(up.id, server.url(request, f"/api/uploads/{up.id}")), UploadTicket
             )
-        up = server.transfers.upload(commit)
-        if up.repo != name or up.purpose != "dataset" or up.target != f"{ws}\0" + "\0".join(path):
-            raise JobNotFound(f"no upload {commit!r} for this dataset")
-        if not up.received:
-            raise UsageError("the value has not been uploaded yet")
+        up = server.transfers.claim(commit, name, "dataset", f"{ws}\0" + "\0".join(path))
         try:
             data = await blocking(up.path.read_bytes)
             h = await blocking(svc.dataset_set, ws, path, data)  # lock + type + writable checks
@@ -811,6 +826,7 @@ def create_app(config: ServerConfig) -> Starlette:
         from e3.dataflow.scheduler import StartOptions
 
         body: DataflowRequest = await typed_body(request, DataflowRequest)
+        check_isolation(body.isolation)
         name, ws = p(request, "repo"), p(request, "ws")
         repo = server.repos.open(name)
         from e3 import workspaces
@@ -818,7 +834,7 @@ def create_app(config: ServerConfig) -> Starlette:
         await blocking(workspaces.open_deployed, repo, ws)
         options = StartOptions(
             filters=tuple(body.filters),
-            concurrency=max(1, body.concurrency),
+            concurrency=min(max(1, body.concurrency), MAX_CONCURRENCY),
             force=body.force,
             keep_going=body.keep_going,
             timeout=body.timeout,
@@ -978,6 +994,7 @@ def create_app(config: ServerConfig) -> Starlette:
         lifespan=lifespan,
         exception_handlers={Exception: on_error, 404: on_http_error, 405: on_http_error},
     )
+    app.router.redirect_slashes = False  # a redirect would dodge the checks on the raw path
     app.state.e3 = server
     app.state.api_routes = api
     return app

@@ -25,6 +25,7 @@ from typing import Any
 
 from e3.dataflow.events import Event
 from e3.errors import (
+    ConflictError,
     E3Error,
     InvalidName,
     JobNotFound,
@@ -39,6 +40,8 @@ from e3.runners.base import RunnerRegistry
 _REPO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 #: Name of the repository a single-repository server serves.
 DEFAULT_REPO = "default"
+#: Most warm East workers a server keeps (runs share them).
+MAX_WORKERS = 64
 #: Uploads and downloads not used within this many seconds are forgotten.
 TRANSFER_TTL = 3600.0
 
@@ -229,7 +232,8 @@ class Upload:
     repo: str
     target: str = ""
     hash: str = ""
-    received: bool = False
+    #: announced -> receiving (one PUT at a time) -> received -> claimed (by one commit)
+    state: str = "announced"
     created: float = field(default_factory=time.monotonic)
 
 
@@ -271,6 +275,41 @@ class Transfers:
         if up is None:
             raise JobNotFound(f"no upload {upload_id!r}", id=upload_id)
         return up
+
+    def begin_receiving(self, upload_id: str) -> Upload:
+        """Admit one ``PUT`` of an upload's bytes (a second, concurrent or later, is refused)."""
+        with self._lock:
+            up = self.upload(upload_id)
+            if up.state != "announced":
+                raise ConflictError(f"upload {upload_id!r} is {up.state}, not waiting for bytes")
+            up.state = "receiving"
+            return up
+
+    def end_receiving(self, up: Upload, ok: bool) -> None:
+        """The ``PUT`` ended: the bytes are in place, or the upload may be tried again."""
+        with self._lock:
+            up.state = "received" if ok else "announced"
+
+    def claim(self, upload_id: str, repo: str, purpose: str, target: str | None = None) -> Upload:
+        """Take a received upload for one commit (import, dataset set, run input).
+
+        Raises:
+            JobNotFound: no such upload for this repository, purpose and target.
+            ConflictError: its bytes have not arrived, or another commit took it.
+        """
+        with self._lock:
+            up = self.uploads.get(upload_id)
+            if (
+                up is None
+                or up.repo != repo
+                or up.purpose != purpose
+                or (target is not None and up.target != target)
+            ):
+                raise JobNotFound(f"no {purpose} upload {upload_id!r} here", id=upload_id)
+            if up.state != "received":
+                raise ConflictError(f"upload {upload_id!r} is {up.state}, not ready to commit")
+            up.state = "claimed"
+            return up
 
     def finish_upload(self, upload_id: str) -> None:
         """Forget an upload and its bytes."""
@@ -367,7 +406,7 @@ class Dataflows:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._registries: dict[tuple[str, int], RunnerRegistry] = {}
+        self._registries: dict[str, RunnerRegistry] = {}
 
     def _engine(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -378,15 +417,18 @@ class Dataflows:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def _registry(self, isolation: str, concurrency: int) -> RunnerRegistry:
-        """Runners shared by runs of the same isolation and concurrency (engine loop only)."""
+    def _registry(self, isolation: str) -> RunnerRegistry:
+        """Runners shared by every run of one isolation mode (engine loop only).
+
+        The warm pool grows with demand, up to :data:`MAX_WORKERS` workers, and each
+        run's own concurrency limit bounds what it asks for.
+        """
         from e3.runners.base import default_registry
 
-        key = (isolation, concurrency)
-        reg = self._registries.get(key)
+        reg = self._registries.get(isolation)
         if reg is None:
-            reg = default_registry(isolation=isolation, max_workers=concurrency)
-            self._registries[key] = reg
+            reg = default_registry(isolation=isolation, max_workers=MAX_WORKERS)
+            self._registries[isolation] = reg
         return reg
 
     def start(self, repo_name: str, repo: Repository, ws: str, options: Any) -> ActiveRun:
@@ -408,7 +450,7 @@ class Dataflows:
 
         async def go() -> None:
             try:
-                registry = self._registry(options.isolation, options.concurrency)
+                registry = self._registry(options.isolation)
                 outcome = await run_dataflow(
                     repo, ws, options, on_event=run.add_event, registry=registry, cancel=run.cancel
                 )

@@ -133,12 +133,21 @@ def acquire(
     return HeldLock(path, fd, mode)
 
 
-def _kernel_holders(path: Path) -> list[tuple[int, LockMode]] | None:
+def _proc_locks() -> list[str] | None:
+    """The lines of ``/proc/locks`` (``None`` where there is no such file)."""
+    try:
+        with open("/proc/locks") as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
+
+
+def _kernel_holders(path: Path, lines: list[str] | None) -> list[tuple[int, LockMode]] | None:
     """``(pid, mode)`` of flock holders of ``path`` from ``/proc/locks`` (None if unavailable)."""
+    if lines is None:
+        return None
     try:
         st = os.stat(path)
-        with open("/proc/locks") as f:
-            lines = f.read().splitlines()
     except OSError:
         return None
     want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
@@ -176,8 +185,18 @@ def recorded_state(path: Path) -> lock_record.LockState | None:
         return None
 
 
+def holders_of(paths: list[Path]) -> list[LockHolder]:
+    """Processes holding any of ``paths`` (``/proc/locks`` is read once for all)."""
+    lines = _proc_locks()
+    return [h for p in paths for h in _holders(p, lines)]
+
+
 def holders(path: Path) -> list[LockHolder]:
     """Processes currently holding ``path`` (empty if it is free)."""
+    return _holders(path, _proc_locks())
+
+
+def _holders(path: Path, lines: list[str] | None) -> list[LockHolder]:
     state = recorded_state(path)
     recorded = lock_record.ProcessHolder.from_text(state.holder) if state else None
     if (
@@ -186,7 +205,7 @@ def holders(path: Path) -> list[LockHolder]:
         and not ProcessIdentity(recorded.pid, recorded.start_time, recorded.boot_id).is_alive()
     ):
         recorded = None  # stale: that process is gone
-    kernel = _kernel_holders(path)
+    kernel = _kernel_holders(path, lines)
     if kernel is None:
         if recorded is None or state is None:
             return []
