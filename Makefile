@@ -29,8 +29,8 @@ test: $(STAMP)
 
 ## Static checks: formatting, lint, types.
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks examples
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples fuzz
+	$(BIN)/ruff check src tests benchmarks examples fuzz
 	$(BIN)/mypy
 
 check: lint test

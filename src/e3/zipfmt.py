@@ -111,6 +111,9 @@ class SafeZip:
         """Every file entry (directories skipped), names validated, in archive order."""
         out: list[ZipEntry] = []
         for info in self._zf.infolist():
+            # zipfile cuts a name at its first NUL, which can leave it empty.
+            if "\x00" in info.orig_filename or not info.filename:
+                raise InvalidPackage(f"{self.label}: unsafe entry name {info.orig_filename!r}")
             if info.is_dir():
                 _check_name(info.filename.rstrip("/") or ".", self.label)
                 continue
@@ -118,8 +121,6 @@ class SafeZip:
                 raise InvalidPackage(f"{self.label}: encrypted entry {info.filename!r}")
             if info.file_size > MAX_ENTRY_BYTES:
                 raise InvalidPackage(f"{self.label}: entry {info.filename!r} is too large")
-            if "\x00" in info.orig_filename:  # zipfile cuts the name at a NUL
-                raise InvalidPackage(f"{self.label}: unsafe entry name {info.orig_filename!r}")
             out.append(ZipEntry(_check_name(info.filename, self.label), info))
         return out
 

@@ -389,19 +389,17 @@ class _Run:
             message: str | None = None,
             exit_code: int | None = None,
         ) -> None:
-            edir.mkdir(parents=True, exist_ok=True)
-            executions.write_status(
-                edir,
-                ExecutionStatus(
-                    state,
-                    eid,
-                    input_hashes,
-                    started,
-                    utc_now(),
-                    exit_code=exit_code,
-                    message=message,
-                ),
+            status = ExecutionStatus(
+                state, eid, input_hashes, started, utc_now(), exit_code=exit_code, message=message
             )
+            try:
+                edir.mkdir(parents=True, exist_ok=True)
+                executions.write_status(edir, status)
+            except (OSError, E3Error):
+                # The disk refuses even this (full, read-only): the attempt stays without a
+                # terminal status, which the next run treats as cut short. The run itself
+                # still reports the failure.
+                pass
 
         def fail(
             state: Literal["failed", "error"], message: str, exit_code: int | None = None
@@ -502,10 +500,13 @@ class _Run:
             raise
         except E3Error as exc:
             return fail("error", exc.message)
+        except OSError as exc:  # staging inputs or reading the output (disk full, I/O error)
+            return fail("error", f"storage error: {exc.strerror or exc}")
         finally:
             del self.active[eid]
             _empty_dir(workdir)
-            copy_logs()
+            with contextlib.suppress(OSError, E3Error):
+                copy_logs()
 
 
 class _Publisher:
@@ -543,10 +544,13 @@ class _Publisher:
         self._futures.append(self._executor.submit(self._write, batch))
 
     def _write(self, batch: list[Callable[[], None]]) -> None:
-        if self.repo.durable:
-            atomic.sync_filesystem(self.repo.root)
-        for action in batch:
-            action()
+        try:
+            if self.repo.durable:
+                atomic.sync_filesystem(self.repo.root)
+            for action in batch:
+                action()
+        except OSError as exc:
+            raise atomic.storage_error(exc, "write", self.repo.root) from exc
 
     async def drain(self) -> None:
         """Write everything queued and wait until it is on disk."""

@@ -1,0 +1,1 @@
+"""Reliability tools: the scenario fuzzer, fault injection and hostile-input fuzzing."""

@@ -1,0 +1,168 @@
+"""Reliability tools, run on demand: ``python -m fuzz <tool> [options]``.
+
+* ``scenario`` — random packages and operation sequences, invariants after every step;
+* ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
+* ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
+  zips, paths, API bodies).
+
+Every tool is seeded and prints what it did as a table; ``--quick`` is the small
+budget CI runs. A failure prints the seed and steps that reproduce it and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from fuzz.scenario import Server, Stats, Violation, run_seed
+
+    total = Stats()
+    seeds = range(args.seed, args.seed + args.seeds)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="e3-fuzz-") as tmp:
+        server = None if args.no_api else Server.start(Path(tmp) / "served")
+        try:
+            for seed in seeds:
+                try:
+                    st = run_seed(
+                        seed,
+                        args.ops,
+                        Path(tmp) / f"seed{seed}",
+                        slow_ops=not args.fast,
+                        server=server,
+                    )
+                except Violation as exc:
+                    print(f"INVARIANT VIOLATED\n{exc}", file=sys.stderr)
+                    return 1
+                total.add(st)
+                if args.verbose:
+                    print(
+                        f"seed {seed}: {st.operations} operations in {st.seconds:.1f} s", flush=True
+                    )
+        finally:
+            if server is not None:
+                server.stop()
+    elapsed = time.monotonic() - t0
+    print(
+        f"seeds {args.seed}..{args.seed + args.seeds - 1}: {total.seeds} seeds, "
+        f"{total.operations} operations, {total.tasks_checked} task outputs checked, "
+        f"0 invariant violations, {elapsed:.1f} s"
+    )
+    for kind, n in sorted(total.by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:<20} {n}")
+    return 0
+
+
+def _faults(args: argparse.Namespace) -> int:
+    from fuzz.faults import run_faults
+    from fuzz.scenario import Violation
+
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="e3-faults-") as tmp:
+        try:
+            stats = run_faults(args.seed, args.kills, Path(tmp), quick=args.quick)
+        except Violation as exc:
+            print(f"INVARIANT VIOLATED\n{exc}", file=sys.stderr)
+            return 1
+    print(f"faults (seed {args.seed}): 0 invariant violations, {time.monotonic() - t0:.1f} s")
+    for kind, n in stats.counts.items():
+        print(f"  {kind:<32} {n}")
+    for note in stats.notes:
+        print(f"  note: {note}")
+    for skipped in stats.skipped:
+        print(f"  skipped: {skipped}")
+    return 0
+
+
+def _hostile(args: argparse.Namespace) -> int:
+    from fuzz.hostile import TARGETS, run_hostile
+
+    if args.quick:
+        budget = {
+            "beast2": 20_000,
+            "json": 5_000,
+            "east": 5_000,
+            "api": 5_000,
+            "paths": 5_000,
+            "zip": 300,
+        }
+    else:
+        n = args.inputs
+        budget = {
+            "beast2": n,
+            "json": n // 5,
+            "east": n // 5,
+            "api": n // 5,
+            "paths": n // 5,
+            "zip": max(1, n // 200),
+        }
+    if args.only:
+        budget = {k: v for k, v in budget.items() if k in args.only}
+    t0 = time.monotonic()
+    stats = run_hostile(args.seed, budget, workers=args.workers)
+    print(f"hostile inputs (seed {args.seed}), {time.monotonic() - t0:.1f} s:")
+    for name in TARGETS:
+        if name in stats.inputs:
+            found = sum(1 for f in stats.findings if f.target == name)
+            print(
+                f"  {name:<8} {stats.inputs[name]:>10,} inputs  {stats.seconds[name]:7.1f} s  "
+                f"{found} findings"
+            )
+    for f in stats.findings[:20]:
+        print(
+            f"FINDING {f.target} seed {f.seed} case {f.case}: {f.kind}: {f.detail[:500]}"
+            f"{f' input={f.data[:200]!r}' if f.data else ''}",
+            file=sys.stderr,
+        )
+    return 1 if stats.findings else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fuzz",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="tool", required=True)
+    s = sub.add_parser("scenario", help="random operation sequences with invariant checks")
+    s.add_argument("--seed", type=int, default=1, help="first seed")
+    s.add_argument("--seeds", type=int, default=20, help="number of seeds")
+    s.add_argument("--ops", type=int, default=100, help="operations per seed")
+    s.add_argument("--fast", action="store_true", help="no operations that start processes")
+    s.add_argument("--no-api", action="store_true", help="no operations through an API server")
+    s.add_argument("--quick", action="store_true", help="CI budget (3 seeds x 15 operations)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(run=_scenario)
+    f = sub.add_parser("faults", help="kills, a full disk and unreadable files")
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--kills", type=int, default=200, help="SIGKILLs of a running e3 start")
+    f.add_argument("--quick", action="store_true", help="CI budget (10 kills, few of the rest)")
+    f.set_defaults(run=_faults)
+    h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
+    h.add_argument("--seed", type=int, default=1)
+    h.add_argument(
+        "--inputs",
+        type=int,
+        default=1_000_000,
+        help="inputs for the Beast2 reader (the others get a fifth, zips 1/200)",
+    )
+    h.add_argument("--workers", type=int, default=2)
+    h.add_argument("--only", action="append", help="only this target (repeatable)")
+    h.add_argument("--quick", action="store_true", help="CI budget")
+    h.set_defaults(run=_hostile)
+    args = parser.parse_args(argv)
+    if getattr(args, "quick", False) and args.tool == "scenario":
+        args.seeds, args.ops = 3, 15
+    if getattr(args, "quick", False) and args.tool == "faults":
+        args.kills = 10
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
