@@ -172,13 +172,18 @@ class Scenario:
         )
 
     def _finish(self, proc: subprocess.Popen[bytes], allowed: set[int], what: str) -> int:
+        return self._judge(proc, self._stderr_at_exit(proc, what), allowed, what)
+
+    def _stderr_at_exit(self, proc: subprocess.Popen[bytes], what: str) -> str:
         try:
             _out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             raise self.fail(f"{what}: did not end within 120 s") from None
-        text = err.decode(errors="replace")
+        return err.decode(errors="replace")
+
+    def _judge(self, proc: subprocess.Popen[bytes], text: str, allowed: set[int], what: str) -> int:
         if proc.returncode not in allowed:
             raise self.fail(f"{what}: exit {proc.returncode} (allowed {sorted(allowed)}): {text}")
         if proc.returncode == 4 and "locked" not in text:
@@ -328,10 +333,15 @@ class Scenario:
 
     def op_cancel(self) -> str:
         proc = self._cli("start", str(self.repo.root), "ws")
-        time.sleep(self.rng.uniform(0, 0.4))  # fault injection: interrupt at a random moment
+        delay = self.rng.uniform(0, 0.4)
+        time.sleep(delay)  # fault injection: interrupt at a random moment
         proc.send_signal(signal.SIGINT)
-        code = self._finish(proc, {0, 1, 130}, "start interrupted by SIGINT")
-        return f"start, SIGINT -> {code}"
+        what = "start interrupted by SIGINT"
+        err = self._stderr_at_exit(proc, what)
+        if _died_starting_python(proc.returncode, err):
+            return f"start, SIGINT after {delay * 1000:.0f} ms -> Python was still starting"
+        code = self._judge(proc, err, {0, 1, 130}, what)
+        return f"start, SIGINT after {delay * 1000:.0f} ms -> {code}"
 
     def op_kill(self) -> str:
         proc = self._cli("start", str(self.repo.root), "ws")
@@ -402,6 +412,23 @@ class Scenario:
         self.stats.operations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self.check()
+
+
+def _died_starting_python(returncode: int, stderr: str) -> bool:
+    """Whether an interrupted ``e3`` ended before any e3 code ran.
+
+    In the first milliseconds the interpreter itself is starting (``site``, the
+    console script's own imports): SIGINT there ends the process as it ends any
+    Python program, by the signal or with a KeyboardInterrupt traceback that holds no
+    e3 frame. e3 has done nothing yet, and check() still runs afterwards.
+    """
+    if returncode == -signal.SIGINT and not stderr:
+        return True
+    return (
+        returncode in (1, -signal.SIGINT)
+        and stderr.rstrip().endswith("KeyboardInterrupt")
+        and "/e3/" not in stderr
+    )
 
 
 def _short(value: Any) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from e3.codec import beast2
 from e3.codec.types import IntegerType
-from tests_support import run_cli, run_e3
+from tests_support import E3_BIN, run_cli, run_e3
 
 
 @pytest.fixture
@@ -164,3 +166,34 @@ def test_package_build_command(tmp_path: Path) -> None:
     out = tmp_path / "d.zip"
     r = run_cli("package", "build", EXAMPLES / "diamond.py", "-o", out)
     assert r.code == 0 and "Built diamond@1.0.0" in r.out and out.exists()
+
+
+_INTERRUPT_WHILE_IMPORTING = """
+import sys
+
+class CtrlC:  # a Ctrl-C that lands while the CLI imports its modules
+    def find_spec(self, name, path=None, target=None):
+        if name == "e3.cli.context":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["e3", "repo", "status", "nowhere"]
+from e3.launcher import entry
+entry()
+"""
+
+
+def test_ctrl_c_while_the_cli_is_still_importing_is_a_clean_interrupt() -> None:
+    """Found by the scenario fuzzer: a Ctrl-C in the CLI's first ~50 ms printed a
+    KeyboardInterrupt traceback from the standard library; the console script now
+    enters through e3.launcher, which imports nothing heavy before its handler."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_WHILE_IMPORTING], capture_output=True, text=True
+    )
+    assert proc.returncode == 130
+    assert proc.stderr == "Interrupted.\n"
+
+
+def test_console_script_enters_through_the_launcher() -> None:
+    assert "from e3.launcher import entry" in E3_BIN.read_text()

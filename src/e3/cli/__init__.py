@@ -127,5 +127,5 @@ def main(
 
 
 def entry() -> None:
-    """Console-script entry point."""
+    """Run the CLI and exit (the console script goes through :mod:`e3.launcher`)."""
     sys.exit(main())
