@@ -415,6 +415,11 @@ class ZipTarget(Target):
             if after != before:
                 raise AssertionError("a refused import changed the repository") from None
             return
+        finally:
+            # Entries like ../x would land next to the repository: nothing may.
+            beside = sorted(os.listdir(self.tmp))
+            if beside != ["case.zip", "repo", "z.zip"]:
+                raise AssertionError(f"the import wrote outside the repository: {beside}")
         # Accepted (a harmless mutation): forget it so the next case starts clean.
         packages.remove_package(self.repo, "z@1.0.0")
         shutil.rmtree(self.repo.root / "objects")

@@ -1406,3 +1406,30 @@ def test_stalled_connections_do_not_block_other_requests(site: Site) -> None:
         for sock in stalled:
             sock.close()
     site.assert_healthy()
+
+
+def test_spool_of_a_killed_server_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    """A SIGKILLed server cannot delete its spool (where half-received uploads live);
+    the next server of the same user removes it, and a graceful stop removes its own."""
+    root = tmp_path / "served"
+    root.mkdir()
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    env = {"TMPDIR": str(spools)}
+
+    def spool_dirs() -> set[str]:
+        return {p.name for p in spools.iterdir() if p.name.startswith("e3-server-")}
+
+    first = start_server("--repos", root, log=tmp_path / "first.log", env=env)
+    (abandoned,) = spool_dirs()
+    (spools / abandoned / "up-half-received").write_bytes(b"x" * 1000)
+    first.proc.kill()
+    first.stop()
+    assert spool_dirs() == {abandoned}
+    second = start_server("--repos", root, log=tmp_path / "second.log", env=env)
+    try:
+        (current,) = spool_dirs()
+        assert current != abandoned
+    finally:
+        second.stop()
+    assert spool_dirs() == set()

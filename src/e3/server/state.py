@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import re
 import secrets
 import shutil
@@ -36,6 +37,7 @@ from e3.errors import (
 from e3.model import DataflowResult, JobStatus, TaskProblem
 from e3.repository import Repository, create_repository, is_repository, open_repository
 from e3.runners.base import RunnerRegistry
+from e3.store.procs import ProcessIdentity, boot_id, current_identity
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 #: Name of the repository a single-repository server serves.
@@ -252,7 +254,11 @@ class Transfers:
     """Uploads and downloads, spooled in a private directory."""
 
     def __init__(self, spool: Path | None = None) -> None:
-        self.spool = spool or Path(tempfile.mkdtemp(prefix="e3-server-"))
+        if spool is None:
+            _remove_abandoned_spools()
+            me = current_identity()
+            spool = Path(tempfile.mkdtemp(prefix=f"e3-server-{me.pid}-{me.start_time}-"))
+        self.spool = spool
         self.spool.mkdir(parents=True, exist_ok=True)
         self.uploads: dict[str, Upload] = {}
         self.downloads: dict[str, Download] = {}
@@ -348,6 +354,29 @@ class Transfers:
     def close(self) -> None:
         """Delete the spool."""
         shutil.rmtree(self.spool, ignore_errors=True)
+
+
+_SPOOL_NAME = re.compile(r"e3-server-(\d+)-(\d+)-")
+
+
+def _remove_abandoned_spools() -> None:
+    """Delete spools left by this user's servers that died without cleaning up.
+
+    A SIGKILLed server leaves its spool, with any half-received uploads, in the
+    temporary directory; the next server to start removes it.
+    """
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            m = _SPOOL_NAME.match(entry.name)
+            if not m or not entry.is_dir(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                owner = ProcessIdentity(int(m.group(1)), int(m.group(2)), boot_id())
+                if not owner.is_alive():
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 @dataclass
