@@ -71,7 +71,8 @@ def _after_fault(sc: Scenario, before: dict[tuple[str, str], tuple[int, bool]]) 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
         raise sc.fail("after the fault, verify: " + "; ".join(report.problems[:5]))
-    lost = [k for k, (_n, ok) in before.items() if ok and not _attempts(sc).get(k, (0, False))[1]]
+    now = _attempts(sc)
+    lost = [k for k, (_n, ok) in before.items() if ok and not now.get(k, (0, False))[1]]
     if lost:
         raise sc.fail(f"{len(lost)} finished execution(s) lost their result")
     sc.check()  # settles every workspace and compares with the oracle
