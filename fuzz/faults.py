@@ -42,7 +42,11 @@ class FaultStats:
         self.counts[kind] = self.counts.get(kind, 0) + n
 
 
-def _attempts(sc: Scenario) -> dict[tuple[str, str], tuple[int, bool]]:
+#: (task hash, inputs hash) -> (number of attempts, whether one succeeded)
+Attempts = dict[tuple[str, str], tuple[int, bool]]
+
+
+def _attempts(sc: Scenario) -> Attempts:
     """(task hash, inputs hash) -> (number of attempts, whether one succeeded)."""
     from e3 import executions
 
@@ -64,14 +68,17 @@ def _attempts(sc: Scenario) -> dict[tuple[str, str], tuple[int, bool]]:
     return out
 
 
-def _after_fault(sc: Scenario, before: dict[tuple[str, str], tuple[int, bool]]) -> None:
-    """The checks every fault is followed by (see the module docstring)."""
+def _after_fault(sc: Scenario, before: Attempts, now: Attempts | None = None) -> None:
+    """The checks every fault is followed by (see the module docstring).
+
+    ``now``: the attempts right after the fault, if the caller listed them already.
+    """
     from e3.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
         raise sc.fail("after the fault, verify: " + "; ".join(report.problems[:5]))
-    now = _attempts(sc)
+    now = _attempts(sc) if now is None else now
     lost = [k for k, (_n, ok) in before.items() if ok and not now.get(k, (0, False))[1]]
     if lost:
         raise sc.fail(f"{len(lost)} finished execution(s) lost their result")
@@ -111,8 +118,9 @@ def engine_kills(sc: Scenario, kills: int, stats: FaultStats, *, window: float =
         code = proc.wait()
         hit = alive and code == -signal.SIGKILL
         sc.log.append("start, SIGKILL" if hit else f"start ended ({code}) before its kill")
-        began = sum(n for n, _ in _attempts(sc).values()) > sum(n for n, _ in before.values())
-        _after_fault(sc, before)
+        now = _attempts(sc)
+        began = sum(n for n, _ in now.values()) > sum(n for n, _ in before.values())
+        _after_fault(sc, before, now)
         if hit:
             done += 1
             stats.add("engine SIGKILL (engine running)")

@@ -193,15 +193,18 @@ def mutate(data: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
 
 
 class Target:
-    """A reader under test."""
+    """A reader under test; ``corpus`` holds the valid inputs that cases mutate."""
 
     name = ""
+    corpus: list[bytes]
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
     def input(self, case: int) -> bytes:
-        raise NotImplementedError
+        """Case ``case``: a mutation of a corpus entry, a pure function of (seed, case)."""
+        rng = random.Random(self.seed * 1_000_003 + case)
+        return mutate(rng.choice(self.corpus), rng, self.corpus)
 
     def run(self, data: bytes) -> None:
         raise NotImplementedError
@@ -219,11 +222,6 @@ class Beast2Target(Target):
 
         self.seeds = _seeds(seed, 300, beast2.encode)
         self.corpus = [d for _, d in self.seeds]
-
-    def input(self, case: int) -> bytes:
-        rng = random.Random(self.seed * 1_000_003 + case)
-        _t, data = rng.choice(self.seeds)
-        return mutate(data, rng, self.corpus)
 
     def run(self, data: bytes) -> None:
         from e3.codec import beast2
@@ -255,11 +253,6 @@ class TextTarget(Target):
 
         self.seeds = _seeds(seed, 300, encode)
         self.corpus = [d for _, d in self.seeds]
-
-    def input(self, case: int) -> bytes:
-        rng = random.Random(self.seed * 1_000_003 + case)
-        _t, data = rng.choice(self.seeds)
-        return mutate(data, rng, self.corpus)
 
     def run(self, data: bytes) -> None:
         from e3.convert import read_value
@@ -306,10 +299,6 @@ class ApiTarget(Target):
             for v, t in zip(samples, self.types, strict=True)
         ]
 
-    def input(self, case: int) -> bytes:
-        rng = random.Random(self.seed * 1_000_003 + case)
-        return mutate(rng.choice(self.corpus), rng, self.corpus)
-
     def run(self, data: bytes) -> None:
         from e3 import wire
         from e3.codec import beast2
@@ -340,10 +329,9 @@ class PathsTarget(Target):
         "a",
     )
 
-    def input(self, case: int) -> bytes:
-        rng = random.Random(self.seed * 1_000_003 + case)
-        corpus = [s.encode() for s in self._seeds]
-        return mutate(rng.choice(corpus), rng, corpus)
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.corpus = [s.encode() for s in self._seeds]
 
     def run(self, data: bytes) -> None:
         from e3 import names, paths
