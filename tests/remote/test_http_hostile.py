@@ -1430,6 +1430,8 @@ def test_spool_of_a_killed_server_is_removed_by_the_next_one(tmp_path: Path) -> 
     try:
         (current,) = spool_dirs()
         assert current != abandoned
+        # Stopped gracefully once it serves (its shutdown hook is what deletes the spool).
+        assert httpx.get(f"{second.url}/api/repos", timeout=REQUEST_TIMEOUT).status_code == 200
     finally:
         second.stop()
     assert spool_dirs() == set()
