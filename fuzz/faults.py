@@ -22,6 +22,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,30 +97,44 @@ def _dirty(sc: Scenario, count: int) -> None:
         sc._set("ws", name, sc._random_value(name))
 
 
-def engine_kills(sc: Scenario, kills: int, stats: FaultStats, *, window: float = 1.0) -> None:
+def engine_kills(
+    sc: Scenario, kills: int, stats: FaultStats, *, window: float = 1.0, aimed: float = 0.8
+) -> None:
     """SIGKILL ``e3 start`` at random moments until ``kills`` of them hit a live engine.
 
-    A start that ended before its kill moment is checked all the same but not counted
-    as a kill (it is reported apart): the figure is kills of a running engine.
+    A fraction ``aimed`` of the kills is aimed at the window where tasks run: the
+    engine's ``--json`` events are read and the kill comes at a random delay (up to
+    0.3 s) after the first ``task_started``; the rest come at a random instant in
+    the first ``window`` seconds (start-up, planning, publishing). A start that
+    ended before its kill moment is checked all the same but not counted as a kill
+    (it is reported apart): the figure is kills of a running engine.
     """
     done = 0
     while done < kills:
         _dirty(sc, sc.rng.randint(1, 3))
         before = _attempts(sc)
+        concurrency = str(sc.rng.choice([1, 4]))
         proc = subprocess.Popen(
-            [E3, "start", str(sc.repo.root), "ws", "--concurrency", str(sc.rng.choice([1, 4]))],
-            stdout=subprocess.DEVNULL,
+            [E3, "start", str(sc.repo.root), "ws", "--json", "--concurrency", concurrency],
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=_env(),
         )
-        time.sleep(sc.rng.uniform(0, window))  # the fault: a kill at a random instant
+        watcher = _TaskStartWatcher(proc)
+        if sc.rng.random() < aimed:
+            # the fault: a kill while tasks run (if the run gets that far within 10 s)
+            watcher.started_or_over.wait(10)
+            time.sleep(sc.rng.uniform(0, 0.3))
+        else:
+            time.sleep(sc.rng.uniform(0, window))  # the fault: a kill at a random instant
         alive = proc.poll() is None
+        began = watcher.started.is_set()
         proc.kill()
         code = proc.wait()
+        watcher.join()
         hit = alive and code == -signal.SIGKILL
         sc.log.append("start, SIGKILL" if hit else f"start ended ({code}) before its kill")
         now = _attempts(sc)
-        began = sum(n for n, _ in now.values()) > sum(n for n, _ in before.values())
         _after_fault(sc, before, now)
         if hit:
             done += 1
@@ -128,6 +143,26 @@ def engine_kills(sc: Scenario, kills: int, stats: FaultStats, *, window: float =
                 stats.add("  of which after tasks had started")
         else:
             stats.add("engine start ended before its kill")
+
+
+class _TaskStartWatcher(threading.Thread):
+    """Reads a ``start --json`` event stream (so it never blocks) and notes the first task."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.started = threading.Event()
+        self.started_or_over = threading.Event()  # a task started, or the output ended
+        self.start()
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout as events:
+            for line in events:
+                if b'"task_started"' in line:
+                    self.started.set()
+                    self.started_or_over.set()
+        self.started_or_over.set()
 
 
 def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) -> None:
