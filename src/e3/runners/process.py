@@ -11,12 +11,15 @@ on the event loop, so thousands of short tasks need no extra threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from typing import BinaryIO
 
 from e3.runners.base import OnStart, RunRequest, RunResult
+from e3.runners.direct import plan_direct_exec
 from e3.runners.guardian import Guardian, kill_group
 
 
@@ -25,8 +28,23 @@ class ProcessRunner:
 
     name = "process"
 
+    #: Seconds within which a finished group's unregistration reaches the guardian.
+    GUARDIAN_FLUSH_DELAY = 0.05
+
     def __init__(self, *, guardian: Guardian | None = None) -> None:
         self.guardian = guardian or Guardian()
+        self._flush_timer: asyncio.TimerHandle | None = None
+
+    def _schedule_guardian_flush(self) -> None:
+        """Unregistrations go out with the next task's registration, or shortly."""
+        if self._flush_timer is None:
+
+            def flush() -> None:
+                self._flush_timer = None
+                self.guardian.flush()
+
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(self.GUARDIAN_FLUSH_DELAY, flush)
 
     def accepts(self, argv: Sequence[str]) -> bool:
         """Any command."""
@@ -34,20 +52,20 @@ class ProcessRunner:
 
     async def run(self, request: RunRequest, on_start: OnStart) -> RunResult:
         """Spawn, wait (with the request's timeout), reap the group."""
-        exe = shutil.which(request.argv[0], path=request.env.get("PATH"))
-        if exe is None:
-            return RunResult(error=f"command not found: {request.argv[0]}")
+        direct = plan_direct_exec(request.argv, request.env, str(request.cwd))
         try:
             with open(request.stdout, "wb") as out, open(request.stderr, "wb") as err:
-                proc = subprocess.Popen(
-                    [exe, *request.argv[1:]],
-                    cwd=request.cwd,
-                    env=request.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                )
+                proc: subprocess.Popen[bytes] | None = None
+                if direct is not None:
+                    with contextlib.suppress(OSError):  # e.g. a script without #!: bash runs it
+                        proc = _spawn(direct.argv, direct.executable, direct.env, request, out, err)
+                if proc is None:
+                    exe = shutil.which(request.argv[0], path=request.env.get("PATH"))
+                    if exe is None:
+                        return RunResult(error=f"command not found: {request.argv[0]}")
+                    proc = _spawn(
+                        [exe, *request.argv[1:]], exe, dict(request.env), request, out, err
+                    )
         except OSError as exc:
             return RunResult(error=f"failed to start {request.argv[0]}: {exc.strerror or exc}")
         self.guardian.register(proc.pid)
@@ -67,14 +85,39 @@ class ProcessRunner:
                 await asyncio.shield(wait_exit(proc, reap_group))
                 raise
         finally:
-            self.guardian.unregister(proc.pid)
+            self.guardian.unregister(proc.pid, defer=True)
+            self._schedule_guardian_flush()
         rc = proc.returncode
         if rc is not None and rc < 0:
             return RunResult(signal=-rc, pid=proc.pid)
         return RunResult(exit_code=rc, pid=proc.pid)
 
     async def close(self) -> None:
-        """Nothing pooled."""
+        """Send what the guardian has not been told yet (nothing is pooled)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.guardian.flush()
+
+
+def _spawn(
+    argv: list[str],
+    executable: str,
+    env: dict[str, str],
+    request: RunRequest,
+    out: BinaryIO,
+    err: BinaryIO,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        executable=executable,
+        cwd=request.cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        start_new_session=True,
+    )
 
 
 async def wait_exit(proc: subprocess.Popen[bytes], before_reap: Callable[[], None]) -> int:
