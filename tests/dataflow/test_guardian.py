@@ -9,6 +9,7 @@ that the process runner flushes on its own shortly after a task ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,40 @@ def test_the_process_runner_flushes_shortly_after_a_task_ends(tmp_path: Path) ->
     finally:
         g.close()
     assert g._proc is None
+
+
+def _children() -> list[str]:
+    """Command lines of this process's live children."""
+    out = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return out
+
+
+def test_a_task_cancelled_while_it_is_being_spawned_leaves_no_process(tmp_path: Path) -> None:
+    g = Guardian()
+    runner = ProcessRunner(guardian=g)
+    marker = f"{tmp_path}/never"
+    request = RunRequest(
+        argv=("sleep", "30", marker),  # an argument only this test's process has
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=tmp_path / "out",
+        stderr=tmp_path / "err",
+    )
+
+    async def go() -> None:
+        task = asyncio.ensure_future(runner.run(request, lambda pid: None))
+        await asyncio.sleep(0)  # run() is now waiting for the spawning thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await runner.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        g.close()
+    assert not [c for c in _children() if marker in c]

@@ -5,12 +5,18 @@ The command runs in a new session (its own process group) with stdin from
 files, so logs are live without the engine copying bytes. A timeout or a
 cancellation kills the whole group; so does the end of the command (a task
 does not leave background processes behind). Exits are awaited with a pidfd
-on the event loop, so thousands of short tasks need no extra threads.
+on the event loop, so thousands of short tasks need no thread each; spawning
+happens on two helper threads, because the parent of a vfork'ed child waits
+until the kernel has exec'd the command, and the loop has other tasks to
+finish meanwhile (measured: 1,000 `cp` tasks 3.3 s instead of 4.9 s on a busy
+2-core machine). A ``bash -c`` script that is one plain command is exec'd
+without bash (:mod:`e3.runners.direct`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -34,6 +40,7 @@ class ProcessRunner:
     def __init__(self, *, guardian: Guardian | None = None) -> None:
         self.guardian = guardian or Guardian()
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _schedule_guardian_flush(self) -> None:
         """Unregistrations go out with the next task's registration, or shortly."""
@@ -52,30 +59,35 @@ class ProcessRunner:
 
     async def run(self, request: RunRequest, on_start: OnStart) -> RunResult:
         """Spawn, wait (with the request's timeout), reap the group."""
-        direct = plan_direct_exec(request.argv, request.env, str(request.cwd))
+        if self._spawner is None:
+            self._spawner = concurrent.futures.ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="e3-spawn"
+            )
+        # Spawned on a thread: the loop goes on while the kernel execs the command
+        # (Python drops the GIL while a vfork'ed child execs).
+        spawning = asyncio.get_running_loop().run_in_executor(
+            self._spawner, _start, request, self.guardian
+        )
         try:
-            with open(request.stdout, "wb") as out, open(request.stderr, "wb") as err:
-                proc: subprocess.Popen[bytes] | None = None
-                if direct is not None:
-                    with contextlib.suppress(OSError):  # e.g. a script without #!: bash runs it
-                        proc = _spawn(direct.argv, direct.executable, direct.env, request, out, err)
-                if proc is None:
-                    exe = shutil.which(request.argv[0], path=request.env.get("PATH"))
-                    if exe is None:
-                        return RunResult(error=f"command not found: {request.argv[0]}")
-                    proc = _spawn(
-                        [exe, *request.argv[1:]], exe, dict(request.env), request, out, err
-                    )
-        except OSError as exc:
-            return RunResult(error=f"failed to start {request.argv[0]}: {exc.strerror or exc}")
-        self.guardian.register(proc.pid)
+            started = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            started = await spawning
+            if isinstance(started, subprocess.Popen):
+                kill_group(started.pid)
+                await asyncio.shield(wait_exit(started, lambda: None))
+                self.guardian.unregister(started.pid)
+            raise
+        if isinstance(started, RunResult):
+            return started
+        proc = started
         # The group is killed while the leader is still a zombie, so its pid (the
         # group id) cannot have been reused: stragglers a command leaves die too.
         reap_group = lambda: kill_group(proc.pid)  # noqa: E731
         try:
             on_start(proc.pid)
             try:
-                await asyncio.wait_for(wait_exit(proc, reap_group), request.timeout)
+                async with asyncio.timeout(request.timeout):
+                    await wait_exit(proc, reap_group)
             except TimeoutError:
                 kill_group(proc.pid)
                 await wait_exit(proc, reap_group)
@@ -98,6 +110,32 @@ class ProcessRunner:
             self._flush_timer.cancel()
             self._flush_timer = None
         self.guardian.flush()
+        if self._spawner is not None:
+            self._spawner.shutdown(wait=True)
+            self._spawner = None
+
+
+def _start(request: RunRequest, guardian: Guardian) -> subprocess.Popen[bytes] | RunResult:
+    """Start the command (without bash when bash would only exec it) and register its group.
+
+    Returns why it could not start instead, if it could not.
+    """
+    direct = plan_direct_exec(request.argv, request.env, str(request.cwd))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        with open(request.stdout, "wb") as out, open(request.stderr, "wb") as err:
+            if direct is not None:
+                with contextlib.suppress(OSError):  # e.g. a script without #!: bash runs it
+                    proc = _spawn(direct.argv, direct.executable, direct.env, request, out, err)
+            if proc is None:
+                exe = shutil.which(request.argv[0], path=request.env.get("PATH"))
+                if exe is None:
+                    return RunResult(error=f"command not found: {request.argv[0]}")
+                proc = _spawn([exe, *request.argv[1:]], exe, dict(request.env), request, out, err)
+    except OSError as exc:
+        return RunResult(error=f"failed to start {request.argv[0]}: {exc.strerror or exc}")
+    guardian.register(proc.pid)
+    return proc
 
 
 def _spawn(
