@@ -15,11 +15,13 @@ pids it checks, so "the process is gone" means the same thing on every machine.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -97,8 +99,10 @@ def setup_repo(tmp_path: Path, pkg: Package, names: tuple[str, ...] = ("ws",)) -
 
 
 #: Tasks run in an emptied scratch directory, so the test tasks leave their markers
-#: (pid files) in MARKERS/<execution id>/ instead.
-MARKERS = Path(tempfile.gettempdir()) / "e3-test-markers"
+#: (pid files) in MARKERS/<execution id>/ instead: one directory per test process,
+#: removed when it exits.
+MARKERS = Path(tempfile.mkdtemp(prefix="e3-test-markers-"))
+atexit.register(shutil.rmtree, MARKERS, True)
 
 
 def find_files(repo: Path, name: str) -> list[Path]:

@@ -9,11 +9,14 @@ which use the real console script.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -43,7 +46,9 @@ pytestmark = pytest.mark.timeout(120)
 
 #: Bigger than the 1 MiB a request body may carry: these go through the transfer flow.
 BIG = (1 << 20) + 123_457
-MARKERS = Path(os.environ.get("TMPDIR", "/tmp")) / "e3-test-markers"
+#: Files tasks leave outside their emptied scratch directory (removed at exit).
+MARKERS = Path(tempfile.mkdtemp(prefix="e3-test-markers-"))
+atexit.register(shutil.rmtree, MARKERS, True)
 
 
 def ok(*args: str | os.PathLike[str]) -> str:
