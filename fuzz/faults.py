@@ -69,17 +69,14 @@ def _attempts(sc: Scenario) -> Attempts:
     return out
 
 
-def _after_fault(sc: Scenario, before: Attempts, now: Attempts | None = None) -> None:
-    """The checks every fault is followed by (see the module docstring).
-
-    ``now``: the attempts right after the fault, if the caller listed them already.
-    """
+def _after_fault(sc: Scenario, before: Attempts) -> None:
+    """The checks every fault is followed by (see the module docstring)."""
     from e3.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
         raise sc.fail("after the fault, verify: " + "; ".join(report.problems[:5]))
-    now = _attempts(sc) if now is None else now
+    now = _attempts(sc)
     lost = [k for k, (_n, ok) in before.items() if ok and not now.get(k, (0, False))[1]]
     if lost:
         raise sc.fail(f"{len(lost)} finished execution(s) lost their result")
@@ -134,8 +131,7 @@ def engine_kills(
         watcher.join()
         hit = alive and code == -signal.SIGKILL
         sc.log.append("start, SIGKILL" if hit else f"start ended ({code}) before its kill")
-        now = _attempts(sc)
-        _after_fault(sc, before, now)
+        _after_fault(sc, before)
         if hit:
             done += 1
             stats.add("engine SIGKILL (engine running)")

@@ -155,6 +155,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path, tmp: Path) -> RunResul
         try:
             return await runner.run(request, lambda pid: None)
         finally:
+            await runner.close()
             runner.guardian.close()
 
     return asyncio.run(go())

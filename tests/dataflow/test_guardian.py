@@ -67,13 +67,20 @@ def test_a_deferred_unregistration_travels_with_the_next_registration(
     assert done.poll() is None  # unregistered: left alone
 
 
+def _deferred(made: list[subprocess.Popen[bytes]]) -> tuple[Guardian, subprocess.Popen[bytes]]:
+    """A guardian and a group it was told of, whose unregistration is deferred."""
+    g = Guardian()
+    kept = _group(made)
+    g.register(kept.pid)
+    g.unregister(kept.pid, defer=True)
+    assert g._pending
+    return g, kept
+
+
 def test_deferred_unregistrations_are_sent_when_many_wait(
     groups: list[subprocess.Popen[bytes]],
 ) -> None:
-    g = Guardian()
-    kept = _group(groups)
-    g.register(kept.pid)
-    g.unregister(kept.pid, defer=True)
+    g, kept = _deferred(groups)
     for _ in range(Guardian.MAX_PENDING - 1):
         g.unregister(999_999_999, defer=True)  # no such group: the guardian ignores it
     assert not g._pending
@@ -84,10 +91,7 @@ def test_deferred_unregistrations_are_sent_when_many_wait(
 def test_close_sends_pending_unregistrations_first(
     groups: list[subprocess.Popen[bytes]],
 ) -> None:
-    g = Guardian()
-    kept = _group(groups)
-    g.register(kept.pid)
-    g.unregister(kept.pid, defer=True)
+    g, kept = _deferred(groups)
     g.close()  # the guardian kills what is still registered as it exits
     assert kept.poll() is None
 
@@ -111,6 +115,7 @@ def test_the_process_runner_flushes_shortly_after_a_task_ends(tmp_path: Path) ->
         while g._pending and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         assert not g._pending  # ...and sent by the runner's timer, without another task
+        await runner.close()
 
     try:
         asyncio.run(go())
