@@ -50,6 +50,7 @@ MAGIC_V5 = MAGIC_PREFIX + b"\x05"
 WRITE_VERSION = 5
 
 _stderr_lock = threading.Lock()
+_devnull: int | None = None
 
 
 @contextlib.contextmanager
@@ -58,22 +59,24 @@ def quiet_native_stderr() -> Iterator[None]:
 
     east-c prints its own diagnostics before raising; the exception message
     carries the same information, so the print is dropped. A lock serialises
-    callers because the redirection is process-wide.
+    callers because the redirection is process-wide. ``/dev/null`` stays open
+    for the next caller: every task output passes through here.
     """
+    global _devnull
     with _stderr_lock:
         try:
             saved = os.dup(2)
         except OSError:  # no fd 2 at all: nothing to silence
             yield
             return
-        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, 2)
+            if _devnull is None:
+                _devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            os.dup2(_devnull, 2)
             yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            os.close(devnull)
 
 
 def is_beast2(data: bytes | bytearray | memoryview) -> bool:
@@ -203,7 +206,14 @@ def canonicalize(
         DecodeError: not valid Beast2.
         TypeMismatch: the data's type does not fit ``east_type``.
     """
-    found = read_type(data, trusted=trusted)
+    if trusted:
+        return _canonicalize(data, east_type)
+    with quiet_native_stderr():  # one redirection for the header and the body
+        return _canonicalize(data, east_type)
+
+
+def _canonicalize(data: bytes | memoryview, east_type: EastType | None) -> tuple[EastType, bytes]:
+    found = read_type(data, trusted=True)
     target = found if east_type is None else east_type
     # east-py decoders accept subtypes; anything else is a mismatch we report
     # with both types spelled out.
@@ -215,7 +225,7 @@ def canonicalize(
         raise TypeMismatch(
             f"type mismatch: expected {short_type(east_type)}, got {short_type(found)}"
         )
-    value = decode(data, target, trusted=trusted)
+    value = decode(data, target, trusted=True)
     return target, encode(value, target)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -274,6 +275,9 @@ class _Run:
         self.free_slots = list(range(max(1, options.concurrency) - 1, -1, -1))
         self.active: dict[str, _Active] = {}
         self.flights = executions.FlightTable(repo)
+        self.made_slots: set[int] = set()
+        #: Per command IR: whether its last argv needed staged input copies.
+        self.stages: dict[str, bool] = {}
 
     def close(self) -> None:
         """Drop the run's single-flight locks and remove its scratch files."""
@@ -371,7 +375,9 @@ class _Run:
         # when the result is published.
         eid, edir, started = executions.new_attempt(repo, node.hash, ih)
         workdir = self.scratch / f"slot-{slot}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        if slot not in self.made_slots:
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.made_slots.add(slot)
         out_path = self.scratch / f"out-{slot}.beast2"
         active = _Active(
             node.name,
@@ -431,20 +437,31 @@ class _Run:
             if ir is None:
                 ir = self.command_cache[node.command_ir] = repo.objects.get(node.command_ir)
             paths = [str(repo.objects.path_of(h)) for h in input_hashes]
-            argv = east_ir.evaluate_command(ir, paths, str(out_path))
+            staged = [str(workdir / f"input-{k}.beast2") for k in range(len(paths))]
+            # Arbitrary commands get private copies of their inputs (they cannot harm
+            # stored objects); commands known to only read them use the stored objects.
+            # The command is evaluated once, with the paths it needed last time.
+            guess_staged = self.stages.get(node.command_ir, True)
+            argv = east_ir.evaluate_command(ir, staged if guess_staged else paths, str(out_path))
             runner = self.registry.choose(argv)
-            if runner.name == "process" and not _reads_inputs_only(argv):
-                # Arbitrary commands get private copies: they cannot harm stored objects.
-                staged: list[Path] = []
-                for k, p in enumerate(paths):
-                    dest = workdir / f"input-{k}.beast2"
-                    shutil.copyfile(p, dest)
-                    staged.append(dest)
-                argv = east_ir.evaluate_command(ir, [str(p) for p in staged], str(out_path))
+            needs_staging = runner.name == "process" and not _reads_inputs_only(argv)
+            if needs_staging != guess_staged:
+                argv = east_ir.evaluate_command(
+                    ir, staged if needs_staging else paths, str(out_path)
+                )
+                runner = self.registry.choose(argv)
+                self.stages[node.command_ir] = needs_staging
+            if needs_staging:
+                for src, dest in zip(paths, staged, strict=True):
+                    _copy_file(src, dest)
             # No output file until the task writes one; the last task's was unlinked
             # (truncating it instead costs an early write-back of its data on ext4).
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(out_path)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:  # the last task made a directory there
+                shutil.rmtree(out_path)
             request = RunRequest(
                 argv=tuple(argv),
                 cwd=workdir,
@@ -469,9 +486,12 @@ class _Run:
                 if result.signal is not None:
                     return fail("failed", result.describe(), 128 + result.signal)
                 return fail("failed", result.describe(), result.exit_code)
-            try:
-                data = out_path.read_bytes()
-            except FileNotFoundError:
+            data = atomic.read_bytes(out_path)
+            if data is None:
+                if out_path.is_dir():
+                    return fail(
+                        "error", "the task wrote a directory, not a file, at its output path"
+                    )
                 data = b""
             declared = self.output_types[node.output]
             if not data and declared == NullType:
@@ -584,6 +604,31 @@ def _empty_dir(path: Path) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(e.path)
+
+
+def _copy_file(src: str, dest: str) -> None:
+    """Copy a stored object to a task's input path (plain calls: this runs per task)."""
+    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd_out = os.open(
+            dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+        try:
+            try:
+                offset = 0
+                while sent := os.sendfile(fd_out, fd_in, offset, 1 << 30):
+                    offset += sent
+            except OSError as exc:
+                if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                while chunk := os.read(fd_in, 1 << 20):  # a file system without sendfile
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd_out, view) :]
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
 
 
 def _reads_inputs_only(argv: list[str]) -> bool:

@@ -21,8 +21,8 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from e3.runners.base import OnStart, RunRequest, RunResult
 from e3.runners.direct import plan_direct_exec
@@ -123,7 +123,7 @@ def _start(request: RunRequest, guardian: Guardian) -> subprocess.Popen[bytes] |
     direct = plan_direct_exec(request.argv, request.env, str(request.cwd))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        with open(request.stdout, "wb") as out, open(request.stderr, "wb") as err:
+        with _log_fd(request.stdout) as out, _log_fd(request.stderr) as err:
             if direct is not None:
                 with contextlib.suppress(OSError):  # e.g. a script without #!: bash runs it
                     proc = _spawn(direct.argv, direct.executable, direct.env, request, out, err)
@@ -138,13 +138,23 @@ def _start(request: RunRequest, guardian: Guardian) -> subprocess.Popen[bytes] |
     return proc
 
 
+@contextlib.contextmanager
+def _log_fd(path: Path) -> Iterator[int]:
+    """A fresh (truncated) log file as a bare descriptor, closed after the spawn."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def _spawn(
     argv: list[str],
     executable: str,
     env: dict[str, str],
     request: RunRequest,
-    out: BinaryIO,
-    err: BinaryIO,
+    out: int,
+    err: int,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
