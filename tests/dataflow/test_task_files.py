@@ -68,3 +68,20 @@ def test_a_directory_at_the_output_path_fails_only_that_task(tmp_path: Path) -> 
     assert r.code != 0
     assert "wrote a directory, not a file, at its output path" in r.out + r.err
     assert run_cli("get", repo, "ws.tasks.t1.output").out.strip() == "5"
+
+
+def test_a_task_that_swaps_its_cwd_for_a_symlink_cannot_make_e3_delete_elsewhere(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_bytes(b"keep")
+    swap = (
+        'cp {inputs[0]} {output} && d="$PWD" && cd .. && mv "$d" "$d.away" '
+        f'&& ln -s {victim} "$d"'
+    )
+    repo = _setup(tmp_path, _package(swap, "cp {inputs[0]} {output}"))
+    r = run_cli("start", repo, "ws", "--concurrency", "1")
+    assert r.code == 0, r.out + r.err
+    assert sorted(p.name for p in victim.iterdir()) == ["precious"]
+    assert run_cli("get", repo, "ws.tasks.t1.output").out.strip() == "5"

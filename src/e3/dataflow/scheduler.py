@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import functools
 import json
 import os
@@ -46,6 +45,7 @@ from e3.codec.types import NullType, short_type
 from e3.dataflow.events import Event, EventKind
 from e3.dataflow.graph import Graph, build_graph
 from e3.dataflow.plan import Counts, Plan, State
+from e3.dataflow.slots import SlotDir
 from e3.errors import DataflowAborted, DecodeError, E3Error, TypeMismatch
 from e3.hashing import inputs_hash
 from e3.names import new_uuid7
@@ -275,13 +275,15 @@ class _Run:
         self.free_slots = list(range(max(1, options.concurrency) - 1, -1, -1))
         self.active: dict[str, _Active] = {}
         self.flights = executions.FlightTable(repo)
-        self.made_slots: set[int] = set()
+        self.slots: dict[int, SlotDir] = {}
         #: Per command IR: whether its last argv needed staged input copies.
         self.stages: dict[str, bool] = {}
 
     def close(self) -> None:
         """Drop the run's single-flight locks and remove its scratch files."""
         self.flights.close()
+        for slot_dir in self.slots.values():
+            slot_dir.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     # ── bookkeeping of long tasks ────────────────────────────────────────
@@ -374,10 +376,10 @@ class _Run:
         # (a status, logs): for a quick, quiet success that happens off the critical path,
         # when the result is published.
         eid, edir, started = executions.new_attempt(repo, node.hash, ih)
-        workdir = self.scratch / f"slot-{slot}"
-        if slot not in self.made_slots:
-            workdir.mkdir(parents=True, exist_ok=True)
-            self.made_slots.add(slot)
+        slot_dir = self.slots.get(slot)
+        if slot_dir is None:
+            slot_dir = self.slots[slot] = SlotDir(self.scratch / f"slot-{slot}")
+        workdir = slot_dir.path
         out_path = self.scratch / f"out-{slot}.beast2"
         active = _Active(
             node.name,
@@ -451,9 +453,7 @@ class _Run:
                 )
                 runner = self.registry.choose(argv)
                 self.stages[node.command_ir] = needs_staging
-            if needs_staging:
-                for src, dest in zip(paths, staged, strict=True):
-                    _copy_file(src, dest)
+            slot_dir.stage(paths if needs_staging else [])
             # No output file until the task writes one; the last task's was unlinked
             # (truncating it instead costs an early write-back of its data on ext4).
             try:
@@ -531,7 +531,8 @@ class _Run:
             return fail("error", f"storage error: {exc.strerror or exc}")
         finally:
             del self.active[eid]
-            _empty_dir(workdir)
+            with contextlib.suppress(OSError):
+                slot_dir.clean()
             with contextlib.suppress(OSError, E3Error):
                 copy_logs()
 
@@ -590,45 +591,6 @@ class _Publisher:
                 self._executor.shutdown(wait=True)
                 self._executor = None
             self._futures = []
-
-
-def _empty_dir(path: Path) -> None:
-    """Remove whatever a task left in its working directory (usually nothing)."""
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            shutil.rmtree(e.path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(e.path)
-
-
-def _copy_file(src: str, dest: str) -> None:
-    """Copy a stored object to a task's input path (plain calls: this runs per task)."""
-    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fd_out = os.open(
-            dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
-        )
-        try:
-            try:
-                offset = 0
-                while sent := os.sendfile(fd_out, fd_in, offset, 1 << 30):
-                    offset += sent
-            except OSError as exc:
-                if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                while chunk := os.read(fd_in, 1 << 20):  # a file system without sendfile
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd_out, view) :]
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
 
 
 def _reads_inputs_only(argv: list[str]) -> bool:
