@@ -5,9 +5,10 @@ Each row is ``e3 start`` as a fresh process (CLI start included): the first run
 
 Repositories are kept until the end instead of being deleted after their row.
 On this machine's ``/tmp`` (ext4 without a journal) the allocator skips inodes
-freed in the last 60–300 s, so a run right after deleting a repository creates
-its files several times more slowly, and every row would measure the clean-up
-of the one before. The last table measures that case on its own.
+freed in the last 60–300 s, so a run right after deleting a repository can
+create its files more slowly (measured: 1.0–1.6 times the time of a run
+without), and every row would have measured the clean-up of the one before.
+The last table measures that case on its own.
 """
 
 from __future__ import annotations
