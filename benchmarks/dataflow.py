@@ -64,8 +64,9 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
     ns = run_sizes(quick, sizes)
     rows = []
     fits: dict[str, list[tuple[int, float]]] = {}
-    kept: dict[tuple[str, int], list[Path]] = {}
-    first_runs: list[tuple[str, int, float]] = []
+    # The shell fan-out's repositories and first-run times, for the last table.
+    shell_repos: list[Path] = []
+    shell_firsts: list[float] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for shape in ("chain", "fanout", "shell_fanout", "noop_fanout"):
@@ -79,10 +80,11 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
                     repo = _setup(tmp, shape, n)
                     firsts.append(_start(repo))
                     cacheds.append(_start(repo))
-                    kept.setdefault((shape, n), []).append(repo)
+                    if shape == "shell_fanout" and n == _churn_size(quick):
+                        shell_repos.append(repo)
+                        shell_firsts.append(firsts[-1])
                 first, cached = statistics.median(firsts), statistics.median(cacheds)
-                first_runs.extend((shape, n, f) for f in firsts)
-                spread = f"{min(firsts):.2f}–{max(firsts):.2f} s" if len(firsts) > 1 else "-"
+                spread = _range(firsts) if len(firsts) > 1 else "-"
                 rows.append(
                     [
                         shape,
@@ -152,27 +154,31 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
         )
         print()
         # The same shell fan-out, each run right after deleting a repository like it.
-        n = 10 if quick else 1000
-        calm = [f for shape, m, f in first_runs if shape == "shell_fanout" and m == n]
+        n = _churn_size(quick)
         churned = []
-        for old in kept.get(("shell_fanout", n), []):
+        for old in shell_repos:
             subprocess.run(["rm", "-rf", str(old)], check=True)
             churned.append(_start(_setup(tmp, "shell_fanout", n)))
-        if calm and churned:
+        if churned:
+            calm = statistics.median(shell_firsts)
             table(
                 [f"shell fan-out of {n}, first run", "median", "range", "ratio"],
                 [
-                    [
-                        "no repository deleted before",
-                        f"{statistics.median(calm):.2f} s",
-                        f"{min(calm):.2f}–{max(calm):.2f} s",
-                        "1.00",
-                    ],
+                    ["no repository deleted before", f"{calm:.2f} s", _range(shell_firsts), "1.00"],
                     [
                         "right after deleting one",
                         f"{statistics.median(churned):.2f} s",
-                        f"{min(churned):.2f}–{max(churned):.2f} s",
-                        f"{statistics.median(churned) / statistics.median(calm):.2f}",
+                        _range(churned),
+                        f"{statistics.median(churned) / calm:.2f}",
                     ],
                 ],
             )
+
+
+def _churn_size(quick: bool) -> int:
+    """Tasks of the shell fan-out measured right after a deletion."""
+    return 10 if quick else 1000
+
+
+def _range(times: list[float]) -> str:
+    return f"{min(times):.2f}–{max(times):.2f} s"

@@ -439,7 +439,7 @@ class _Run:
             if ir is None:
                 ir = self.command_cache[node.command_ir] = repo.objects.get(node.command_ir)
             paths = [str(repo.objects.path_of(h)) for h in input_hashes]
-            staged = [str(workdir / f"input-{k}.beast2") for k in range(len(paths))]
+            staged = slot_dir.input_paths(len(paths))
             # Arbitrary commands get private copies of their inputs (they cannot harm
             # stored objects); commands known to only read them use the stored objects.
             # The command is evaluated once, with the paths it needed last time.
@@ -663,263 +663,258 @@ async def _run_locked(
 
     leaves = dict(structure.leaves(dep.package.structure))
     run = _Run(repo, ws, options, emit, registry)
+    run.output_types = {node.output: leaves[node.output].type for node in graph.tasks}
     try:
-        run.output_types = {node.output: leaves[node.output].type for node in graph.tasks}
-        roots = _read_roots(dep, graph.roots)
-        plan = Plan.create(graph, roots, selected, keep_going=options.keep_going)
-        current_outputs = {
-            node.output: workspaces.read_ref(dep, node.output) for node in graph.tasks
-        }
-        marker = workspaces.inputs_marker(repo, ws)
-        started_at = utc_now()
-        t0 = time.monotonic()
-        package_ref = f"{dep.state.package_name}@{dep.state.package_version}"
-        record = DataflowRun(
-            run.run_id,
-            ws,
-            package_ref,
-            started_at,
-            "running",
-            input_versions={format_keypath(p): h for p, h in roots.items() if h},
-        )
-        _write_run(repo, record)
-        emit("run_started", detail=package_ref, counts={"total": len(plan.runs)})
-
-        running: dict[asyncio.Task[_Done], int] = {}
-        skip_reported: set[int] = set()
-        publisher = _Publisher(repo)
-
-        def settle_output(i: int, h: str, *, deferred: bool) -> None:
-            out = graph.tasks[i].output
-            cur = current_outputs.get(out)
-            if cur is None or cur.kind != "value" or cur.hash != h:
-                ref = DatasetRef.of(h)
-                current_outputs[out] = ref
-                write = functools.partial(
-                    atomic.write_bytes,
-                    dep.data_dir / ref_relpath(out),
-                    dataset_ref.encode(ref),
-                    durable=False,
-                )
-                if deferred:  # refers to an object not yet synced: goes out with its batch
-                    publisher.add(write)
-                else:
-                    write()
-
-        def report_terminal() -> None:
-            for i in plan.drain_settled():
-                r = plan.runs[i]
-                if i in skip_reported:
-                    continue
-                if r.state is State.SKIPPED:
-                    skip_reported.add(i)
-                    emit("task_skipped", task=graph.tasks[i].name, detail=r.reason)
-                elif r.state is State.WAITING:
-                    skip_reported.add(i)
-                    emit("task_waiting", task=graph.tasks[i].name, detail=r.reason)
-
-        def check_inputs() -> None:
-            nonlocal marker
-            now = workspaces.inputs_marker(repo, ws)
-            if now == marker:
-                return
-            marker = now
-            fresh = _read_roots(dep, graph.roots)
-            changes = {p: h for p, h in fresh.items() if plan.values.get(p) != h}
-            if not changes:
-                return
-            for p, h in changes.items():
-                emit("input_changed", detail=format_keypath(p), output_hash=h)
-            for t in plan.inputs_changed(changes):
-                skip_reported.discard(t)
-                emit("task_invalidated", task=graph.tasks[t].name, detail="an input changed")
-
-        cancelled = False
-        try:
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise asyncio.CancelledError
-                while len(running) < max(1, options.concurrency):
-                    i = plan.pop_ready()
-                    if i is None:
-                        break
-                    launch = plan.launch(i)
-                    node = graph.tasks[i]
-                    if not options.force:
-                        hit = executions.cached_output(
-                            repo, node.hash, inputs_hash(launch.input_hashes)
-                        )
-                        if hit is not None:
-                            if plan.complete(i, hit[1], cached=True) is not None:
-                                settle_output(i, hit[1], deferred=False)
-                                run.task_executions[node.name] = TaskExecution(hit[0], True)
-                                emit(
-                                    "task_cached",
-                                    task=node.name,
-                                    execution_id=hit[0],
-                                    output_hash=hit[1],
-                                )
-                            continue
-                    task = asyncio.ensure_future(run.execute(graph, i, launch.input_hashes))
-                    running[task] = i
-                report_terminal()
-                if not running:
-                    publisher.flush()
-                    if plan.finished():
-                        break
-                    continue
-                wait = _PERIODIC
-                if publisher.pending:
-                    wait = max(
-                        0.0, min(wait, publisher.since + PUBLISH_INTERVAL - time.monotonic())
-                    )
-                done, _ = await asyncio.wait(
-                    running, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    i = running.pop(task)
-                    res = task.result()
-                    node = graph.tasks[i]
-                    prior = plan.runs[i].launches
-                    if res.publish is not None:
-                        publisher.add(
-                            res.publish
-                        )  # the cache record is valid whatever happens below
-                    if res.error is None and res.output_hash is not None:
-                        accepted = plan.complete(i, res.output_hash, cached=res.cached)
-                        if accepted is None:
-                            emit(
-                                "task_invalidated",
-                                task=node.name,
-                                detail="an input changed while it ran",
-                            )
-                            continue
-                        settle_output(i, res.output_hash, deferred=res.publish is not None)
-                        assert res.execution_id is not None
-                        run.task_executions[node.name] = TaskExecution(
-                            res.execution_id, res.cached, execution_count=prior
-                        )
-                        emit(
-                            "task_cached" if res.cached else "task_completed",
-                            task=node.name,
-                            duration=res.duration,
-                            execution_id=res.execution_id,
-                            output_hash=res.output_hash,
-                        )
-                    else:
-                        skipped = plan.fail(i, res.error or "failed")
-                        if plan.runs[i].state is State.FAILED:
-                            emit(
-                                "task_failed",
-                                task=node.name,
-                                duration=res.duration,
-                                exit_code=res.exit_code,
-                                detail=res.error,
-                                execution_id=res.execution_id,
-                            )
-                        for s in skipped:
-                            skip_reported.add(s)
-                            emit(
-                                "task_skipped", task=graph.tasks[s].name, detail=plan.runs[s].reason
-                            )
-                if publisher.pending and time.monotonic() - publisher.since >= PUBLISH_INTERVAL:
-                    publisher.flush()
-                run.tick()
-                check_inputs()
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            cancelled = True
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-            plan.cancel_pending("cancelled")
-        await publisher.drain()
-        run.close()
-
-        counts = plan.counts()
-        duration = time.monotonic() - t0
-        failed = [
-            (graph.tasks[i].name, r.reason or "failed")
-            for i, r in plan.runs.items()
-            if r.state is State.FAILED
-        ]
-        waiting = [
-            (graph.tasks[i].name, r.reason or "")
-            for i, r in plan.runs.items()
-            if r.state in (State.WAITING, State.SKIPPED)
-            and r.reason
-            and not r.reason.startswith("upstream task")
-        ]
-        not_started = [
-            graph.tasks[i].name
-            for i, r in plan.runs.items()
-            if r.state in (State.PENDING, State.RUNNING)
-        ]
-        status: Literal["completed", "failed", "cancelled"] = (
-            "cancelled" if cancelled else ("failed" if failed else "completed")
-        )
-        summary = RunSummary(
-            total=counts.total,
-            completed=counts.completed,
-            cached=counts.cached,
-            failed=counts.failed,
-            skipped=counts.skipped + counts.waiting,
-            reexecuted=counts.reexecuted,
-        )
-        outputs = {
-            format_keypath(graph.tasks[i].output): r.output_hash
-            for i, r in plan.runs.items()
-            if r.state is State.COMPLETED and r.output_hash
-        }
-        final = DataflowRun(
-            run.run_id,
-            ws,
-            package_ref,
-            started_at,
-            status,
-            completed_at=utc_now(),
-            failed_task=failed[0][0] if failed else None,
-            error=failed[0][1] if failed else None,
-            input_versions=record.input_versions,
-            output_versions=outputs,
-            task_executions=run.task_executions,
-            summary=summary,
-        )
-        _write_run(repo, final)
-        if (
-            status == "completed"
-            and not counts.pending
-            and not counts.waiting
-            and not counts.skipped
-        ):
-            _set_current_run(repo, ws, run.run_id)
-        executions.durability_barrier(repo)
-        emit(
-            "run_finished",
-            outcome=status,
-            duration=duration,
-            counts={
-                "total": counts.total,
-                "executed": counts.executed,
-                "cached": counts.cached,
-                "failed": counts.failed,
-                "skipped": counts.skipped,
-                "waiting": counts.waiting,
-                "not_started": len(not_started),
-                "reexecuted": counts.reexecuted,
-            },
-        )
-        outcome = RunOutcome(run.run_id, status, counts, duration, failed, waiting, not_started)
-        if cancelled:
-            raise DataflowAborted(
-                f"dataflow of workspace '{ws}' was cancelled "
-                f"({counts.completed} task(s) completed before)",
-                outcome=status,
-            ) from None
-        return outcome
-
+        return await _drive(run, dep, graph, selected, cancel)
     finally:
         run.close()
+
+
+async def _drive(
+    run: _Run,
+    dep: workspaces.Deployed,
+    graph: Graph,
+    selected: set[int] | None,
+    cancel: asyncio.Event | None,
+) -> RunOutcome:
+    """Plan, launch, collect and record one run (its locks and scratch are the caller's)."""
+    repo, ws, options, emit = run.repo, run.ws, run.options, run.emit
+    roots = _read_roots(dep, graph.roots)
+    plan = Plan.create(graph, roots, selected, keep_going=options.keep_going)
+    current_outputs = {node.output: workspaces.read_ref(dep, node.output) for node in graph.tasks}
+    marker = workspaces.inputs_marker(repo, ws)
+    started_at = utc_now()
+    t0 = time.monotonic()
+    package_ref = f"{dep.state.package_name}@{dep.state.package_version}"
+    record = DataflowRun(
+        run.run_id,
+        ws,
+        package_ref,
+        started_at,
+        "running",
+        input_versions={format_keypath(p): h for p, h in roots.items() if h},
+    )
+    _write_run(repo, record)
+    emit("run_started", detail=package_ref, counts={"total": len(plan.runs)})
+
+    running: dict[asyncio.Task[_Done], int] = {}
+    skip_reported: set[int] = set()
+    publisher = _Publisher(repo)
+
+    def settle_output(i: int, h: str, *, deferred: bool) -> None:
+        out = graph.tasks[i].output
+        cur = current_outputs.get(out)
+        if cur is None or cur.kind != "value" or cur.hash != h:
+            ref = DatasetRef.of(h)
+            current_outputs[out] = ref
+            write = functools.partial(
+                atomic.write_bytes,
+                dep.data_dir / ref_relpath(out),
+                dataset_ref.encode(ref),
+                durable=False,
+            )
+            if deferred:  # refers to an object not yet synced: goes out with its batch
+                publisher.add(write)
+            else:
+                write()
+
+    def report_terminal() -> None:
+        for i in plan.drain_settled():
+            r = plan.runs[i]
+            if i in skip_reported:
+                continue
+            if r.state is State.SKIPPED:
+                skip_reported.add(i)
+                emit("task_skipped", task=graph.tasks[i].name, detail=r.reason)
+            elif r.state is State.WAITING:
+                skip_reported.add(i)
+                emit("task_waiting", task=graph.tasks[i].name, detail=r.reason)
+
+    def check_inputs() -> None:
+        nonlocal marker
+        now = workspaces.inputs_marker(repo, ws)
+        if now == marker:
+            return
+        marker = now
+        fresh = _read_roots(dep, graph.roots)
+        changes = {p: h for p, h in fresh.items() if plan.values.get(p) != h}
+        if not changes:
+            return
+        for p, h in changes.items():
+            emit("input_changed", detail=format_keypath(p), output_hash=h)
+        for t in plan.inputs_changed(changes):
+            skip_reported.discard(t)
+            emit("task_invalidated", task=graph.tasks[t].name, detail="an input changed")
+
+    cancelled = False
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise asyncio.CancelledError
+            while len(running) < max(1, options.concurrency):
+                i = plan.pop_ready()
+                if i is None:
+                    break
+                launch = plan.launch(i)
+                node = graph.tasks[i]
+                if not options.force:
+                    hit = executions.cached_output(
+                        repo, node.hash, inputs_hash(launch.input_hashes)
+                    )
+                    if hit is not None:
+                        if plan.complete(i, hit[1], cached=True) is not None:
+                            settle_output(i, hit[1], deferred=False)
+                            run.task_executions[node.name] = TaskExecution(hit[0], True)
+                            emit(
+                                "task_cached",
+                                task=node.name,
+                                execution_id=hit[0],
+                                output_hash=hit[1],
+                            )
+                        continue
+                task = asyncio.ensure_future(run.execute(graph, i, launch.input_hashes))
+                running[task] = i
+            report_terminal()
+            if not running:
+                publisher.flush()
+                if plan.finished():
+                    break
+                continue
+            wait = _PERIODIC
+            if publisher.pending:
+                wait = max(0.0, min(wait, publisher.since + PUBLISH_INTERVAL - time.monotonic()))
+            done, _ = await asyncio.wait(running, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                i = running.pop(task)
+                res = task.result()
+                node = graph.tasks[i]
+                prior = plan.runs[i].launches
+                if res.publish is not None:
+                    publisher.add(res.publish)  # the cache record is valid whatever happens below
+                if res.error is None and res.output_hash is not None:
+                    accepted = plan.complete(i, res.output_hash, cached=res.cached)
+                    if accepted is None:
+                        emit(
+                            "task_invalidated",
+                            task=node.name,
+                            detail="an input changed while it ran",
+                        )
+                        continue
+                    settle_output(i, res.output_hash, deferred=res.publish is not None)
+                    assert res.execution_id is not None
+                    run.task_executions[node.name] = TaskExecution(
+                        res.execution_id, res.cached, execution_count=prior
+                    )
+                    emit(
+                        "task_cached" if res.cached else "task_completed",
+                        task=node.name,
+                        duration=res.duration,
+                        execution_id=res.execution_id,
+                        output_hash=res.output_hash,
+                    )
+                else:
+                    skipped = plan.fail(i, res.error or "failed")
+                    if plan.runs[i].state is State.FAILED:
+                        emit(
+                            "task_failed",
+                            task=node.name,
+                            duration=res.duration,
+                            exit_code=res.exit_code,
+                            detail=res.error,
+                            execution_id=res.execution_id,
+                        )
+                    for s in skipped:
+                        skip_reported.add(s)
+                        emit("task_skipped", task=graph.tasks[s].name, detail=plan.runs[s].reason)
+            if publisher.pending and time.monotonic() - publisher.since >= PUBLISH_INTERVAL:
+                publisher.flush()
+            run.tick()
+            check_inputs()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        cancelled = True
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        plan.cancel_pending("cancelled")
+    await publisher.drain()
+
+    counts = plan.counts()
+    duration = time.monotonic() - t0
+    failed = [
+        (graph.tasks[i].name, r.reason or "failed")
+        for i, r in plan.runs.items()
+        if r.state is State.FAILED
+    ]
+    waiting = [
+        (graph.tasks[i].name, r.reason or "")
+        for i, r in plan.runs.items()
+        if r.state in (State.WAITING, State.SKIPPED)
+        and r.reason
+        and not r.reason.startswith("upstream task")
+    ]
+    not_started = [
+        graph.tasks[i].name
+        for i, r in plan.runs.items()
+        if r.state in (State.PENDING, State.RUNNING)
+    ]
+    status: Literal["completed", "failed", "cancelled"] = (
+        "cancelled" if cancelled else ("failed" if failed else "completed")
+    )
+    summary = RunSummary(
+        total=counts.total,
+        completed=counts.completed,
+        cached=counts.cached,
+        failed=counts.failed,
+        skipped=counts.skipped + counts.waiting,
+        reexecuted=counts.reexecuted,
+    )
+    outputs = {
+        format_keypath(graph.tasks[i].output): r.output_hash
+        for i, r in plan.runs.items()
+        if r.state is State.COMPLETED and r.output_hash
+    }
+    final = DataflowRun(
+        run.run_id,
+        ws,
+        package_ref,
+        started_at,
+        status,
+        completed_at=utc_now(),
+        failed_task=failed[0][0] if failed else None,
+        error=failed[0][1] if failed else None,
+        input_versions=record.input_versions,
+        output_versions=outputs,
+        task_executions=run.task_executions,
+        summary=summary,
+    )
+    _write_run(repo, final)
+    if status == "completed" and not counts.pending and not counts.waiting and not counts.skipped:
+        _set_current_run(repo, ws, run.run_id)
+    executions.durability_barrier(repo)
+    emit(
+        "run_finished",
+        outcome=status,
+        duration=duration,
+        counts={
+            "total": counts.total,
+            "executed": counts.executed,
+            "cached": counts.cached,
+            "failed": counts.failed,
+            "skipped": counts.skipped,
+            "waiting": counts.waiting,
+            "not_started": len(not_started),
+            "reexecuted": counts.reexecuted,
+        },
+    )
+    outcome = RunOutcome(run.run_id, status, counts, duration, failed, waiting, not_started)
+    if cancelled:
+        raise DataflowAborted(
+            f"dataflow of workspace '{ws}' was cancelled "
+            f"({counts.completed} task(s) completed before)",
+            outcome=status,
+        ) from None
+    return outcome
 
 
 def run_sync(

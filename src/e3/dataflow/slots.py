@@ -24,6 +24,8 @@ import shutil
 import stat
 from pathlib import Path
 
+from e3.store import atomic
+
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REUSE = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -56,11 +58,19 @@ class SlotDir:
         fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self._fd, self._ino = fd, os.fstat(fd).st_ino
 
+    @staticmethod
+    def _input_names(count: int) -> list[str]:
+        return [f"input-{k}.beast2" for k in range(count)]
+
+    def input_paths(self, count: int) -> list[str]:
+        """Where :meth:`stage` puts ``count`` inputs (known before they are copied)."""
+        return [str(self.path / n) for n in self._input_names(count)]
+
     def stage(self, sources: list[str]) -> list[str]:
         """Copy stored objects to ``input-<k>.beast2``; returns the copies' paths."""
         self.prepare()
         assert self._fd is not None
-        names = [f"input-{k}.beast2" for k in range(len(sources))]
+        names = self._input_names(len(sources))
         for stale in [n for n in self._kept if n not in names]:
             self._kept.pop(stale)
             self._remove(stale)
@@ -74,7 +84,7 @@ class SlotDir:
                 self._kept[name] = os.fstat(fd).st_ino
             finally:
                 os.close(fd)
-        return [str(self.path / n) for n in names]
+        return self.input_paths(len(names))
 
     def clean(self) -> None:
         """Remove whatever the last task left, except the input copies kept for the next."""
@@ -135,11 +145,8 @@ def _copy_into(source: str, fd_out: int) -> int:
             if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
             while chunk := os.read(fd_in, 1 << 20):  # a file system without sendfile
-                view = memoryview(chunk)
-                while view:
-                    n = os.write(fd_out, view)
-                    view = view[n:]
-                    offset += n
+                atomic.write_all(fd_out, chunk)
+                offset += len(chunk)
         return offset
     finally:
         with contextlib.suppress(OSError):

@@ -63,10 +63,7 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
         raise storage_error(exc, "write", final) from exc
     try:
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -84,6 +81,13 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
         fsync_dir(final.parent)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (``os.write`` may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def create_file(path: Path, data: bytes) -> None:
     """Create a new file with ``data``, without staging.
 
@@ -94,7 +98,7 @@ def create_file(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise storage_error(exc, "write", path) from exc
     try:
-        os.write(fd, data)
+        write_all(fd, data)
     except OSError as exc:
         raise storage_error(exc, "write", path) from exc
     finally:
@@ -112,7 +116,7 @@ def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, data)
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -153,7 +157,7 @@ def read_bytes(path: Path | str) -> bytes | None:
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         return None
     except OSError as exc:
         raise storage_error(exc, "read", Path(path)) from exc
