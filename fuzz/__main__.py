@@ -3,7 +3,9 @@
 * ``scenario`` — random packages and operation sequences, invariants after every step;
 * ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
 * ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
-  zips, paths, API bodies).
+  zips, paths, API bodies);
+* ``powercut`` — workloads traced with strace, crash states of what a power cut
+  may leave (ext4 and POSIX models), checks on each.
 
 Every tool is seeded and prints what it did as a table; ``--quick`` is the small
 budget CI runs. A failure prints the seed and steps that reproduce it and exits 1.
@@ -122,6 +124,61 @@ def _hostile(args: argparse.Namespace) -> int:
     return 1 if stats.findings else 0
 
 
+#: CI's budget: two short workloads on a small package, a few states of each model.
+_POWERCUT_QUICK = {"workloads": ["set", "start"], "states": 6, "tasks": 8}
+
+
+def _powercut(args: argparse.Namespace) -> int:
+    from fuzz.powercut.explore import run_powercut
+    from fuzz.powercut.workloads import WORKLOADS
+
+    names = args.workload or list(WORKLOADS)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    if args.quick:
+        names, args.states, args.tasks = (
+            _POWERCUT_QUICK["workloads"],
+            _POWERCUT_QUICK["states"],
+            _POWERCUT_QUICK["tasks"],
+        )
+    t0 = time.monotonic()
+    stats = run_powercut(
+        names,
+        args.states,
+        tasks=args.tasks,
+        seed=args.seed,
+        models=tuple(args.model or ["ext4", "posix"]),
+        workers=args.workers,
+        traces=args.traces,
+        keep=args.keep,
+        verbose=args.verbose,
+    )
+    violations = [v for s in stats for v in s.violations]
+    total = sum(sum(s.states.values()) for s in stats)
+    print(
+        f"powercut (seed {args.seed}): {total} crash states checked, "
+        f"{len(violations)} violations, {time.monotonic() - t0:.1f} s"
+    )
+    by_workload: dict[str, dict[str, int]] = {}
+    for s in stats:
+        row = by_workload.setdefault(s.workload, {"ops": 0, "syncs": 0, "ext4": 0, "posix": 0})
+        row["ops"] += s.ops
+        row["syncs"] += s.syncs
+        for model, n in s.states.items():
+            row[model] = row.get(model, 0) + n
+    for name, row in by_workload.items():
+        print(
+            f"  {name:<14} {row['ext4'] + row['posix']:>6} states "
+            f"(ext4 {row['ext4']}, posix {row['posix']}) "
+            f"from {row['ops']} ops, {row['syncs']} syncs"
+        )
+    for v in violations[:30]:
+        print(f"VIOLATION {v}", file=sys.stderr)
+    return 1 if violations else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fuzz",
@@ -155,6 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--only", action="append", help="only this target (repeatable)")
     h.add_argument("--quick", action="store_true", help="CI budget")
     h.set_defaults(run=_hostile)
+    p = sub.add_parser("powercut", help="crash states a power cut may leave, checked")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workload", action="append", help="only this workload (repeatable)")
+    p.add_argument("--states", type=int, default=200, help="distinct crash states per workload")
+    p.add_argument("--traces", type=int, default=1, help="traced runs per workload")
+    p.add_argument("--tasks", type=int, default=50, help="tasks in the dataflow")
+    p.add_argument("--model", action="append", choices=["ext4", "posix"], help="(repeatable)")
+    p.add_argument("--workers", type=int, default=2, help="states checked at once")
+    p.add_argument("--keep", type=Path, help="copy violating states here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--quick", action="store_true", help="CI budget")
+    p.set_defaults(run=_powercut)
     args = parser.parse_args(argv)
     if getattr(args, "quick", False) and args.tool == "scenario":
         args.seeds, args.ops = 3, 15

@@ -8,6 +8,7 @@ when an invariant fails.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -47,3 +48,13 @@ def test_hostile_inputs_quick() -> None:
     for target in ("beast2", "json", "east", "api", "paths", "zip"):
         assert target in out
     assert "findings" in out
+
+
+@pytest.mark.skipif(
+    shutil.which("strace") is None, reason="strace not installed (.ci/run installs it)"
+)
+def test_powercut_quick() -> None:
+    out = _run_tool("powercut", "--quick", timeout=120)
+    assert "0 violations" in out
+    for workload in ("set", "start"):
+        assert f"  {workload} " in out

@@ -1,0 +1,1 @@
+"""Power-cut crash-state explorer: ``python -m fuzz powercut`` (see :mod:`.explore`)."""
