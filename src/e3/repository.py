@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e3.errors import RepositoryExists, RepositoryNotFound, StorageError
-from e3.store.atomic import storage_error
+from e3.store.atomic import fsync_dir, make_dirs, storage_error
 from e3.store.objects import LocalObjectStore
 
 REQUIRED_DIRS = ("objects", "packages", "executions", "workspaces")
@@ -131,12 +131,14 @@ def create_repository(path: str | Path, *, durable: bool = True) -> tuple[Reposi
         raise RepositoryExists(f"e3 repository already exists at {p}", path=str(p))
     created: list[str] = []
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        make_dirs(p, durable=durable)
         for d in (*REQUIRED_DIRS, "dataflows"):
             target = p / d
             if not target.is_dir():
                 target.mkdir()
                 created.append(d)
+        if durable and created:  # a repository that was reported created survives a power cut
+            fsync_dir(p)
     except OSError as exc:
         raise storage_error(exc, "create repository at", p) from exc
     return Repository(p, durable=durable), created

@@ -36,6 +36,31 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(directory: Path, *, durable: bool = True) -> None:
+    """Create ``directory`` and any missing parents (no error if it exists).
+
+    A new directory is an entry in its parent, and like any entry it can be
+    lost in a power cut until the parent is fsynced: a file fsynced inside a
+    directory whose own entry was lost is lost with it. With ``durable`` every
+    parent that got a new entry is fsynced before this returns.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            pass  # made meanwhile by another writer; its parent is fsynced below all the same
+    if durable:
+        for d in reversed(missing):
+            fsync_dir(d.parent)
+
+
 def storage_error(exc: OSError, action: str, path: Path) -> StorageError:
     """A one-line :class:`StorageError` for an OS failure."""
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -54,8 +79,8 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     except FileNotFoundError:
-        final.parent.mkdir(parents=True, exist_ok=True)
         try:
+            make_dirs(final.parent, durable=durable)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except OSError as exc:
             raise storage_error(exc, "write", final) from exc
@@ -112,8 +137,8 @@ def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
     callers cannot both succeed: the file is staged, then hard-linked into place.
     """
     tmp = _staging_name(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     try:
+        make_dirs(final.parent, durable=durable)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             write_all(fd, data)
