@@ -4,7 +4,8 @@ What is checked is what e3 promises after any crash or kill:
 
 * every file under ``objects/`` is named by the SHA-256 of its bytes (staging
   ``.partial`` files left by killed writers are counted, not reported: ``gc``
-  removes them);
+  removes them; so are objects torn by a power cut that nothing refers to, which
+  a run or import writes before the sync that precedes any reference to them);
 * every package ref holds a hash whose object, and everything it refers to
   (task objects, command IR, initial values), exists and decodes;
 * every workspace state decodes and its pinned package is whole; every dataset
@@ -25,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e3 import packages, workspaces
+from e3 import gc, packages, workspaces
 from e3.errors import E3Error
 from e3.model import VerifyReport
 from e3.names import is_hash
@@ -66,13 +67,13 @@ def verify(repo: Repository, cache: VerifyCache | None = None) -> VerifyReport:
     """Check every object, ref, record and package of ``repo`` (read only)."""
     problems: list[str] = []
     cache = cache or VerifyCache()
-    objects = _check_objects(repo, problems, cache)
+    objects, torn = _check_objects(repo, problems, cache)
     checked: set[str] = set()
     pkgs = _check_packages(repo, problems, checked, cache)
     wss, refs = _check_workspaces(repo, problems, checked, cache)
     execs, incomplete = _check_executions(repo, problems, cache)
     runs = _check_runs(repo, problems)
-    partials = sum(1 for _ in repo.objects.partial_files())
+    partials = sum(1 for _ in repo.objects.partial_files()) + torn
     return VerifyReport(objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems)
 
 
@@ -80,9 +81,13 @@ def _rel(repo: Repository, path: Path | str) -> str:
     return os.path.relpath(path, repo.root)
 
 
-def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) -> int:
+def _check_objects(
+    repo: Repository, problems: list[str], cache: VerifyCache
+) -> tuple[int, int]:
+    """Objects checked, and how many are torn but unreferenced (safe to drop)."""
     root = repo.root / "objects"
     count = 0
+    mismatched: list[tuple[str, str]] = []
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             path = Path(dirpath) / name
@@ -104,10 +109,17 @@ def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) ->
                 problems.append(f"{_rel(repo, path)}: unreadable ({exc.strerror})")
                 continue
             if actual != h:
-                problems.append(f"{_rel(repo, path)}: content hashes to {actual[:12]}…")
+                mismatched.append((h, f"{_rel(repo, path)}: content hashes to {actual[:12]}…"))
             else:
                 cache.objects[h] = key
-    return count
+    if not mismatched:
+        return count, 0
+    try:
+        live = gc.mark(repo)
+    except E3Error:
+        live = {h for h, _ in mismatched}  # cannot tell: every one is a problem
+    problems.extend(problem for h, problem in mismatched if h in live)
+    return count, sum(1 for h, _ in mismatched if h not in live)
 
 
 def _closure_problem(repo: Repository, pkg_hash: str, cache: VerifyCache) -> str | None:

@@ -180,7 +180,8 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
     ctx.out.line(f"Run records: {rep.runs}")
     if rep.partial_files:
         ctx.out.line(
-            f"Staging files left by interrupted writes: {rep.partial_files} (gc removes them)"
+            f"Files left by interrupted writes (staging files, unreferenced torn objects): "
+            f"{rep.partial_files} (gc removes them)"
         )
     if not rep.problems:
         ctx.out.line("No problems found")

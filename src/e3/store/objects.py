@@ -93,11 +93,18 @@ class LocalObjectStore:
         return f"{self._prefix}{hash_[:2]}{os.sep}{hash_[2:]}{OBJECT_SUFFIX}"
 
     def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
-        """Store ``data``; an existing file of the wrong size (a torn write) is replaced."""
+        """Store ``data``; an existing file with other bytes (a torn write) is replaced.
+
+        A ``sync=False`` put renames the object into place before its bytes are
+        durable, so a power cut before the batch's sync can leave a torn file
+        (empty, or with lost pages) under the object's name. Nothing refers to
+        it yet, but the next put of the same bytes must not take it for the
+        object: an existing file is trusted only if its bytes are the ones given.
+        """
         h = object_hash(data)
         path = self.path_of(h)
         try:
-            if path.stat().st_size == len(data):
+            if path.stat().st_size == len(data) and atomic.read_bytes(path) == data:
                 return h
         except FileNotFoundError:
             pass
