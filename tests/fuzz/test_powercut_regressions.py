@@ -2,7 +2,8 @@
 
 Each test traces a real workload (strace) and rebuilds the crash states that
 exposed a defect, then checks them: acknowledged commands survive the strictest
-state each file-system model allows.
+state each file-system model allows, and records written without their own
+fsync can no longer be found empty.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fuzz.powercut.crash import MODELS, Durability, materialise, replay, sample
+from fuzz.powercut.crash import MODELS, Durability, materialise, replay, sample, walk
 from fuzz.powercut.explore import trace_workload
 from fuzz.powercut.workloads import E3
 
@@ -57,3 +58,24 @@ def test_acknowledged_create_import_deploy_and_set_survive_a_power_cut(
         if kind == "set":
             got = _e3("get", repo, "ws.inputs.a")
             assert got.stdout.strip() == str(ack.payload["value"]), got.stderr
+
+
+def test_run_records_and_the_deployment_record_are_never_left_empty(tmp_path: Path) -> None:
+    # Found: a run wrote its records (and the workspace's state, naming the run) without an
+    # fsync; ext4 keeps the rename and may lose the bytes, leaving an empty run record
+    # (`verify` exit 7) or an empty workspace state: the workspace read as not deployed.
+    # Every cut, with every rename kept and no unsynced byte.
+    traced = trace_workload("start", tmp_path / "w", tasks=6, seed=5)
+    dur = Durability(traced.recording, "ext4")
+    records = 0
+    for cut in range(len(traced.recording.ops) + 1):
+        state = replay(traced.recording, sample(dur, cut, random.Random(1), 0.0, 1.0))
+        for rel, ino, kind in walk(state):
+            if kind != "f":
+                continue
+            if rel.startswith("repo/dataflows/") and rel.endswith(".beast2"):
+                records += 1
+                assert state.data.get(ino), f"cut {cut}: {rel} is empty"
+            if rel == "repo/workspaces/ws.beast2":
+                assert state.data.get(ino), f"cut {cut}: the workspace's state is empty"
+    assert records > 0

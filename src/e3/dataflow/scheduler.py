@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -694,6 +694,7 @@ async def _drive(
         "running",
         input_versions={format_keypath(p): h for p, h in roots.items() if h},
     )
+    close_interrupted_runs(repo, ws)
     _write_run(repo, record)
     emit("run_started", detail=package_ref, counts={"total": len(plan.runs)})
 
@@ -951,9 +952,46 @@ def run_sync(
 
 
 def _write_run(repo: Repository, run: DataflowRun) -> None:
+    """Write a run record, fsynced: written without, a power cut could leave it empty."""
     atomic.write_bytes(
-        repo.dataflow_run_path(run.workspace, run.run_id), run_record.encode(run), durable=False
+        repo.dataflow_run_path(run.workspace, run.run_id),
+        run_record.encode(run),
+        durable=repo.durable,
     )
+
+
+#: What a run left ``running`` by an engine that died (killed, power cut) is recorded as.
+INTERRUPTED = "interrupted: the engine stopped before the run finished"
+
+
+def close_interrupted_runs(repo: Repository, ws: str) -> int:
+    """Record the runs a dead engine left ``running`` as failed; return how many.
+
+    Called by a starting run, which holds the workspace's exclusive dataflow
+    lock: no other run of the workspace can be alive, so a ``running`` record
+    is a dead engine's and would otherwise stay ``running`` forever. Runs of a
+    workspace are sequential, so only the newest records need reading: the
+    walk stops at the first run that ended.
+    """
+    d = repo.dataflows_dir / ws
+    try:
+        names = sorted((n for n in os.listdir(d) if n.endswith(".beast2")), reverse=True)
+    except FileNotFoundError:
+        return 0
+    closed = 0
+    for name in names:
+        raw = atomic.read_bytes(d / name)
+        try:
+            run = run_record.decode(raw) if raw else None
+        except E3Error:
+            run = None
+        if run is None:
+            continue  # unreadable: nothing to close
+        if run.status != "running":
+            break
+        _write_run(repo, replace(run, status="failed", error=INTERRUPTED))
+        closed += 1
+    return closed
 
 
 def _set_current_run(repo: Repository, ws: str, run_id: str) -> None:
@@ -963,4 +1001,6 @@ def _set_current_run(repo: Repository, ws: str, run_id: str) -> None:
     new = ws_record.WorkspaceState(
         state.package_name, state.package_version, state.package_hash, state.deployed_at, run_id
     )
-    atomic.write_bytes(repo.workspace_state_path(ws), ws_record.encode(new), durable=False)
+    # Replaces the deployment record: written without an fsync, a power cut could
+    # leave it empty and the workspace would read as not deployed.
+    atomic.write_bytes(repo.workspace_state_path(ws), ws_record.encode(new), durable=repo.durable)
