@@ -15,7 +15,7 @@ through the CLI, with markers for what each one acknowledged
 | set | deployed | three sets (two of one input) |
 | start | deployed | start of the whole dataflow |
 | reactive | deployed | start, and a set while its tasks run |
-| gc | two versions, one removed, inputs set twice, run | gc --min-age 0 |
+| gc | two versions, one removed, inputs set ten times, run | gc --min-age 0 |
 | export-import | deployed and run | workspace export, workspace import into ws2 |
 | server | deployed | e3 serve; a set over 1 MiB (upload), a package import (upload), a small set |
 """
@@ -188,7 +188,8 @@ def _sets(ctx: Context) -> Plan:
 
 def _start(ctx: Context) -> Plan:
     ctx.deployed()
-    start = {"argv": [E3, "start", ctx.repo, "ws"], "ack": {"kind": "start", "ws": "ws"}}
+    run = {"kind": "start", "ws": "ws"}
+    start = {"argv": [E3, "start", ctx.repo, "ws"], "begin": run, "ack": run}
     return Plan([start], ("ws",), _initial(ctx))
 
 
@@ -200,6 +201,7 @@ def _reactive(ctx: Context) -> Plan:
         "start": [E3, "start", ctx.repo, "ws", "--json", "--concurrency", "2"],
         "set": step["argv"],
         "set_payload": step["ack"],
+        "begin": {"kind": "start", "ws": "ws"},
         "ack": {"kind": "start", "ws": "ws"},
     }
     return Plan([{"reactive": reactive}], ("ws",), _initial(ctx))
@@ -214,10 +216,14 @@ def _gc(ctx: Context) -> Plan:
     ctx.e3("package", "remove", ctx.repo, "pc@1.0.0")
     for value in (ctx.rng.randint(0, 999), ctx.rng.randint(0, 999)):
         ctx.e3("set", ctx.repo, "ws.inputs.a", ctx.value_file(value))
+    for _ in range(8):  # values of several pages each, all garbage but the last
+        big = [ctx.rng.randint(0, 10**9) for _ in range(3000)]
+        ctx.e3("set", ctx.repo, f"ws.inputs.{BIG}", ctx.value_file(big))
     ctx.e3("start", ctx.repo, "ws")
     initial = _initial(ctx, started=("ws",))
     initial["packages"] = ["pc@1.1.0"]
     initial["inputs"]["ws"]["a"] = value_key(value)
+    initial["inputs"]["ws"][BIG] = value_key(big)
     ctx.spec = v2
     gc = {"argv": [E3, "repo", "gc", ctx.repo, "--min-age", "0"], "ack": {"kind": "gc"}}
     return Plan([gc], ("ws",), initial)
