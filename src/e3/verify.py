@@ -81,9 +81,7 @@ def _rel(repo: Repository, path: Path | str) -> str:
     return os.path.relpath(path, repo.root)
 
 
-def _check_objects(
-    repo: Repository, problems: list[str], cache: VerifyCache
-) -> tuple[int, int]:
+def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) -> tuple[int, int]:
     """Objects checked, and how many are torn but unreferenced (safe to drop)."""
     root = repo.root / "objects"
     count = 0
@@ -115,7 +113,7 @@ def _check_objects(
     if not mismatched:
         return count, 0
     try:
-        live = gc.mark(repo)
+        live: set[str] = set(gc.mark(repo))
     except E3Error:
         live = {h for h, _ in mismatched}  # cannot tell: every one is a problem
     problems.extend(problem for h, problem in mismatched if h in live)

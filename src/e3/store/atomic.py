@@ -52,10 +52,9 @@ def make_dirs(directory: Path, *, durable: bool = True) -> None:
             break
         current = current.parent
     for d in reversed(missing):
-        try:
+        # Made meanwhile by another writer: its parent is fsynced below all the same.
+        with contextlib.suppress(FileExistsError):
             d.mkdir()
-        except FileExistsError:
-            pass  # made meanwhile by another writer; its parent is fsynced below all the same
     if durable:
         for d in reversed(missing):
             fsync_dir(d.parent)
