@@ -174,6 +174,9 @@ def _powercut(args: argparse.Namespace) -> int:
             f"(ext4 {row['ext4']}, posix {row['posix']}) "
             f"from {row['ops']} ops, {row['syncs']} syncs"
         )
+    for s in stats:
+        for note in s.notes:
+            print(f"  note: {note}")
     for v in violations[:30]:
         print(f"VIOLATION {v}", file=sys.stderr)
     return 1 if violations else 0

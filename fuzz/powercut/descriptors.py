@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fuzz.powercut.ops import Node, Op
 from fuzz.powercut.strace import (
@@ -40,11 +40,19 @@ class OpenFile:
     append: bool = False
 
 
-class Table:
-    """A descriptor table: fd → (open file description, close-on-exec)."""
+class Slot(NamedTuple):
+    """A descriptor: its open file description, close-on-exec, and the trace line that made it."""
 
-    def __init__(self, fds: dict[int, tuple[OpenFile, bool]] | None = None) -> None:
-        self.fds: dict[int, tuple[OpenFile, bool]] = fds or {}
+    of: OpenFile
+    cloexec: bool
+    line: int
+
+
+class Table:
+    """A descriptor table: fd → :class:`Slot`."""
+
+    def __init__(self, fds: dict[int, Slot] | None = None) -> None:
+        self.fds: dict[int, Slot] = fds or {}
 
     def copy(self) -> Table:
         """A forked child's table: the same descriptions under the same numbers."""
@@ -123,7 +131,7 @@ class DescriptorCalls:
     _on_vfork = _on_clone
 
     def _on_execve(self, ev: Syscall, table: Table) -> None:
-        self.tables[ev.tid] = Table({fd: e for fd, e in table.fds.items() if not e[1]})
+        self.tables[ev.tid] = Table({fd: e for fd, e in table.fds.items() if not e.cloexec})
 
     def _on_chdir(self, ev: Syscall, table: Table) -> None:
         path = self._abs(ev.tid, None, string_arg(ev.args[0]).decode("utf-8", "surrogateescape"))
@@ -150,7 +158,7 @@ class DescriptorCalls:
         flags = flag_set(flags_token)
         rel = self.rel(path) if path else None
         if rel is None:
-            table.fds[fd] = (OpenFile(None), "O_CLOEXEC" in flags)
+            table.fds[fd] = Slot(OpenFile(None), "O_CLOEXEC" in flags, ev.exit_line)
             return
         if "O_TMPFILE" in flags:
             raise TraceError("O_TMPFILE in the world is not modelled")
@@ -167,17 +175,31 @@ class DescriptorCalls:
         elif "O_TRUNC" in flags and self.nodes[ino].kind == "f" and "O_RDONLY" not in flags:
             self.nodes[ino].data.clear()
             self._op(ev, "truncate", ino=ino, size=0, path=rel)
-        table.fds[fd] = (OpenFile(ino, 0, "O_APPEND" in flags), "O_CLOEXEC" in flags)
+        table.fds[fd] = Slot(
+            OpenFile(ino, 0, "O_APPEND" in flags), "O_CLOEXEC" in flags, ev.exit_line
+        )
+
+    def _closes(self, table: Table, fd: int, ev: Syscall) -> bool:
+        """Whether a close (printed at ``ev``) closed the descriptor ``fd`` holds now.
+
+        Its number is free from the moment the close begins: another thread's
+        open that completed after that moment got the number anew, even if the
+        close's own exit is printed later. Only an older descriptor was closed.
+        """
+        slot = table.fds.get(fd)
+        return slot is not None and slot.line < ev.entry_line
 
     def _on_close(self, ev: Syscall, table: Table) -> None:
-        table.fds.pop(fd_arg(ev.args[0]), None)
+        fd = fd_arg(ev.args[0])
+        if self._closes(table, fd, ev):
+            del table.fds[fd]
 
     def _on_close_range(self, ev: Syscall, table: Table) -> None:
         low, high = int_arg(ev.args[0]), int_arg(ev.args[1])
         cloexec = "CLOSE_RANGE_CLOEXEC" in ev.args[2]
-        for fd in [fd for fd in table.fds if low <= fd <= high]:
+        for fd in [fd for fd in table.fds if low <= fd <= high and self._closes(table, fd, ev)]:
             if cloexec:
-                table.fds[fd] = (table.fds[fd][0], True)
+                table.fds[fd] = table.fds[fd]._replace(cloexec=True)
             else:
                 del table.fds[fd]
 
@@ -188,7 +210,7 @@ class DescriptorCalls:
             if self.rel(annotation(ev.args[0]) or "/") is not None:
                 raise TraceError(f"trace line {ev.exit_line}: dup of an untracked world file")
             return
-        table.fds[ev.value] = (entry[0], cloexec)
+        table.fds[ev.value] = Slot(entry.of, cloexec, ev.exit_line)
 
     def _on_dup(self, ev: Syscall, table: Table) -> None:
         self._dup(ev, table, False)
@@ -206,12 +228,12 @@ class DescriptorCalls:
         elif cmd == "F_SETFD":
             fd = fd_arg(ev.args[0])
             if fd in table.fds:
-                table.fds[fd] = (table.fds[fd][0], "FD_CLOEXEC" in ev.args[2])
+                table.fds[fd] = table.fds[fd]._replace(cloexec="FD_CLOEXEC" in ev.args[2])
 
     def _on_lseek(self, ev: Syscall, table: Table) -> None:
         entry = table.fds.get(fd_arg(ev.args[0]))
         if entry is not None:
-            entry[0].offset = ev.value
+            entry.of.offset = ev.value
 
     # ── data ────────────────────────────────────────────────────────────
     def _world_fd(self, table: Table, token: str, line: int) -> OpenFile | None:
@@ -221,7 +243,7 @@ class DescriptorCalls:
             if path is not None and self.rel(path.removesuffix(" (deleted)")) is not None:
                 raise TraceError(f"trace line {line}: write through an untracked world descriptor")
             return None
-        return entry[0] if entry[0].ino is not None else None
+        return entry.of if entry.of.ino is not None else None
 
     def _write(self, ev: Syscall, of: OpenFile, data: bytes, offset: int | None) -> None:
         assert of.ino is not None
@@ -267,7 +289,7 @@ class DescriptorCalls:
         """Bytes copied in the kernel: known when the source is a file of the world."""
         n = ev.value
         entry = table.fds.get(fd_arg(src))
-        source = entry[0] if entry else None
+        source = entry.of if entry else None
         start = int_arg(src_off) if src_off != "NULL" else (source.offset if source else 0)
         if source is not None and src_off == "NULL":
             source.offset += n

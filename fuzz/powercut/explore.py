@@ -98,6 +98,7 @@ class Stats:
     syncs: int = 0
     states: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     trace_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -191,17 +192,34 @@ def run_powercut(
         for name in workloads:
             for t in range(traces):
                 base = Path(tmp) / f"{name}-{t}"
-                base.mkdir()
-                traced = trace_workload(name, base, tasks, rng.randrange(1 << 30))
+                traced, notes = _trace_with_retries(name, base, tasks, rng.randrange(1 << 30))
                 scratch = base / "states"
                 scratch.mkdir()
                 share = budget // traces + (1 if t < budget % traces else 0)
                 stats = explore(traced, share, models, rng, pool, scratch, keep, 2 * workers)
+                stats.notes.extend(notes)
                 if verbose:
                     print(_line(stats), flush=True)
                 out.append(stats)
                 shutil.rmtree(base, ignore_errors=True)
     return out
+
+
+def _trace_with_retries(name: str, base: Path, tasks: int, seed: int) -> tuple[Traced, list[str]]:
+    """Trace a workload; a recording the model could not follow is reported and redone.
+
+    Such a recording says the recorder missed or misread something (a bug of the
+    explorer, not of e3): it is never explored, and the note names the cause.
+    """
+    notes: list[str] = []
+    for attempt in range(1, 4):
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir()
+        try:
+            return trace_workload(name, base, tasks, seed + attempt), notes
+        except TraceError as exc:
+            notes.append(f"{name}: recording {attempt} not usable: {exc}")
+    raise TraceError("; ".join(notes))
 
 
 def _line(s: Stats) -> str:

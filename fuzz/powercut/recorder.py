@@ -311,9 +311,9 @@ class Recorder(DescriptorCalls):
         ino = -1
         if name != "sync":
             entry = self._table(tid).fds.get(fd_arg(args[0])) if args else None
-            if entry is None or entry[0].ino is None:
+            if entry is None or entry.of.ino is None:
                 return  # a descriptor outside the world
-            ino = entry[0].ino
+            ino = entry.of.ino
         fs_wide = name in ("syncfs", "sync")
         promises = self.promise_fn(self) if fs_wide and self.promise_fn else frozenset()
         self._sync_start[tid] = (len(self.ops), ino, self.last_touch.get(ino, -1), promises)

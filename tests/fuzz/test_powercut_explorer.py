@@ -152,3 +152,35 @@ def test_the_recorder_refuses_a_write_it_could_not_see(tmp_path: Path) -> None:
     )
     with pytest.raises(TraceError, match="differ in the bytes"):
         _record(tmp_path, [sys.executable, "-c", script, "{world}/mapped"])
+
+
+def _hex(text: str) -> str:
+    return "".join(f"\\x{b:02x}" for b in text.encode())
+
+
+def test_a_close_printed_after_another_threads_open_of_its_number_spares_it(
+    tmp_path: Path,
+) -> None:
+    # Thread 11 closes fd 5 while thread 12 opens a file and gets number 5 again; strace
+    # prints the close's exit last. The write through the new fd 5 must land in the new file.
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "old").write_bytes(b"")
+    acks = tmp_path / "acks"
+    acks.touch()
+    old, new = _hex(str(world / "old")), _hex(str(world / "new"))
+    lines = [
+        f'11 openat(AT_FDCWD<{_hex(str(tmp_path))}>, "{old}", O_WRONLY|O_CLOEXEC) = 5<{old}>',
+        f"11 clone3({{flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_THREAD}}, 88) = 12",
+        f"11 close(5<{old}> <unfinished ...>",
+        f'12 openat(AT_FDCWD<{_hex(str(tmp_path))}>, "{new}", O_WRONLY|O_CREAT|O_EXCL, 0644)'
+        f" = 5<{new}>",
+        "11 <... close resumed>) = 0",
+        f'12 write(5<{new}>, "{_hex("data")}", 4) = 4',
+    ]
+    trace = tmp_path / "trace"
+    trace.write_text("\n".join(lines) + "\n")
+    rec = Recorder(world, acks)  # the world before the calls
+    (world / "new").write_bytes(b"data")  # and after them
+    rec.load(trace)  # compares the model with the disk: "new" must hold the write
+    assert [op.kind for op in rec.ops] == ["create", "write"]
