@@ -143,7 +143,17 @@ class Checker:
             return None
 
     def run(self, exp: Expect) -> list[str]:
-        """Every check; returns the violations (empty when the state is fine)."""
+        """Every check; returns the violations (empty when the state is fine).
+
+        A check that breaks (an output it cannot parse, say) is a violation too:
+        the state is kept and looked at, not skipped.
+        """
+        try:
+            return self._run(exp)
+        except Exception as exc:  # reported with the state, never lost
+            return [*self.problems, f"the checks themselves failed: {type(exc).__name__}: {exc}"]
+
+    def _run(self, exp: Expect) -> list[str]:
         if not all(
             (self.repo / d).is_dir() for d in ("objects", "packages", "executions", "workspaces")
         ):
