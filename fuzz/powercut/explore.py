@@ -147,6 +147,11 @@ def explore(
             pending.append((pool.submit(checker.run, exp), sel, where))
             settle(in_flight)
         stats.states[model] = found
+        if found < share:
+            stats.notes.append(
+                f"{traced.name}: {found} distinct {model} states of {share} wanted "
+                "(30 samples per state wanted found no more: a small recording)"
+            )
     settle(0)
     stats.seconds = time.monotonic() - t0
     return stats
