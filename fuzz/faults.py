@@ -49,13 +49,13 @@ Attempts = dict[tuple[str, str], tuple[int, bool]]
 
 def _attempts(sc: Scenario) -> Attempts:
     """(task hash, inputs hash) -> (number of attempts, whether one succeeded)."""
-    from e3 import executions
+    from e3.core import executions
 
     out: dict[tuple[str, str], tuple[int, bool]] = {}
     root = sc.repo.executions_dir
     if not root.is_dir():
         return out
-    from e3.names import is_hash
+    from e3.base.names import is_hash
 
     for th in os.listdir(root):
         if not is_hash(th):
@@ -71,7 +71,7 @@ def _attempts(sc: Scenario) -> Attempts:
 
 def _after_fault(sc: Scenario, before: Attempts) -> None:
     """The checks every fault is followed by (see the module docstring)."""
-    from e3.verify import verify
+    from e3.core.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
@@ -166,7 +166,7 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     from east import IntegerType
 
     import e3
-    from e3 import packages, workspaces
+    from e3.core import packages, workspaces
     from e3.dataflow.scheduler import StartOptions, run_dataflow
     from e3.sdk import export
 
@@ -187,8 +187,8 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     workspaces.deploy(sc.repo, "victim", "victim")
     for i in range(kills):
         pid_file.unlink(missing_ok=True)
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
 
         datasets.set_dataset_bytes(
             sc.repo, "victim", ("inputs", "x"), beast2.encode(i, IntegerType)
@@ -214,7 +214,7 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
             raise sc.fail(f"a killed task must fail its run: {outcome.status} {outcome.failed}")
         stats.add("task SIGKILL")
     workspaces.remove_workspace(sc.repo, "victim")
-    from e3.verify import verify
+    from e3.core.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
@@ -223,8 +223,8 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
 
 def server_kills(seed: int, kills: int, stats: FaultStats, workdir: Path) -> None:
     """SIGKILL an API server while it runs a dataflow, restart it, check and resume."""
+    from e3.base.config import load_settings
     from e3.client.service import open_remote
-    from e3.config import load_settings
     from e3.dataflow.scheduler import StartOptions
 
     served = workdir / "served"
@@ -410,7 +410,7 @@ def unreadable(seed: int, stats: FaultStats, workdir: Path, *, files: int = 8) -
 
 
 def _quote(name: str) -> str:
-    from e3.paths import format_keypath
+    from e3.base.paths import format_keypath
 
     return format_keypath((name,)).lstrip(".")
 

@@ -255,7 +255,7 @@ class TextTarget(Target):
         self.corpus = [d for _, d in self.seeds]
 
     def run(self, data: bytes) -> None:
-        from e3.convert import read_value
+        from e3.codec.formats import read_value
         from e3.errors import E3Error
 
         rng = random.Random(len(data))
@@ -271,8 +271,10 @@ class ApiTarget(Target):
 
     def __init__(self, seed: int) -> None:
         super().__init__(seed)
-        from e3 import api_types, model, wire
         from e3.codec import beast2
+        from e3.model import bodies as api_types
+        from e3.model import results as model
+        from e3.model import wire
 
         self.types: list[Any] = [
             api_types.GcRequest,
@@ -281,7 +283,7 @@ class ApiTarget(Target):
             api_types.DeployRequest,
             api_types.WorkspaceExportRequest,
             api_types.UploadRequest,
-            api_types.RunRequest,
+            api_types.TaskRunRequest,
             model.DataflowRequest,
         ]
         samples = [
@@ -291,7 +293,9 @@ class ApiTarget(Target):
             api_types.DeployRequest("pkg@1.0.0"),
             api_types.WorkspaceExportRequest("n", "1.0"),
             api_types.UploadRequest("a" * 64, 3),
-            api_types.RunRequest("p", "t", [api_types.RunInput("a.east", "x")], True, "warm", 1.0),
+            api_types.TaskRunRequest(
+                "p", "t", [api_types.RunInput("a.east", "x")], True, "warm", 1.0
+            ),
             model.DataflowRequest(["a*"], 4, True, False, None, "warm"),
         ]
         self.corpus = [
@@ -300,9 +304,9 @@ class ApiTarget(Target):
         ]
 
     def run(self, data: bytes) -> None:
-        from e3 import wire
         from e3.codec import beast2
         from e3.errors import E3Error
+        from e3.model import wire
 
         for t in self.types:
             try:
@@ -334,7 +338,7 @@ class PathsTarget(Target):
         self.corpus = [s.encode() for s in self._seeds]
 
     def run(self, data: bytes) -> None:
-        from e3 import names, paths
+        from e3.base import names, paths
         from e3.errors import E3Error
 
         text = data.decode("utf-8", "surrogateescape")
@@ -373,8 +377,8 @@ class ZipTarget(Target):
         from east import IntegerType
 
         import e3
-        from e3.repository import create_repository
         from e3.sdk import export
+        from e3.store.repository import create_repository
 
         self.tmp = Path(tempfile.mkdtemp(prefix="e3-zipfuzz-"))
         x = e3.input("x", IntegerType, default=1)
@@ -391,7 +395,7 @@ class ZipTarget(Target):
         return mutate(self.corpus[0], rng, self.corpus + self.members)
 
     def run(self, data: bytes) -> None:
-        from e3 import packages
+        from e3.core import packages
         from e3.errors import E3Error
 
         self.case_file.write_bytes(data)

@@ -72,8 +72,8 @@ class Scenario:
     def __init__(
         self, seed: int, workdir: Path, *, max_tasks: int = 12, server: Server | None = None
     ) -> None:
-        from e3.repository import create_repository
         from e3.runners.base import default_registry
+        from e3.store.repository import create_repository
 
         self.seed = seed
         self.rng = random.Random(seed)
@@ -85,8 +85,8 @@ class Scenario:
         self.repo, _ = create_repository(root, durable=False)
         self.remote: Any = None
         if server is not None:
+            from e3.base.config import load_settings
             from e3.client.service import open_remote
-            from e3.config import load_settings
 
             self.remote = open_remote(f"{server.url}/repos/{self.repo_name}", load_settings({}))
         self.spec: PackageSpec = random_package(self.rng, max_tasks=max_tasks)
@@ -96,7 +96,7 @@ class Scenario:
         self.loop = asyncio.new_event_loop()
         self.registry = default_registry(isolation="warm", max_workers=2)
         self.versions = 1
-        from e3.verify import VerifyCache
+        from e3.core.verify import VerifyCache
 
         self.verify_cache = VerifyCache()
         self._zip(self.spec)
@@ -115,7 +115,7 @@ class Scenario:
         return Violation(f"seed {self.seed}, step {len(self.log)}: {message}\nlast steps:\n{tail}")
 
     def _zip(self, spec: PackageSpec) -> Path:
-        from e3 import packages
+        from e3.core import packages
         from e3.sdk import export
 
         path = self.workdir / f"{spec.name}-{spec.version}.zip"
@@ -125,7 +125,7 @@ class Scenario:
         return path
 
     def _deploy(self, ws: str) -> None:
-        from e3 import workspaces
+        from e3.core import workspaces
 
         workspaces.deploy(self.repo, ws, f"{self.spec.name}@{self.spec.version}")
         self.values[ws] = self.spec.defaults()
@@ -141,15 +141,15 @@ class Scenario:
     def _set(self, ws: str, name: str, value: Any) -> None:
         from east import ArrayType, IntegerType
 
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
 
         t = ArrayType(IntegerType) if name == self.spec.big_input else IntegerType
         datasets.set_dataset_bytes(self.repo, ws, ("inputs", name), beast2.encode(value, t))
         self.values[ws][name] = value
 
     def _bytes(self, ws: str, path: tuple[str, ...]) -> bytes | None:
-        from e3 import datasets
+        from e3.core import datasets
         from e3.errors import DatasetUnassigned
 
         try:
@@ -195,10 +195,10 @@ class Scenario:
     # ── invariants ──────────────────────────────────────────────────────
     def check(self) -> None:
         """Verify the repository, settle every workspace, compare with the oracle."""
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
+        from e3.core.verify import verify
         from e3.dataflow.status import workspace_status
-        from e3.verify import verify
 
         report = verify(self.repo, self.verify_cache)
         if report.problems:
@@ -305,7 +305,7 @@ class Scenario:
         return f"deploy {self.spec.version} (all workspaces reset to its defaults)"
 
     def op_export_import(self) -> str:
-        from e3 import packages, workspaces
+        from e3.core import packages, workspaces
 
         out = self.workdir / "roundtrip.zip"
         if self.rng.random() < 0.5:
@@ -326,7 +326,7 @@ class Scenario:
         return f"workspace export/import as {version} (identical data)"
 
     def op_gc(self) -> str:
-        from e3 import gc
+        from e3.core import gc
 
         res = gc.collect(self.repo, min_age=0.0)
         return f"gc -> deleted {res.deleted_objects}, kept {res.retained_objects}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e3.repository import Repository, create_repository
+from e3.store.repository import RepoStore, create_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -28,7 +28,7 @@ def _isolated_env(
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
+def repo(tmp_path: Path) -> RepoStore:
     """A fresh, empty repository."""
     r, _ = create_repository(tmp_path / "repo")
     return r

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from e3 import packages
+from e3.base.hashing import object_hash
+from e3.core import packages
 from e3.errors import InvalidPackage, PackageExists, PackageNotFound
-from e3.hashing import object_hash
-from e3.repository import Repository
 from e3.sdk import export, package
 from e3.sdk.loader import load_one
+from e3.store.repository import RepoStore
 from tests_support import EXAMPLES, versioned_hello
 
 
-def test_import_places_objects_and_ref(repo: Repository, build_example) -> None:
+def test_import_places_objects_and_ref(repo: RepoStore, build_example) -> None:
     zp = build_example("hello")
     res = packages.import_package(repo, zp)
     assert (res.name, res.version) == ("hello", "1.0.0")
@@ -27,7 +27,7 @@ def test_import_places_objects_and_ref(repo: Repository, build_example) -> None:
     assert res.new_objects == res.object_count == len(list(repo.objects.hashes()))
 
 
-def test_reimport_same_content_is_noop(repo: Repository, build_example) -> None:
+def test_reimport_same_content_is_noop(repo: RepoStore, build_example) -> None:
     zp = build_example("hello")
     packages.import_package(repo, zp)
     again = packages.import_package(repo, zp)
@@ -35,7 +35,7 @@ def test_reimport_same_content_is_noop(repo: Repository, build_example) -> None:
     assert not again.replaced
 
 
-def test_reimport_different_content_needs_force(repo: Repository, tmp_path: Path) -> None:
+def test_reimport_different_content_needs_force(repo: RepoStore, tmp_path: Path) -> None:
     a = tmp_path / "a.zip"
     b = tmp_path / "b.zip"
     export(versioned_hello("1.0.0", default=1), a)
@@ -50,7 +50,7 @@ def test_reimport_different_content_needs_force(repo: Repository, tmp_path: Path
 
 
 def test_export_is_byte_identical_and_roundtrips(
-    repo: Repository, build_example, tmp_path: Path
+    repo: RepoStore, build_example, tmp_path: Path
 ) -> None:
     zp = build_example("diamond")
     res = packages.import_package(repo, zp)
@@ -68,12 +68,14 @@ def test_export_is_byte_identical_and_roundtrips(
         names = z.namelist()
         assert names == sorted(names)
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-    other, _ = __import__("e3.repository").repository.create_repository(tmp_path / "other")
+    other, _ = __import__("e3.store.repository").store.repository.create_repository(
+        tmp_path / "other"
+    )
     again = packages.import_package(other, out1)
     assert again.hash == res.hash
 
 
-def test_list_sorted_by_version_order(repo: Repository, tmp_path: Path) -> None:
+def test_list_sorted_by_version_order(repo: RepoStore, tmp_path: Path) -> None:
     for v in ("1.9.0", "1.10.0", "1.10.0-rc.1", "0.2.0"):
         zp = tmp_path / f"h{v}.zip"
         export(versioned_hello(v), zp)
@@ -87,7 +89,7 @@ def test_list_sorted_by_version_order(repo: Repository, tmp_path: Path) -> None:
     assert packages.resolve(repo, "hello").version == "1.10.0"
 
 
-def test_scoped_package_names(repo: Repository, tmp_path: Path) -> None:
+def test_scoped_package_names(repo: RepoStore, tmp_path: Path) -> None:
     zp = tmp_path / "s.zip"
     export(versioned_hello("2.0.0", name="@acme/hello"), zp)
     packages.import_package(repo, zp)
@@ -98,7 +100,7 @@ def test_scoped_package_names(repo: Repository, tmp_path: Path) -> None:
     assert not (repo.root / "packages" / "@acme").exists()
 
 
-def test_resolve_and_remove_errors(repo: Repository, build_example) -> None:
+def test_resolve_and_remove_errors(repo: RepoStore, build_example) -> None:
     with pytest.raises(PackageNotFound, match="nope"):
         packages.resolve(repo, "nope")
     packages.import_package(repo, build_example("hello"))
@@ -112,14 +114,14 @@ def test_resolve_and_remove_errors(repo: Repository, build_example) -> None:
     assert repo.objects.has(info.hash)  # objects stay until gc
 
 
-def test_every_example_imports(repo: Repository, build_example) -> None:
+def test_every_example_imports(repo: RepoStore, build_example) -> None:
     for f in sorted(EXAMPLES.glob("*.py")):
         pkg = load_one(str(f))
         res = packages.import_package(repo, build_example(f.stem))
         assert res.name == pkg.name
 
 
-def test_package_with_cycle_is_refused_on_import(repo: Repository, tmp_path: Path) -> None:
+def test_package_with_cycle_is_refused_on_import(repo: RepoStore, tmp_path: Path) -> None:
     # Hand-build a package whose two tasks read each other's outputs.
     from e3.codec import ir as east_ir
     from e3.codec.types import IntegerType
@@ -127,7 +129,7 @@ def test_package_with_cycle_is_refused_on_import(repo: Repository, tmp_path: Pat
     from e3.records import task as trec
     from e3.records.structure import DatasetSpec, StructNode
     from e3.store.objects import MemoryObjectStore
-    from e3.zipfmt import write_zip
+    from e3.store.zipfmt import write_zip
 
     store = MemoryObjectStore()
     cmd = store.put(east_ir.east_runner_command(["east-py", "run"]))

@@ -33,11 +33,11 @@ import pytest
 from east import East, IntegerType, StringType
 
 import e3
-from e3 import executions, workspaces
 from e3.codec import beast2
+from e3.core import executions, workspaces
 from e3.dataflow.scheduler import StartOptions, load_graph, run_sync
-from e3.repository import open_repository
 from e3.sdk import Package
+from e3.store.repository import open_repository
 from tests_support import (
     DEADLINE,
     E3_BIN,

@@ -39,7 +39,7 @@ from e3.codec.types import FloatType, IntegerType, StringType
 from e3.records import package as package_record
 from e3.records.dataset_ref import DatasetRef
 from e3.records.package import PackageObject
-from e3.repository import Repository
+from e3.store.repository import RepoStore
 from tests_support import CliResult, run_cli, run_e3, tree_digest
 
 EXIT_NOT_FOUND = 3
@@ -137,7 +137,7 @@ class Env:
     """The repository under attack and the ingredients of hostile inputs."""
 
     root: Path
-    repo: Repository
+    repo: RepoStore
     tmp: Path
     hello_zip: Path
     entries: dict[str, bytes]  # hello zip: name -> bytes
@@ -163,7 +163,7 @@ class Env:
 
 
 @pytest.fixture
-def env(repo: Repository, tmp_path: Path, build_example: Callable[[str], Path]) -> Env:
+def env(repo: RepoStore, tmp_path: Path, build_example: Callable[[str], Path]) -> Env:
     if "hello" not in _HELLO_ZIP:
         _HELLO_ZIP["hello"] = build_example("hello").read_bytes()
     zip_path = tmp_path / "hello-1.0.0.zip"

@@ -41,8 +41,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from e3 import wire
-from e3.api_types import (
+from e3.codec import beast2
+from e3.errors import AuthError, E3Error
+from e3.model import wire
+from e3.model.bodies import (
     DeployRequest,
     GcRequest,
     ImportRequest,
@@ -50,9 +52,7 @@ from e3.api_types import (
     WorkspaceExportRequest,
     WorkspaceRequest,
 )
-from e3.codec import beast2
-from e3.errors import AuthError, E3Error
-from e3.model import DataflowRequest, JobStarted, JobStatus, UploadTicket
+from e3.model.results import DataflowRequest, JobStarted, JobStatus, UploadTicket
 from tests_support import (
     Served,
     ServerProcess,
@@ -873,9 +873,9 @@ def test_an_anonymous_client_cannot_approve_its_own_device_login(tmp_path: Path)
 def test_two_clients_refreshing_one_login_both_keep_working(oidc_short: Setup) -> None:
     """Refresh tokens are single-use: a second client holding the same stale login must pick
     up the login the first one refreshed, not spend the old refresh token and log out."""
+    from e3.base.config import load_settings
     from e3.client.credentials import CredentialStore
     from e3.client.http import Http
-    from e3.config import load_settings
 
     url = oidc_short.server.url
     entry = login(oidc_short.server)

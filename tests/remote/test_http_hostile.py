@@ -16,7 +16,7 @@ Every hostile batch runs inside :func:`unchanged`, which checks afterwards that
 * the server process is alive and still answers ``GET /api/repos`` with the two repositories.
 
 Every refusal must be a 4xx whose body is the Beast2 error envelope, decodable by
-:func:`e3.wire.decode_reply` into the :class:`~e3.errors.E3Error` whose table status is the
+:func:`e3.model.wire.decode_reply` into the :class:`~e3.errors.E3Error` whose table status is the
 reply's status. Requests with hostile paths go through :mod:`http.client`, which sends the
 request target verbatim (httpx removes ``.``/``..`` segments from URLs, even from a
 ``raw_path``); requests that need finer control of the bytes on the wire use raw sockets.
@@ -44,17 +44,6 @@ from typing import Any
 import httpx
 import pytest
 
-from e3 import wire
-from e3.api_types import (
-    DeployRequest,
-    GcRequest,
-    ImportRequest,
-    RunInput,
-    RunRequest,
-    UploadRequest,
-    WorkspaceExportRequest,
-    WorkspaceRequest,
-)
 from e3.codec import beast2
 from e3.codec.types import (
     ArrayType,
@@ -65,7 +54,18 @@ from e3.codec.types import (
     StructType,
 )
 from e3.errors import E3Error
-from e3.model import DataflowRequest, JobStarted, JobStatus, UploadTicket
+from e3.model import wire
+from e3.model.bodies import (
+    DeployRequest,
+    GcRequest,
+    ImportRequest,
+    RunInput,
+    TaskRunRequest,
+    UploadRequest,
+    WorkspaceExportRequest,
+    WorkspaceRequest,
+)
+from e3.model.results import DataflowRequest, JobStarted, JobStatus, UploadTicket
 from tests_support import (
     EXAMPLES,
     ServerProcess,
@@ -356,7 +356,9 @@ TYPED_BODIES: dict[tuple[str, str], bytes] = {
     ("POST", "/api/repos/{repo}/run/inputs"): typed(
         UploadRequest(hashlib.sha256(UPLOAD_BYTES).hexdigest(), len(UPLOAD_BYTES)), UploadRequest
     ),
-    ("POST", "/api/repos/{repo}/run"): typed(RunRequest("diamond@1.0.0", "left", []), RunRequest),
+    ("POST", "/api/repos/{repo}/run"): typed(
+        TaskRunRequest("diamond@1.0.0", "left", []), TaskRunRequest
+    ),
     ("POST", "/api/repos/{repo}/workspaces"): typed(WorkspaceRequest("newws"), WorkspaceRequest),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/deploy"): typed(
         DeployRequest("diamond@1.0.0"), DeployRequest
@@ -915,7 +917,7 @@ def accepts(op: tuple[str, str], data: bytes) -> bool:
                     "gc": GcRequest,
                     "import": ImportRequest,
                     "run/inputs": UploadRequest,
-                    "run": RunRequest,
+                    "run": TaskRunRequest,
                     "workspaces": WorkspaceRequest,
                     "deploy": DeployRequest,
                     "export": WorkspaceExportRequest,
@@ -1147,7 +1149,7 @@ def test_task_run_with_hostile_names_fails_without_writing(site: Site) -> None:
             ("diamond@1.0.0", "a\0b"),
             ("..", ".."),
         ]:
-            body = typed(RunRequest(package, task, []), RunRequest)
+            body = typed(TaskRunRequest(package, task, []), TaskRunRequest)
             status = run_job(site, "/api/repos/main/run", body, "run")
             assert status.state == "failed" and status.error_code is not None, status
             assert status.error_code in ("invalid_name", "package_not_found", "task_not_found")
@@ -1240,7 +1242,8 @@ def test_uploads_are_bound_to_their_repository_and_purpose(site: Site) -> None:
             == 200
         )
         run_body = typed(
-            RunRequest("diamond@1.0.0", "left", [RunInput("a.beast2", ticket.id)]), RunRequest
+            TaskRunRequest("diamond@1.0.0", "left", [RunInput("a.beast2", ticket.id)]),
+            TaskRunRequest,
         )
         for method, target, body in [
             ("POST", f"/api/repos/other/import/{ticket.id}", b""),  # another repository

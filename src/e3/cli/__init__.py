@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from e3.base.config import ENV_VARS, load_settings
 from e3.cli.context import Context
 from e3.cli.output import Output
 from e3.cli.registry import COMMANDS
-from e3.config import ENV_VARS, load_settings
 from e3.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, E3Error
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from e3.base.config import Settings
 from e3.cli.output import Output
-from e3.config import Settings
 
 if TYPE_CHECKING:
-    from e3.service import RepositoryService
+    from e3.model.protocol import Repository
 
 
 def is_remote(location: str) -> bool:
@@ -37,14 +37,14 @@ class Context:
 
         As in the reference, ``E3_REPO`` wins when it names a valid repository.
         """
-        from e3.repository import is_repository
+        from e3.store.repository import is_repository
 
         override = self.settings.repo_override
         if override and not is_remote(override) and is_repository(Path(override).expanduser()):
             return Path(override).expanduser()
         return Path(location)
 
-    def service(self, location: str) -> RepositoryService:
+    def service(self, location: str) -> Repository:
         """Open the repository named by a ``<repo>`` argument (path or URL)."""
         override = self.settings.repo_override
         if override and is_remote(override):
@@ -55,10 +55,10 @@ class Context:
             remote = open_remote(location, self.settings)
             self._closers.append(remote.close)
             return remote
-        from e3.local import LocalService
-        from e3.repository import open_repository
+        from e3.api.local import LocalRepository
+        from e3.store.repository import open_repository
 
-        return LocalService(
+        return LocalRepository(
             open_repository(self.local_path(location), durable=self.settings.durable)
         )
 

@@ -39,8 +39,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
     """Convert a value."""
+    from e3.codec.formats import detect_format, format_from_name, read_value, render_value
     from e3.codec.types import parse_type
-    from e3.convert import detect_format, format_from_name, read_value, render_value
 
     if args.input == "-":
         data = sys.stdin.buffer.read()

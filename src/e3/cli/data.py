@@ -66,8 +66,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
             pkg = f"{w.package_name}@{w.package_version}" if w.deployed else "not deployed"
             ctx.out.line(f"{w.name}  ({pkg})")
         return 0
+    from e3.base.paths import format_keypath, parse_workspace_path
     from e3.codec.types import print_type
-    from e3.paths import format_keypath, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
     entries = svc.dataset_list(ws, path, recursive=args.recursive, with_status=args.long)
@@ -93,9 +93,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     """Print (or save) a dataset's value."""
+    from e3.base.paths import parse_workspace_path
     from e3.codec import beast2
-    from e3.convert import render_value
-    from e3.paths import parse_workspace_path
+    from e3.codec.formats import render_value
 
     ws, path = parse_workspace_path(args.path)
     east_type, data = ctx.service(args.repo).dataset_get(ws, path)
@@ -145,11 +145,11 @@ def _read_input(file: str) -> bytes:
 
 def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     """Set a dataset from a file, checked against the dataset's declared type."""
+    from e3.base.paths import format_workspace_path, parse_workspace_path
     from e3.codec import beast2
+    from e3.codec.formats import detect_format, read_value
     from e3.codec.types import parse_type, print_type, same_type
-    from e3.convert import detect_format, read_value
     from e3.errors import PermissionDenied, TypeMismatch
-    from e3.paths import format_workspace_path, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
     svc = ctx.service(args.repo)
@@ -177,8 +177,8 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     """Show one dataset's status."""
+    from e3.base.paths import format_keypath, parse_workspace_path
     from e3.codec.types import print_type
-    from e3.paths import format_keypath, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
     e = ctx.service(args.repo).dataset_status(ws, path)

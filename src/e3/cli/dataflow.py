@@ -158,7 +158,7 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
     """Show a task's logs, or every task's execution summary."""
-    from e3.paths import parse_workspace_path
+    from e3.base.paths import parse_workspace_path
 
     ws, path = parse_workspace_path(args.target)
     svc = ctx.service(args.repo)

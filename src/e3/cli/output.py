@@ -43,7 +43,7 @@ def jsonable(value: Any) -> Any:
 
 def _field(name: str, value: Any) -> Any:
     if name == "path" and isinstance(value, tuple):
-        from e3.paths import format_keypath
+        from e3.base.paths import format_keypath
 
         return format_keypath(value)
     if name == "type" and value is not None and not isinstance(value, str):

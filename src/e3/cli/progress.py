@@ -14,7 +14,7 @@ import json
 import time
 from typing import TextIO
 
-from e3.dataflow.events import Event
+from e3.model.events import Event
 
 
 def _ms(seconds: float | None) -> str:

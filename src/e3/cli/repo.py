@@ -77,7 +77,7 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
         ctx.out.line(f"  URL: {args.repo}")
         ctx.out.data({"name": name, "url": args.repo})
         return 0
-    from e3.repository import create_repository
+    from e3.store.repository import create_repository
 
     repo, created = create_repository(args.repo, durable=ctx.settings.durable)
     ctx.out.line(f"Initialized e3 repository at {repo.root}")

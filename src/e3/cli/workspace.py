@@ -139,7 +139,7 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     """Print the workspace's dry-run status."""
-    from e3.paths import format_keypath
+    from e3.base.paths import format_keypath
 
     st = ctx.service(args.repo).workspace_status(args.name)
     ctx.out.data(st)

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from e3 import wire
+from e3.base.config import Settings
 from e3.client.credentials import Credential, CredentialStore, refresh
-from e3.config import Settings
 from e3.errors import AuthError, RemoteError, UsageError
+from e3.model import wire
 
 
 def split_url(url: str) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """A repository on an e3 server, behind the same interface as a local one.
 
-:class:`RemoteService` implements :class:`~e3.service.RepositoryService` over
+:class:`RemoteRepository` implements :class:`~e3.model.protocol.Repository` over
 HTTP, so every CLI command works unchanged on ``http(s)://host/repos/<name>``.
 Values larger than 1 MiB, package zips and exports go through the upload and
 download flow; imports, exports and garbage collections are server-side jobs
@@ -16,21 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from e3.api_types import (
-    DataflowProgress,
-    DeployRequest,
-    ExecutionInfo,
-    GcRequest,
-    ImportRequest,
-    RunInput,
-    RunRequest,
-    UploadRequest,
-    WorkspaceExportRequest,
-    WorkspaceRequest,
-)
+from e3.base.config import Settings
 from e3.client.http import Http, quote, split_url
-from e3.config import Settings
-from e3.dataflow.events import Event
 from e3.errors import (
     ConflictError,
     DataflowAborted,
@@ -39,7 +26,20 @@ from e3.errors import (
     UsageError,
     error_for_code,
 )
-from e3.model import (
+from e3.model.bodies import (
+    DataflowProgress,
+    DeployRequest,
+    ExecutionInfo,
+    GcRequest,
+    ImportRequest,
+    RunInput,
+    TaskRunRequest,
+    UploadRequest,
+    WorkspaceExportRequest,
+    WorkspaceRequest,
+)
+from e3.model.events import Event
+from e3.model.results import (
     AdhocResult,
     DataflowRequest,
     DataflowResult,
@@ -62,8 +62,8 @@ from e3.model import (
 )
 
 if TYPE_CHECKING:
+    from e3.core.executions import Execution
     from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.executions import Execution
     from e3.records.dataflow import DataflowRun
 
 #: Values above this size are sent through the upload flow.
@@ -71,10 +71,10 @@ INLINE_LIMIT = 1 << 20
 _CHUNK = 1 << 20
 
 
-def open_remote(url: str, settings: Settings) -> RemoteService:
+def open_remote(url: str, settings: Settings) -> RemoteRepository:
     """The service for a repository URL."""
     origin, name = split_url(url)
-    return RemoteService(Http(origin, settings), name)
+    return RemoteRepository(Http(origin, settings), name)
 
 
 def create_remote(url: str, settings: Settings) -> str:
@@ -106,7 +106,7 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-class RemoteService:
+class RemoteRepository:
     """One repository on one server."""
 
     def __init__(self, http: Http, name: str) -> None:
@@ -248,7 +248,7 @@ class RemoteService:
 
     def _resolve(self, spec: str) -> tuple[str, str]:
         """``name[@version]`` → (name, version): the highest version when none is given."""
-        from e3.names import parse_package_spec
+        from e3.base.names import parse_package_spec
 
         name, version = parse_package_spec(spec)
         if version is not None:
@@ -258,7 +258,7 @@ class RemoteService:
             from e3.errors import PackageNotFound
 
             raise PackageNotFound(f"package {name} not found", packageName=name)
-        from e3.versions import version_key
+        from e3.base.versions import version_key
 
         return name, max(candidates, key=lambda p: version_key(p.version)).version
 
@@ -372,7 +372,7 @@ class RemoteService:
         """Set a dataset (through the upload flow above 1 MiB)."""
         target = self._dataset(ws, path)
         if len(data) <= INLINE_LIMIT:
-            from e3 import wire
+            from e3.model import wire
 
             resp = self.http.check(
                 self.http.request(
@@ -463,7 +463,7 @@ class RemoteService:
 
     def task_execution(self, ws: str, task: str) -> Execution:
         """The current execution of a task."""
-        from e3.executions import Execution
+        from e3.core.executions import Execution
 
         info: ExecutionInfo = self.http.call(
             "GET", f"{self._ws(ws)}/tasks/{quote(task)}/execution", ExecutionInfo
@@ -510,7 +510,7 @@ class RemoteService:
         on_input: Callable[[str, str], None] | None = None,
     ) -> AdhocResult:
         """Upload the input files, run the task on the server, download its output."""
-        from e3.convert import format_from_name
+        from e3.codec.formats import format_from_name
 
         out_format = format_from_name(str(output)) or "beast2"
         if out_format == "csv":
@@ -534,8 +534,8 @@ class RemoteService:
             "POST",
             f"{self.base}/run",
             JobStarted,
-            body=RunRequest(spec, task, uploads, force, isolation),
-            body_type=RunRequest,
+            body=TaskRunRequest(spec, task, uploads, force, isolation),
+            body_type=TaskRunRequest,
         )
         status = self._wait_job(f"{self.base}/run/{quote(job.id)}")
         if status.ran is None:
@@ -549,7 +549,7 @@ class RemoteService:
                 self._download(status.download_url, output)
             else:
                 from e3.codec import beast2
-                from e3.convert import render_value
+                from e3.codec.formats import render_value
                 from e3.store.atomic import write_bytes
 
                 staged = output.with_name(output.name + ".beast2.partial")

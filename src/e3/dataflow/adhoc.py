@@ -14,24 +14,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from e3 import executions, packages
+from e3.base.hashing import inputs_hash
+from e3.base.paths import format_keypath
 from e3.codec import beast2
-from e3.convert import detect_format, format_from_name, read_value, render_value
+from e3.codec.formats import detect_format, format_from_name, read_value, render_value
+from e3.core import executions, packages
 from e3.dataflow.graph import build_graph
 from e3.dataflow.scheduler import StartOptions, _Emitter, _Run
 from e3.errors import TaskNotFound, UsageError
-from e3.hashing import inputs_hash
-from e3.model import AdhocResult
-from e3.paths import format_keypath
+from e3.model.results import AdhocResult
 from e3.records import structure
 from e3.records import task as task_record
-from e3.repository import Repository
 from e3.runners.base import default_registry
 from e3.store import atomic
+from e3.store.repository import RepoStore
 
 
 def run_task(
-    repo: Repository,
+    repo: RepoStore,
     spec: str,
     task: str,
     inputs: list[Path],
@@ -118,7 +118,7 @@ def run_task(
     return AdhocResult(task, out_hash, eid, False, time.monotonic() - t0, error)
 
 
-def _write_output(repo: Repository, h: str, out_type: object, output: Path, fmt: str) -> None:
+def _write_output(repo: RepoStore, h: str, out_type: object, output: Path, fmt: str) -> None:
     data = repo.objects.get(h)
     if fmt != "beast2":
         data = render_value(beast2.decode(data, out_type), out_type, fmt)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from e3.base.paths import DatasetPath
 from e3.errors import InvalidPackage, TaskNotFound
-from e3.paths import DatasetPath
 from e3.records.task import TaskObject
 
 

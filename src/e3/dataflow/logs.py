@@ -11,21 +11,21 @@ from __future__ import annotations
 import os
 import time
 
-from e3 import executions, workspaces
+from e3.base.hashing import inputs_hash
+from e3.core import executions, workspaces
+from e3.core.executions import Execution
 from e3.dataflow.scheduler import load_graph
 from e3.errors import ExecutionNotFound, TaskNotFound
-from e3.executions import Execution
-from e3.hashing import inputs_hash
-from e3.model import LogChunk, TaskLogSummary
+from e3.model.results import LogChunk, TaskLogSummary
 from e3.records import dataflow as run_record
 from e3.records.dataflow import DataflowRun
-from e3.repository import Repository
 from e3.store import atomic
+from e3.store.repository import RepoStore
 
 DEFAULT_CHUNK = 64 << 10
 
 
-def current_execution(repo: Repository, ws: str, task: str) -> Execution | None:
+def current_execution(repo: RepoStore, ws: str, task: str) -> Execution | None:
     """The execution whose logs ``e3 logs ws.task`` shows."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
@@ -47,7 +47,7 @@ def current_execution(repo: Repository, ws: str, task: str) -> Execution | None:
     return newest
 
 
-def require_execution(repo: Repository, ws: str, task: str) -> Execution:
+def require_execution(repo: RepoStore, ws: str, task: str) -> Execution:
     """:func:`current_execution`, or :class:`ExecutionNotFound`."""
     ex = current_execution(repo, ws, task)
     if ex is None:
@@ -60,7 +60,7 @@ def require_execution(repo: Repository, ws: str, task: str) -> Execution:
 ABANDONED_AFTER = 2.0
 
 
-def is_finished(repo: Repository, ex: Execution) -> bool:
+def is_finished(repo: RepoStore, ex: Execution) -> bool:
     """Whether an execution has ended and its logs are complete.
 
     A terminal status says so (the engine copies the last log bytes before
@@ -81,7 +81,7 @@ def is_finished(repo: Repository, ex: Execution) -> bool:
 
 
 def read_log(
-    repo: Repository, ex: Execution, stream: str, offset: int = 0, limit: int = DEFAULT_CHUNK
+    repo: RepoStore, ex: Execution, stream: str, offset: int = 0, limit: int = DEFAULT_CHUNK
 ) -> LogChunk:
     """Bytes ``[offset, offset+limit)`` of an execution's stdout or stderr."""
     name = executions.STDOUT_FILE if stream == "stdout" else executions.STDERR_FILE
@@ -97,7 +97,7 @@ def read_log(
     return LogChunk(data, offset, len(data), total, finished and offset + len(data) >= total)
 
 
-def task_log_summaries(repo: Repository, ws: str) -> list[TaskLogSummary]:
+def task_log_summaries(repo: RepoStore, ws: str) -> list[TaskLogSummary]:
     """Every task with its latest state and number of executions."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
@@ -115,7 +115,7 @@ def task_log_summaries(repo: Repository, ws: str) -> list[TaskLogSummary]:
     return out
 
 
-def list_runs(repo: Repository, ws: str) -> list[DataflowRun]:
+def list_runs(repo: RepoStore, ws: str) -> list[DataflowRun]:
     """Past dataflow runs of a workspace, oldest first."""
     d = repo.dataflows_dir / ws
     try:

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from e3.base.paths import DatasetPath, format_keypath
 from e3.dataflow.graph import Graph
-from e3.paths import DatasetPath, format_keypath
 
 
 class State(StrEnum):

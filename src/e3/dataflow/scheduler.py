@@ -38,18 +38,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from e3 import executions, workspaces
+from e3.base.hashing import inputs_hash
+from e3.base.names import new_uuid7
+from e3.base.paths import DatasetPath, format_keypath, ref_relpath
+from e3.base.procs import current_identity, identity_of
 from e3.codec import beast2
 from e3.codec import ir as east_ir
 from e3.codec.types import NullType, short_type
-from e3.dataflow.events import Event, EventKind
+from e3.core import executions, workspaces
 from e3.dataflow.graph import Graph, build_graph
 from e3.dataflow.plan import Counts, Plan, State
 from e3.dataflow.slots import SlotDir
 from e3.errors import DataflowAborted, DecodeError, E3Error, TypeMismatch
-from e3.hashing import inputs_hash
-from e3.names import new_uuid7
-from e3.paths import DatasetPath, format_keypath, ref_relpath
+from e3.model.events import Event, EventKind
 from e3.records import dataflow as run_record
 from e3.records import dataset_ref
 from e3.records import execution as exec_record
@@ -59,10 +60,9 @@ from e3.records._util import utc_now
 from e3.records.dataflow import DataflowRun, RunSummary, TaskExecution
 from e3.records.dataset_ref import DatasetRef
 from e3.records.execution import ExecutionStatus
-from e3.repository import Repository
 from e3.runners.base import RunnerRegistry, RunRequest, default_registry
 from e3.store import atomic, locks
-from e3.store.procs import current_identity, identity_of
+from e3.store.repository import RepoStore
 
 #: Results are published (cache records, output refs) in batches at most this far apart,
 #: each after one file-system sync, instead of one fsync per task.
@@ -130,7 +130,7 @@ class _Emitter:
 _GRAPHS: dict[str, Graph] = {}
 
 
-def load_graph(repo: Repository, dep: workspaces.Deployed) -> Graph:
+def load_graph(repo: RepoStore, dep: workspaces.Deployed) -> Graph:
     """The task graph of a deployed package.
 
     Packages are immutable, so the graph is cached by package hash: in memory
@@ -254,7 +254,7 @@ class _Run:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: RepoStore,
         ws: str,
         options: StartOptions,
         emit: _Emitter,
@@ -546,7 +546,7 @@ class _Publisher:
     1,000-task chain takes 40% longer). Batches run in order.
     """
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: RepoStore) -> None:
         self.repo = repo
         self.pending: list[Callable[[], None]] = []
         self.since = 0.0
@@ -609,7 +609,7 @@ def _read_roots(
 
 
 async def run_dataflow(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     options: StartOptions = StartOptions(),
     *,
@@ -649,7 +649,7 @@ async def run_dataflow(
 
 
 async def _run_locked(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     options: StartOptions,
     emit: _Emitter,
@@ -918,7 +918,7 @@ async def _drive(
 
 
 def run_sync(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     options: StartOptions = StartOptions(),
     *,
@@ -950,13 +950,13 @@ def run_sync(
     return asyncio.run(main())
 
 
-def _write_run(repo: Repository, run: DataflowRun) -> None:
+def _write_run(repo: RepoStore, run: DataflowRun) -> None:
     atomic.write_bytes(
         repo.dataflow_run_path(run.workspace, run.run_id), run_record.encode(run), durable=False
     )
 
 
-def _set_current_run(repo: Repository, ws: str, run_id: str) -> None:
+def _set_current_run(repo: RepoStore, ws: str, run_id: str) -> None:
     state = workspaces.read_state(repo, ws)
     if state is None:
         return

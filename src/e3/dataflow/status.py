@@ -17,17 +17,17 @@ has no value, and ``up-to-date`` otherwise.
 
 from __future__ import annotations
 
-from e3 import executions, workspaces
+from e3.base.hashing import inputs_hash
+from e3.base.paths import format_keypath
+from e3.core import executions, workspaces
 from e3.dataflow.scheduler import load_graph
-from e3.hashing import inputs_hash
-from e3.model import DatasetState, TaskStatus, WorkspaceStatus
-from e3.paths import format_keypath
+from e3.model.results import DatasetState, TaskStatus, WorkspaceStatus
 from e3.records import structure
-from e3.repository import Repository
 from e3.store import locks
+from e3.store.repository import RepoStore
 
 
-def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
+def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
     """Compute the status (reads only; safe while a dataflow runs)."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from e3.base.paths import DatasetPath
 from e3.codec.types import (
     BooleanType,
     DictType,
@@ -21,7 +22,6 @@ from e3.codec.types import (
     VariantType,
     variant,
 )
-from e3.paths import DatasetPath
 
 DatasetSpecType = StructType([("type", EastTypeType), ("writable", BooleanType)])
 StructureType = RecursiveType(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from e3.base.paths import DatasetPath
 from e3.codec import beast2
 from e3.codec.types import ArrayType, EastValue, StringType, StructType, VariantType, variant
-from e3.paths import DatasetPath
 
 PathSegmentType = VariantType([("field", StringType)])
 TreePathType = ArrayType(PathSegmentType)

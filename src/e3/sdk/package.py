@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3 import packages
+from e3.base.names import ObjectHash, check_package_name, check_version
+from e3.base.paths import DatasetPath, format_keypath
+from e3.core import packages
 from e3.errors import InvalidName, InvalidPackage
-from e3.model import ExportResult
-from e3.names import ObjectHash, check_package_name, check_version
-from e3.paths import DatasetPath, format_keypath
+from e3.model.results import ExportResult
 from e3.records import package as package_record
 from e3.records import task as task_record
 from e3.records.dataset_ref import DatasetRef
@@ -23,7 +23,7 @@ from e3.records.package import PackageObject
 from e3.records.structure import DatasetSpec, StructNode
 from e3.sdk.definitions import Dataset, Item, Task
 from e3.store.objects import MemoryObjectStore, ObjectStore
-from e3.zipfmt import write_zip
+from e3.store.zipfmt import write_zip
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,7 +1,7 @@
 """The e3 HTTP API: a Starlette application over the same operations as the CLI.
 
 Paths follow the reference (``/api/repos/<repo>/…``); typed bodies are Beast2
-``success|error`` envelopes (:mod:`e3.wire`); errors carry the HTTP status of
+``success|error`` envelopes (:mod:`e3.model.wire`); errors carry the HTTP status of
 :data:`e3.errors.ERROR_TABLE`. Repository work runs in a thread pool so the
 event loop only moves bytes; dataflows run in threads of their own and can be
 polled, long-polled and cancelled (cancel kills the running tasks).
@@ -34,18 +34,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from e3 import wire
-from e3.api_types import (
-    DataflowProgress,
-    DeployRequest,
-    ExecutionInfo,
-    GcRequest,
-    ImportRequest,
-    RunRequest,
-    UploadRequest,
-    WorkspaceExportRequest,
-    WorkspaceRequest,
-)
+from e3.api.local import LocalRepository
+from e3.base.paths import format_keypath
 from e3.errors import (
     AuthError,
     DecodeError,
@@ -59,8 +49,19 @@ from e3.errors import (
     UnsupportedMediaType,
     UsageError,
 )
-from e3.local import LocalService
-from e3.model import (
+from e3.model import wire
+from e3.model.bodies import (
+    DataflowProgress,
+    DeployRequest,
+    ExecutionInfo,
+    GcRequest,
+    ImportRequest,
+    TaskRunRequest,
+    UploadRequest,
+    WorkspaceExportRequest,
+    WorkspaceRequest,
+)
+from e3.model.results import (
     DataflowRequest,
     DatasetEntry,
     GcResult,
@@ -73,7 +74,6 @@ from e3.model import (
     UploadTicket,
     WorkspaceInfo,
 )
-from e3.paths import format_keypath
 from e3.server.auth import Identity, Provider, TokenValidator
 from e3.server.state import Dataflows, Jobs, Repositories, Transfers
 
@@ -109,9 +109,9 @@ class E3Server:
         self.transfers = Transfers()
         self.dataflows = Dataflows()
 
-    def service(self, repo: str) -> LocalService:
+    def service(self, repo: str) -> LocalRepository:
         """The local service of a served repository."""
-        return LocalService(self.repos.open(repo))
+        return LocalRepository(self.repos.open(repo))
 
     def url(self, request: Request, path: str) -> str:
         """An absolute URL on this server (as the client reached it)."""
@@ -388,7 +388,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @route("/api/repos/{repo}/objects/{hash}", ["GET"], "Raw bytes of an object")
     async def get_object(request: Request) -> Response:
-        from e3.names import check_hash
+        from e3.base.names import check_hash
 
         repo = server.repos.open(p(request, "repo"))
         h = check_hash(p(request, "hash"))
@@ -411,7 +411,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @route("/api/repos/{repo}/packages/{spec:path}", ["GET"], "A package object")
     async def get_package(request: Request) -> Response:
-        from e3 import packages
+        from e3.core import packages
         from e3.records import package as package_record
 
         repo = server.repos.open(p(request, "repo"))
@@ -488,7 +488,7 @@ def create_app(config: ServerConfig) -> Starlette:
         spec = package_spec(segs[:-1])
         name = p(request, "repo")
         svc = server.service(name)
-        from e3 import packages
+        from e3.core import packages
 
         await blocking(packages.resolve, svc.repo, spec)  # the package exists
         return export_job(request, name, lambda out: svc.package_export(spec, out))
@@ -501,7 +501,7 @@ def create_app(config: ServerConfig) -> Starlette:
     @route("/api/repos/{repo}/run/inputs", ["POST"], "Announce an input file for a task run")
     async def announce_run_input(request: Request) -> Response:
         body: UploadRequest = await typed_body(request, UploadRequest)
-        from e3.names import check_hash
+        from e3.base.names import check_hash
 
         check_hash(body.hash)
         name = p(request, "repo")
@@ -515,7 +515,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @route("/api/repos/{repo}/run", ["POST"], "Run one task of a package on uploaded inputs")
     async def start_run(request: Request) -> Response:
-        body: RunRequest = await typed_body(request, RunRequest)
+        body: TaskRunRequest = await typed_body(request, TaskRunRequest)
         check_isolation(body.isolation)
         name = p(request, "repo")
         svc = server.service(name)
@@ -619,8 +619,8 @@ def create_app(config: ServerConfig) -> Starlette:
         await blocking(svc.workspace_create, body.name)
         return beast2_reply(WorkspaceInfo(body.name, False), WorkspaceInfo, 201)
 
-    def ws_info(svc: LocalService, ws: str) -> WorkspaceInfo:
-        from e3 import workspaces
+    def ws_info(svc: LocalRepository, ws: str) -> WorkspaceInfo:
+        from e3.core import workspaces
 
         return workspaces.workspace_info(ws, workspaces.read_state(svc.repo, ws))
 
@@ -644,7 +644,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @route("/api/repos/{repo}/workspaces/{ws}/status", ["GET"], "What a run would do now")
     async def ws_status(request: Request) -> Response:
-        from e3.model import WorkspaceStatus
+        from e3.model.results import WorkspaceStatus
 
         svc = server.service(p(request, "repo"))
         return beast2_reply(await blocking(svc.workspace_status, p(request, "ws")), WorkspaceStatus)
@@ -652,7 +652,7 @@ def create_app(config: ServerConfig) -> Starlette:
     @route("/api/repos/{repo}/workspaces/{ws}/export", ["POST"], "Start a workspace export")
     async def ws_export(request: Request) -> Response:
         body: WorkspaceExportRequest = await typed_body(request, WorkspaceExportRequest)
-        from e3.names import check_package_name, check_version
+        from e3.base.names import check_package_name, check_version
 
         if body.name:
             check_package_name(body.name)  # refused now, not in a job that already ran
@@ -670,7 +670,7 @@ def create_app(config: ServerConfig) -> Starlette:
     # ── datasets ────────────────────────────────────────────────────────
     def dataset_path(segs: list[str]) -> tuple[str, ...]:
         """A dataset path from URL segments (each a valid field name)."""
-        from e3.names import check_field_name
+        from e3.base.names import check_field_name
 
         for s in segs:
             check_field_name(s)
@@ -751,7 +751,7 @@ def create_app(config: ServerConfig) -> Starlette:
             raise InvalidPath("no dataset path")
         if commit is None:
             body: UploadRequest = await typed_body(request, UploadRequest)
-            from e3.names import check_hash
+            from e3.base.names import check_hash
 
             check_hash(body.hash)
             # The writable check and the lock come first: nothing is uploaded for a refusal.
@@ -777,8 +777,8 @@ def create_app(config: ServerConfig) -> Starlette:
         return beast2_reply(h, str)
 
     # ── tasks, dataflow, logs ───────────────────────────────────────────
-    def task_infos(svc: LocalService, ws: str) -> list[TaskInfo]:
-        from e3 import workspaces
+    def task_infos(svc: LocalRepository, ws: str) -> list[TaskInfo]:
+        from e3.core import workspaces
         from e3.dataflow.scheduler import load_graph
 
         graph = load_graph(svc.repo, workspaces.open_deployed(svc.repo, ws))
@@ -829,7 +829,7 @@ def create_app(config: ServerConfig) -> Starlette:
         check_isolation(body.isolation)
         name, ws = p(request, "repo"), p(request, "ws")
         repo = server.repos.open(name)
-        from e3 import workspaces
+        from e3.core import workspaces
 
         await blocking(workspaces.open_deployed, repo, ws)
         options = StartOptions(
@@ -909,7 +909,7 @@ def create_app(config: ServerConfig) -> Starlette:
         "Every task with its latest state and number of executions",
     )
     async def list_logs(request: Request) -> Response:
-        from e3.model import TaskLogSummary
+        from e3.model.results import TaskLogSummary
 
         svc = server.service(p(request, "repo"))
         return beast2_reply(await blocking(svc.task_logs, p(request, "ws")), list[TaskLogSummary])
@@ -920,7 +920,7 @@ def create_app(config: ServerConfig) -> Starlette:
         "A slice of a task's log: ?stream=stdout|stderr&offset&limit (&wait to long-poll)",
     )
     async def read_log(request: Request) -> Response:
-        from e3.model import LogChunk
+        from e3.model.results import LogChunk
 
         svc = server.service(p(request, "repo"))
         stream = request.query_params.get("stream", "stdout")

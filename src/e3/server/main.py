@@ -31,8 +31,8 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
             "the API server needs the server extra: pip install 'e3-engine[server]'"
         ) from exc
 
+    from e3.base.config import load_settings
     from e3.cli.repo import parse_duration
-    from e3.config import load_settings
     from e3.server.app import ServerConfig, create_app
     from e3.server.auth import Provider, TokenValidator, load_public_key
     from e3.server.state import Repositories

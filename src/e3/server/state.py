@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e3.dataflow.events import Event
+from e3.base.procs import ProcessIdentity, boot_id, current_identity
 from e3.errors import (
     ConflictError,
     E3Error,
@@ -34,10 +34,10 @@ from e3.errors import (
     RepositoryNotFound,
     UsageError,
 )
-from e3.model import DataflowResult, JobStatus, TaskProblem
-from e3.repository import Repository, create_repository, is_repository, open_repository
+from e3.model.events import Event
+from e3.model.results import DataflowResult, JobStatus, TaskProblem
 from e3.runners.base import RunnerRegistry
-from e3.store.procs import ProcessIdentity, boot_id, current_identity
+from e3.store.repository import RepoStore, create_repository, is_repository, open_repository
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 #: Name of the repository a single-repository server serves.
@@ -94,14 +94,14 @@ class Repositories:
         assert self.root is not None
         return self.root / name
 
-    def open(self, name: str) -> Repository:
+    def open(self, name: str) -> RepoStore:
         """Open a served repository."""
         path = self.path(name)
         if not is_repository(path):
             raise RepositoryNotFound(f"repository '{name}' not found", repo=name)
         return open_repository(path, durable=self.durable)
 
-    def create(self, name: str) -> Repository:
+    def create(self, name: str) -> RepoStore:
         """Create a repository (multi-repository mode)."""
         path = self.path(name)
         if is_repository(path):
@@ -460,7 +460,7 @@ class Dataflows:
             self._registries[isolation] = reg
         return reg
 
-    def start(self, repo_name: str, repo: Repository, ws: str, options: Any) -> ActiveRun:
+    def start(self, repo_name: str, repo: RepoStore, ws: str, options: Any) -> ActiveRun:
         """Start a run in the background (the workspace locks refuse a second one)."""
         from e3.dataflow.scheduler import run_dataflow
         from e3.errors import LockConflict

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from e3.base.procs import ProcessIdentity, current_identity, process_command
 from e3.errors import LockConflict, StorageError
 from e3.records import lock as lock_record
 from e3.records._util import utc_now
-from e3.store.procs import ProcessIdentity, current_identity, process_command
 
 LockMode = Literal["shared", "exclusive"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from e3.base.hashing import object_hash
+from e3.base.names import ObjectHash, check_hash, is_hash
 from e3.errors import CorruptObject, ObjectNotFound
-from e3.hashing import object_hash
-from e3.names import ObjectHash, check_hash, is_hash
 from e3.store import atomic
 
 OBJECT_SUFFIX = ".beast2"

@@ -25,15 +25,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e3 import packages, workspaces
+from e3.base.names import is_hash
+from e3.core import packages, workspaces
 from e3.errors import E3Error
-from e3.model import VerifyReport
-from e3.names import is_hash
+from e3.model.results import VerifyReport
 from e3.records import dataflow as run_record
 from e3.records import dataset_ref, execution
-from e3.repository import Repository
 from e3.store import atomic
 from e3.store.objects import OBJECT_SUFFIX
+from e3.store.repository import RepoStore
 
 _CHUNK = 1 << 20
 
@@ -62,7 +62,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(repo: Repository, cache: VerifyCache | None = None) -> VerifyReport:
+def verify(repo: RepoStore, cache: VerifyCache | None = None) -> VerifyReport:
     """Check every object, ref, record and package of ``repo`` (read only)."""
     problems: list[str] = []
     cache = cache or VerifyCache()
@@ -76,11 +76,11 @@ def verify(repo: Repository, cache: VerifyCache | None = None) -> VerifyReport:
     return VerifyReport(objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems)
 
 
-def _rel(repo: Repository, path: Path | str) -> str:
+def _rel(repo: RepoStore, path: Path | str) -> str:
     return os.path.relpath(path, repo.root)
 
 
-def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) -> int:
+def _check_objects(repo: RepoStore, problems: list[str], cache: VerifyCache) -> int:
     root = repo.root / "objects"
     count = 0
     for dirpath, _dirs, files in os.walk(root):
@@ -110,7 +110,7 @@ def _check_objects(repo: Repository, problems: list[str], cache: VerifyCache) ->
     return count
 
 
-def _closure_problem(repo: Repository, pkg_hash: str, cache: VerifyCache) -> str | None:
+def _closure_problem(repo: RepoStore, pkg_hash: str, cache: VerifyCache) -> str | None:
     """Why a package is not whole (``None`` if it is)."""
     known = cache.closures.get(pkg_hash)
     if known is not None:
@@ -125,7 +125,7 @@ def _closure_problem(repo: Repository, pkg_hash: str, cache: VerifyCache) -> str
 
 
 def _check_packages(
-    repo: Repository, problems: list[str], checked: set[str], cache: VerifyCache
+    repo: RepoStore, problems: list[str], checked: set[str], cache: VerifyCache
 ) -> int:
     try:
         infos = packages.list_packages(repo)
@@ -141,7 +141,7 @@ def _check_packages(
 
 
 def _check_workspaces(
-    repo: Repository, problems: list[str], checked: set[str], cache: VerifyCache
+    repo: RepoStore, problems: list[str], checked: set[str], cache: VerifyCache
 ) -> tuple[int, int]:
     try:
         infos = workspaces.list_workspaces(repo)
@@ -176,8 +176,8 @@ def _check_workspaces(
     return len(infos), refs
 
 
-def _check_executions(repo: Repository, problems: list[str], cache: VerifyCache) -> tuple[int, int]:
-    from e3 import executions
+def _check_executions(repo: RepoStore, problems: list[str], cache: VerifyCache) -> tuple[int, int]:
+    from e3.core import executions
 
     count = incomplete = 0
     for dirpath, _dirs, files in os.walk(repo.executions_dir):
@@ -222,7 +222,7 @@ def _check_executions(repo: Repository, problems: list[str], cache: VerifyCache)
     return count, incomplete
 
 
-def _check_runs(repo: Repository, problems: list[str]) -> int:
+def _check_runs(repo: RepoStore, problems: list[str]) -> int:
     root = repo.root / "dataflows"
     count = 0
     for dirpath, _dirs, files in os.walk(root):

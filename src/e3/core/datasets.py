@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from e3 import workspaces
+from e3.base.paths import DatasetPath, format_keypath, format_workspace_path
 from e3.codec import beast2
 from e3.codec.types import EastType, EastValue, fits, print_type, same_type, short_type
+from e3.core import workspaces
+from e3.core.workspaces import Deployed
 from e3.errors import (
     CorruptObject,
     DatasetNotFound,
@@ -23,12 +25,10 @@ from e3.errors import (
     PermissionDenied,
     TypeMismatch,
 )
-from e3.model import DatasetEntry
-from e3.paths import DatasetPath, format_keypath, format_workspace_path
+from e3.model.results import DatasetEntry
 from e3.records.dataset_ref import DatasetRef
 from e3.records.structure import DatasetSpec, Node, StructNode
-from e3.repository import Repository
-from e3.workspaces import Deployed
+from e3.store.repository import RepoStore
 
 
 def resolve(dep: Deployed, path: DatasetPath) -> Node:
@@ -79,7 +79,7 @@ def resolve_dataset(dep: Deployed, path: DatasetPath) -> tuple[DatasetPath, Data
     return path, node
 
 
-def _size(repo: Repository, ref: DatasetRef) -> int | None:
+def _size(repo: RepoStore, ref: DatasetRef) -> int | None:
     if ref.kind == "value" and ref.hash:
         try:
             return repo.objects.info(ref.hash).size
@@ -88,7 +88,7 @@ def _size(repo: Repository, ref: DatasetRef) -> int | None:
     return 0 if ref.kind == "null" else None
 
 
-def get_dataset(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType, bytes | None]:
+def get_dataset(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, bytes | None]:
     """Declared type and canonical Beast2 bytes of a dataset (``None`` if null).
 
     Raises:
@@ -116,7 +116,7 @@ def get_dataset(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType,
     return spec.type, data
 
 
-def get_value(repo: Repository, ws: str, path: DatasetPath) -> tuple[EastType, EastValue | None]:
+def get_value(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, EastValue | None]:
     """Declared type and decoded value of a dataset (``None`` if null)."""
     east_type, data = get_dataset(repo, ws, path)
     if data is None:
@@ -151,7 +151,7 @@ def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastT
         )
 
 
-def set_dataset_bytes(repo: Repository, ws: str, path: DatasetPath, data: bytes) -> str:
+def set_dataset_bytes(repo: RepoStore, ws: str, path: DatasetPath, data: bytes) -> str:
     """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash."""
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
@@ -166,7 +166,7 @@ def set_dataset_bytes(repo: Repository, ws: str, path: DatasetPath, data: bytes)
 
 
 def set_dataset_value(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     path: DatasetPath,
     value: EastValue,
@@ -184,7 +184,7 @@ def set_dataset_value(
         return h
 
 
-def declared_type(repo: Repository, ws: str, path: DatasetPath) -> EastType:
+def declared_type(repo: RepoStore, ws: str, path: DatasetPath) -> EastType:
     """The declared type of a dataset (to parse user input before a ``set``)."""
     dep = workspaces.open_deployed(repo, ws)
     return resolve_dataset(dep, path)[1].type
@@ -200,7 +200,7 @@ def _is_task_node(node: Node) -> bool:
 
 
 def _entry(
-    repo: Repository, dep: Deployed, path: DatasetPath, node: Node, with_status: bool
+    repo: RepoStore, dep: Deployed, path: DatasetPath, node: Node, with_status: bool
 ) -> DatasetEntry:
     if isinstance(node, DatasetSpec):
         if not with_status:
@@ -213,7 +213,7 @@ def _entry(
 
 
 def list_datasets(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     path: DatasetPath = (),
     *,
@@ -249,7 +249,7 @@ def list_datasets(
         return out
 
 
-def dataset_status(repo: Repository, ws: str, path: DatasetPath) -> DatasetEntry:
+def dataset_status(repo: RepoStore, ws: str, path: DatasetPath) -> DatasetEntry:
     """Type, ref and size of one dataset."""
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
@@ -265,7 +265,7 @@ _STATUS: dict[str, Literal["set", "unset", "null"]] = {
 
 
 def _dataset_entry(
-    repo: Repository, path: DatasetPath, spec: DatasetSpec, ref: DatasetRef
+    repo: RepoStore, path: DatasetPath, spec: DatasetSpec, ref: DatasetRef
 ) -> DatasetEntry:
     return DatasetEntry(
         path, "dataset", spec.type, spec.writable, _STATUS[ref.kind], ref.hash, _size(repo, ref)

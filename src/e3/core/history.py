@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from e3 import executions
+from e3.base.hashing import inputs_hash
+from e3.base.paths import DatasetPath
+from e3.core import executions
 from e3.errors import E3Error
-from e3.hashing import inputs_hash
-from e3.paths import DatasetPath
 from e3.records import dataflow as run_record
 from e3.records.dataset_ref import DatasetRef
-from e3.repository import Repository
 from e3.store import atomic
+from e3.store.repository import RepoStore
 
 if TYPE_CHECKING:
-    from e3.workspaces import Deployed
+    from e3.core.workspaces import Deployed
 
 _FILES = (
     executions.STATUS_FILE,
@@ -34,7 +34,7 @@ _FILES = (
 
 
 def export_entries(
-    repo: Repository, deployed: Deployed, refs: dict[DatasetPath, DatasetRef]
+    repo: RepoStore, deployed: Deployed, refs: dict[DatasetPath, DatasetRef]
 ) -> dict[str, bytes]:
     """Zip entries for the workspace's current run, if it has one.
 

@@ -2,7 +2,7 @@
 
 Every typed API reply is Beast2 of ``Variant { error: Error, success: T }``
 (the reference's envelope). ``T`` is derived from the annotations of the
-result dataclass (:mod:`e3.model` and friends), so the server and the client
+result dataclass (:mod:`e3.model.results` and friends), so the server and the client
 cannot disagree about a body: ``str`` is String, ``int`` Integer, ``float``
 Float, ``bool`` Boolean, ``bytes`` Blob, ``datetime`` DateTime,
 ``X | None`` Option, ``list``/``tuple`` Array, ``dict[str, X]`` Dict, a

@@ -18,19 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from e3.codec import beast2
-from e3.codec.types import IRType, print_type, same_type
-from e3.errors import (
-    DecodeError,
-    E3Error,
-    InvalidName,
-    InvalidPackage,
-    PackageExists,
-    PackageNotFound,
-    TypeMismatch,
-)
-from e3.model import ExportResult, ImportResult, PackageInfo
-from e3.names import (
+from e3.base.names import (
     ObjectHash,
     check_field_name,
     check_hash,
@@ -42,19 +30,31 @@ from e3.names import (
     is_hash,
     parse_package_spec,
 )
-from e3.paths import DatasetPath, format_keypath, ref_relpath
+from e3.base.paths import DatasetPath, format_keypath, ref_relpath
+from e3.base.versions import version_key
+from e3.codec import beast2
+from e3.codec.types import IRType, print_type, same_type
+from e3.errors import (
+    DecodeError,
+    E3Error,
+    InvalidName,
+    InvalidPackage,
+    PackageExists,
+    PackageNotFound,
+    TypeMismatch,
+)
+from e3.model.results import ExportResult, ImportResult, PackageInfo
 from e3.records import dataset_ref, structure
 from e3.records import package as package_record
 from e3.records import task as task_record
 from e3.records.package import PackageObject
 from e3.records.structure import StructNode
-from e3.repository import Repository
 from e3.store import atomic
 from e3.store.objects import ObjectStore
-from e3.versions import version_key
+from e3.store.repository import RepoStore
 
 if TYPE_CHECKING:  # zipfile is imported only by commands that read or write zips
-    from e3.zipfmt import SafeZip, ZipEntry
+    from e3.store.zipfmt import SafeZip, ZipEntry
 
 _OBJECT_PREFIX = "objects/"
 _HEADER_PREFIX_BYTES = 1 << 20
@@ -63,7 +63,7 @@ _HEADER_PREFIX_BYTES = 1 << 20
 # ── listing and resolution ──────────────────────────────────────────────────
 
 
-def list_packages(repo: Repository) -> list[PackageInfo]:
+def list_packages(repo: RepoStore) -> list[PackageInfo]:
     """Every imported package, sorted by name, then by version order."""
     found: list[PackageInfo] = []
     root = repo.packages_dir
@@ -101,7 +101,7 @@ def list_packages(repo: Repository) -> list[PackageInfo]:
     return found
 
 
-def resolve(repo: Repository, spec: str) -> PackageInfo:
+def resolve(repo: RepoStore, spec: str) -> PackageInfo:
     """``name`` (highest version) or ``name@version`` to a package.
 
     Raises:
@@ -124,7 +124,7 @@ def resolve(repo: Repository, spec: str) -> PackageInfo:
     return max(candidates, key=lambda p: version_key(p.version))
 
 
-def read_package_object(repo: Repository, hash_: str) -> PackageObject:
+def read_package_object(repo: RepoStore, hash_: str) -> PackageObject:
     """Decode a package object from the store."""
     try:
         return package_record.decode(repo.objects.get(hash_))
@@ -134,7 +134,7 @@ def read_package_object(repo: Repository, hash_: str) -> PackageObject:
         ) from exc
 
 
-def remove_package(repo: Repository, spec: str) -> PackageInfo:
+def remove_package(repo: RepoStore, spec: str) -> PackageInfo:
     """Remove a package ref (its objects stay until ``repo gc``)."""
     info = resolve(repo, spec)
     path = repo.package_ref_path(info.name, info.version)
@@ -313,7 +313,7 @@ def _find_cycle(deps: dict[str, list[DatasetPath]], outputs: dict[DatasetPath, s
     return []
 
 
-def package_closure(repo: Repository, pkg_hash: str) -> tuple[PackageObject, set[ObjectHash]]:
+def package_closure(repo: RepoStore, pkg_hash: str) -> tuple[PackageObject, set[ObjectHash]]:
     """A package object and every object it references (itself included).
 
     Every referenced object must exist (else :class:`InvalidPackage` names the
@@ -373,11 +373,11 @@ def package_zip_entries(
     return entries
 
 
-def export_package(repo: Repository, spec: str, out: Path) -> ExportResult:
+def export_package(repo: RepoStore, spec: str, out: Path) -> ExportResult:
     """Write a package (and every object it needs) as a deterministic zip."""
     info = resolve(repo, spec)
     pkg, objs = package_closure(repo, info.hash)
-    from e3.zipfmt import write_zip
+    from e3.store.zipfmt import write_zip
 
     entries = package_zip_entries(
         repo.objects, info.name, info.version, info.hash, pkg, sorted(objs)
@@ -522,7 +522,7 @@ def _validate_history(zf: SafeZip, staged: _Staged) -> dict[str, bytes]:
     return files
 
 
-def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> ImportResult:
+def import_package(repo: RepoStore, zip_path: Path, *, force: bool = False) -> ImportResult:
     """Import a package zip (validated in full before anything is written).
 
     Re-importing the same ``name@version`` with the same content is a no-op;
@@ -532,7 +532,7 @@ def import_package(repo: Repository, zip_path: Path, *, force: bool = False) -> 
         InvalidPackage: the zip is corrupt, unsafe or not a valid package.
         PackageExists: name@version exists with different content.
     """
-    from e3.zipfmt import SafeZip
+    from e3.store.zipfmt import SafeZip
 
     label = str(zip_path)
     with SafeZip(Path(zip_path), label) as zf:

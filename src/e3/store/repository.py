@@ -31,7 +31,7 @@ REQUIRED_DIRS = ("objects", "packages", "executions", "workspaces")
 
 
 @dataclass
-class Repository:
+class RepoStore:
     """An open repository. Cheap to construct; holds no file handles."""
 
     root: Path
@@ -105,7 +105,7 @@ def is_repository(path: Path) -> bool:
     return all((path / d).is_dir() for d in REQUIRED_DIRS)
 
 
-def open_repository(path: str | Path, *, durable: bool = True) -> Repository:
+def open_repository(path: str | Path, *, durable: bool = True) -> RepoStore:
     """Open an existing repository.
 
     Raises:
@@ -117,10 +117,10 @@ def open_repository(path: str | Path, *, durable: bool = True) -> Repository:
             f"e3 repository not found at {p.resolve()}. Run `e3 repo create {path}` to create one.",
             path=str(p),
         )
-    return Repository(p.resolve(), durable=durable)
+    return RepoStore(p.resolve(), durable=durable)
 
 
-def create_repository(path: str | Path, *, durable: bool = True) -> tuple[Repository, list[str]]:
+def create_repository(path: str | Path, *, durable: bool = True) -> tuple[RepoStore, list[str]]:
     """Create a repository (and its directory). Returns it and the directories created.
 
     Raises:
@@ -139,10 +139,10 @@ def create_repository(path: str | Path, *, durable: bool = True) -> tuple[Reposi
                 created.append(d)
     except OSError as exc:
         raise storage_error(exc, "create repository at", p) from exc
-    return Repository(p, durable=durable), created
+    return RepoStore(p, durable=durable), created
 
 
-def remove_repository(repo: Repository) -> None:
+def remove_repository(repo: RepoStore) -> None:
     """Delete a repository directory entirely.
 
     The directory is first renamed to a hidden sibling, so a crash midway

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3 import packages
+from e3.base.names import check_package_name, check_version, check_workspace_name, new_uuid7
+from e3.base.paths import DatasetPath, path_from_ref_relpath, ref_relpath
+from e3.core import packages
 from e3.errors import (
     E3Error,
     StorageError,
@@ -31,9 +33,7 @@ from e3.errors import (
     WorkspaceNotDeployed,
     WorkspaceNotFound,
 )
-from e3.model import ExportResult, ImportResult, PackageInfo, WorkspaceInfo
-from e3.names import check_package_name, check_version, check_workspace_name, new_uuid7
-from e3.paths import DatasetPath, path_from_ref_relpath, ref_relpath
+from e3.model.results import ExportResult, ImportResult, PackageInfo, WorkspaceInfo
 from e3.records import dataset_ref, structure
 from e3.records import package as package_record
 from e3.records import workspace as ws_record
@@ -41,9 +41,9 @@ from e3.records._util import utc_now
 from e3.records.dataset_ref import DatasetRef
 from e3.records.package import PackageObject
 from e3.records.workspace import WorkspaceState
-from e3.repository import Repository
 from e3.store import atomic, locks
 from e3.store.locks import HeldLock, LockMode
+from e3.store.repository import RepoStore
 
 DEPLOY_MARKER = ".deploy-state"
 _NEW_DATA = ".data-new"
@@ -63,7 +63,7 @@ class Deployed:
 # ── locking ─────────────────────────────────────────────────────────────────
 
 
-def lock_workspace(repo: Repository, ws: str, mode: LockMode, operation: str) -> HeldLock:
+def lock_workspace(repo: RepoStore, ws: str, mode: LockMode, operation: str) -> HeldLock:
     """Take the workspace's structure lock (fails at once on conflict).
 
     Only deploy and create may lock a workspace that does not exist yet; for
@@ -81,7 +81,7 @@ def lock_workspace(repo: Repository, ws: str, mode: LockMode, operation: str) ->
 
 
 @contextlib.contextmanager
-def locked(repo: Repository, ws: str, mode: LockMode, operation: str) -> Iterator[None]:
+def locked(repo: RepoStore, ws: str, mode: LockMode, operation: str) -> Iterator[None]:
     """Hold the workspace lock for the duration of a ``with`` block."""
     held = lock_workspace(repo, ws, mode, operation)
     try:
@@ -93,12 +93,12 @@ def locked(repo: Repository, ws: str, mode: LockMode, operation: str) -> Iterato
 # ── reading ─────────────────────────────────────────────────────────────────
 
 
-def exists(repo: Repository, ws: str) -> bool:
+def exists(repo: RepoStore, ws: str) -> bool:
     """Whether the workspace exists (deployed or not)."""
     return repo.workspace_state_path(ws).is_file()
 
 
-def _current_data_dir(repo: Repository, ws: str) -> Path:
+def _current_data_dir(repo: RepoStore, ws: str) -> Path:
     wdir = repo.workspace_dir(ws)
     data = wdir / "data"
     if data.is_dir():
@@ -109,7 +109,7 @@ def _current_data_dir(repo: Repository, ws: str) -> Path:
     return data
 
 
-def read_state(repo: Repository, ws: str) -> WorkspaceState | None:
+def read_state(repo: RepoStore, ws: str) -> WorkspaceState | None:
     """The workspace's state (``None`` if not deployed).
 
     Raises:
@@ -126,7 +126,7 @@ def read_state(repo: Repository, ws: str) -> WorkspaceState | None:
     return ws_record.decode(data)
 
 
-def open_deployed(repo: Repository, ws: str) -> Deployed:
+def open_deployed(repo: RepoStore, ws: str) -> Deployed:
     """State and package of a deployed workspace.
 
     Raises:
@@ -156,7 +156,7 @@ def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
 
 
 def write_ref(
-    repo: Repository,
+    repo: RepoStore,
     deployed: Deployed,
     path: DatasetPath,
     ref: DatasetRef,
@@ -175,7 +175,7 @@ INPUTS_MARKER = "inputs-changed"
 
 
 def write_input_ref(
-    repo: Repository, deployed: Deployed, path: DatasetPath, ref: DatasetRef
+    repo: RepoStore, deployed: Deployed, path: DatasetPath, ref: DatasetRef
 ) -> None:
     """Replace a user-set dataset's ref and tell a running dataflow about it.
 
@@ -188,7 +188,7 @@ def write_input_ref(
     )
 
 
-def inputs_marker(repo: Repository, ws: str) -> tuple[int, int] | None:
+def inputs_marker(repo: RepoStore, ws: str) -> tuple[int, int] | None:
     """Identity of the inputs-changed marker (changes whenever an input is set)."""
     try:
         st = os.stat(repo.workspace_dir(ws) / INPUTS_MARKER)
@@ -219,7 +219,7 @@ def workspace_info(ws: str, state: WorkspaceState | None) -> WorkspaceInfo:
     )
 
 
-def list_workspaces(repo: Repository) -> list[WorkspaceInfo]:
+def list_workspaces(repo: RepoStore) -> list[WorkspaceInfo]:
     """Every workspace, sorted by name."""
     out: list[WorkspaceInfo] = []
     try:
@@ -241,7 +241,7 @@ def list_workspaces(repo: Repository) -> list[WorkspaceInfo]:
 # ── writing ─────────────────────────────────────────────────────────────────
 
 
-def create_workspace(repo: Repository, ws: str) -> None:
+def create_workspace(repo: RepoStore, ws: str) -> None:
     """Create an empty (undeployed) workspace.
 
     Raises:
@@ -281,7 +281,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise StorageError(f"cannot swap {a} and {b}: {os.strerror(err)}")
 
 
-def _finish_deploy(repo: Repository, ws: str) -> None:
+def _finish_deploy(repo: RepoStore, ws: str) -> None:
     """Complete (or clean up after) a deploy that was interrupted or is being committed."""
     wdir = repo.workspace_dir(ws)
     data, new, old = wdir / "data", wdir / _NEW_DATA, wdir / _OLD_DATA
@@ -298,7 +298,7 @@ def _finish_deploy(repo: Repository, ws: str) -> None:
 
 
 def _write_data_dir(
-    repo: Repository,
+    repo: RepoStore,
     target: Path,
     pkg: PackageObject,
     refs: dict[DatasetPath, DatasetRef] | None = None,
@@ -311,7 +311,7 @@ def _write_data_dir(
         atomic.write_bytes(dest, dataset_ref.encode(ref), durable=False)
 
 
-def deploy(repo: Repository, ws: str, spec: str) -> PackageInfo:
+def deploy(repo: RepoStore, ws: str, spec: str) -> PackageInfo:
     """Deploy ``spec`` (``name`` or ``name@version``) into ``ws``, creating it if needed.
 
     Every dataset is reset to the package's initial value; task outputs come
@@ -331,7 +331,7 @@ def deploy(repo: Repository, ws: str, spec: str) -> PackageInfo:
 
 
 def _swap_in(
-    repo: Repository,
+    repo: RepoStore,
     ws: str,
     pkg: PackageObject,
     state_bytes: bytes,
@@ -357,7 +357,7 @@ def _swap_in(
     _finish_deploy(repo, ws)
 
 
-def remove_workspace(repo: Repository, ws: str) -> None:
+def remove_workspace(repo: RepoStore, ws: str) -> None:
     """Delete a workspace and its data (execution cache entries stay, shared by all)."""
     check_workspace_name(ws)
     with locked(repo, ws, "exclusive", "removal"):
@@ -371,7 +371,7 @@ def remove_workspace(repo: Repository, ws: str) -> None:
 
 
 def export_workspace(
-    repo: Repository, ws: str, out: Path, *, name: str | None = None, version: str | None = None
+    repo: RepoStore, ws: str, out: Path, *, name: str | None = None, version: str | None = None
 ) -> ExportResult:
     """Export a workspace's current data as a package zip.
 
@@ -380,8 +380,8 @@ def export_workspace(
     repository too, so exporting is reproducible. Versions default to
     ``<deployed version>-<timestamp>``.
     """
-    from e3 import history
-    from e3.zipfmt import write_zip
+    from e3.core import history
+    from e3.store.zipfmt import write_zip
 
     # Names are checked before anything is locked or written.
     if name:
@@ -417,7 +417,7 @@ def export_workspace(
 
 
 def import_workspace(
-    repo: Repository, ws: str, zip_path: Path, *, force: bool = False
+    repo: RepoStore, ws: str, zip_path: Path, *, force: bool = False
 ) -> ImportResult:
     """Import a package zip, create ``ws`` if needed and deploy the package into it."""
     check_workspace_name(ws)

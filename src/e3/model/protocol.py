@@ -1,9 +1,9 @@
 """The operations the CLI (and later the HTTP server) performs on one repository.
 
-:class:`RepositoryService` is implemented by :class:`e3.local.LocalService`
+:class:`Repository` is implemented by :class:`e3.api.local.LocalRepository`
 (a repository on a local path) and by the HTTP client (a repository on an e3
 server), so every CLI command works the same on either. Results are the plain
-dataclasses of :mod:`e3.model`; dataset values travel as canonical Beast2 bytes.
+dataclasses of :mod:`e3.model.results`; dataset values travel as canonical Beast2 bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from e3.model import (
+from e3.model.results import (
     AdhocResult,
     DatasetEntry,
     DatasetPath,
@@ -29,13 +29,13 @@ from e3.model import (
 )
 
 if TYPE_CHECKING:
-    from e3.dataflow.events import Event
+    from e3.core.executions import Execution
     from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.executions import Execution
+    from e3.model.events import Event
     from e3.records.dataflow import DataflowRun
 
 
-class RepositoryService(Protocol):
+class Repository(Protocol):
     """Everything e3 can do to one repository, local or remote."""
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from e3.names import ObjectHash
+from e3.base.names import ObjectHash
 
 
 def object_hash(data: bytes | bytearray | memoryview) -> ObjectHash:

@@ -1,4 +1,4 @@
-"""The :class:`~e3.service.RepositoryService` of a repository on a local path.
+"""The :class:`~e3.model.protocol.Repository` of a repository on a local path.
 
 Each method imports the module it needs when called, so a command pays only
 for the parts of e3 it uses (``e3 get`` never loads zip or gc code).
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from e3.dataflow.events import Event
+    from e3.core.executions import Execution
     from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.executions import Execution
-    from e3.model import (
+    from e3.model.events import Event
+    from e3.model.results import (
         AdhocResult,
         DatasetEntry,
         DatasetPath,
@@ -30,13 +30,13 @@ if TYPE_CHECKING:
         WorkspaceStatus,
     )
     from e3.records.dataflow import DataflowRun
-    from e3.repository import Repository
+    from e3.store.repository import RepoStore
 
 
-class LocalService:
+class LocalRepository:
     """Repository operations, in this process, on a local repository."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: RepoStore) -> None:
         self.repo = repo
 
     @property
@@ -46,8 +46,8 @@ class LocalService:
 
     def repo_status(self) -> RepoStatus:
         """Counts, packages and workspaces."""
-        from e3 import packages, workspaces
-        from e3.model import RepoStatus
+        from e3.core import packages, workspaces
+        from e3.model.results import RepoStatus
 
         count = sum(1 for _ in self.repo.objects.hashes())
         return RepoStatus(
@@ -59,61 +59,61 @@ class LocalService:
 
     def repo_remove(self) -> None:
         """Delete the repository directory."""
-        from e3 import repository
+        from e3.store import repository
 
         repository.remove_repository(self.repo)
 
     def gc(self, *, dry_run: bool, min_age_seconds: float) -> GcResult:
         """Mark and sweep."""
-        from e3 import gc
+        from e3.core import gc
 
         return gc.collect(self.repo, dry_run=dry_run, min_age=min_age_seconds)
 
     def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import a package zip."""
-        from e3 import packages
+        from e3.core import packages
 
         return packages.import_package(self.repo, zip_path, force=force)
 
     def package_export(self, spec: str, out: Path) -> ExportResult:
         """Export a package."""
-        from e3 import packages
+        from e3.core import packages
 
         return packages.export_package(self.repo, spec, out)
 
     def package_list(self) -> list[PackageInfo]:
         """All packages."""
-        from e3 import packages
+        from e3.core import packages
 
         return packages.list_packages(self.repo)
 
     def package_remove(self, spec: str) -> PackageInfo:
         """Remove a package ref."""
-        from e3 import packages
+        from e3.core import packages
 
         return packages.remove_package(self.repo, spec)
 
     def workspace_create(self, ws: str) -> None:
         """Create an empty workspace."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         workspaces.create_workspace(self.repo, ws)
 
     def workspace_deploy(self, ws: str, spec: str) -> PackageInfo:
         """Deploy a package."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         return workspaces.deploy(self.repo, ws, spec)
 
     def workspace_list(self) -> list[WorkspaceInfo]:
         """All workspaces."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         return workspaces.list_workspaces(self.repo)
 
     def workspace_remove(self, ws: str) -> None:
         """Delete a workspace."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         workspaces.remove_workspace(self.repo, ws)
 
@@ -121,13 +121,13 @@ class LocalService:
         self, ws: str, out: Path, *, name: str | None = None, version: str | None = None
     ) -> ExportResult:
         """Export a workspace."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         return workspaces.export_workspace(self.repo, ws, out, name=name, version=version)
 
     def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import and deploy."""
-        from e3 import workspaces
+        from e3.core import workspaces
 
         return workspaces.import_workspace(self.repo, ws, zip_path, force=force)
 
@@ -135,7 +135,7 @@ class LocalService:
         self, ws: str, path: DatasetPath, *, recursive: bool = False, with_status: bool = False
     ) -> list[DatasetEntry]:
         """List datasets."""
-        from e3 import datasets
+        from e3.core import datasets
 
         return datasets.list_datasets(
             self.repo, ws, path, recursive=recursive, with_status=with_status
@@ -143,13 +143,13 @@ class LocalService:
 
     def dataset_status(self, ws: str, path: DatasetPath) -> DatasetEntry:
         """One dataset's status."""
-        from e3 import datasets
+        from e3.core import datasets
 
         return datasets.dataset_status(self.repo, ws, path)
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
         """A dataset's type and bytes."""
-        from e3 import datasets
+        from e3.core import datasets
 
         return datasets.get_dataset(self.repo, ws, path)
 
@@ -200,7 +200,7 @@ class LocalService:
 
         ex = logs.require_execution(self.repo, ws, task)
         if execution_id is not None and execution_id != ex.execution_id:
-            from e3 import executions
+            from e3.core import executions
             from e3.errors import ExecutionNotFound
 
             found = [
@@ -217,7 +217,7 @@ class LocalService:
 
     def dataflow_runs(self, ws: str) -> list[DataflowRun]:
         """Run history."""
-        from e3 import workspaces
+        from e3.core import workspaces
         from e3.dataflow.logs import list_runs
 
         workspaces.read_state(self.repo, ws)  # WorkspaceNotFound for unknown names
@@ -225,7 +225,7 @@ class LocalService:
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset from Beast2 bytes."""
-        from e3 import datasets
+        from e3.core import datasets
 
         return datasets.set_dataset_bytes(self.repo, ws, path, data)
 
@@ -260,7 +260,7 @@ class LocalService:
 
     def verify(self) -> VerifyReport:
         """Check the repository."""
-        from e3.verify import verify
+        from e3.core.verify import verify
 
         return verify(self.repo)
 

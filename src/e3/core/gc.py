@@ -17,13 +17,13 @@ import shutil
 import time
 from pathlib import Path
 
-from e3 import packages, workspaces
+from e3.base.names import ObjectHash, is_hash
+from e3.core import packages, workspaces
 from e3.errors import E3Error
-from e3.model import GcResult
-from e3.names import ObjectHash, is_hash
+from e3.model.results import GcResult
 from e3.records import dataset_ref
-from e3.repository import Repository
 from e3.store import atomic
+from e3.store.repository import RepoStore
 
 DEFAULT_MIN_AGE_SECONDS = 60.0
 
@@ -43,7 +43,7 @@ def _ref_hashes(data_dir: Path) -> set[ObjectHash]:
     return out
 
 
-def mark(repo: Repository) -> set[ObjectHash]:
+def mark(repo: RepoStore) -> set[ObjectHash]:
     """Every object reachable from a root."""
     live: set[ObjectHash] = set()
     for info in packages.list_packages(repo):
@@ -66,7 +66,7 @@ def mark(repo: Repository) -> set[ObjectHash]:
     return live
 
 
-def _execution_outputs(repo: Repository) -> set[ObjectHash]:
+def _execution_outputs(repo: RepoStore) -> set[ObjectHash]:
     out: set[ObjectHash] = set()
     root = repo.executions_dir
     for dirpath, _dirs, files in os.walk(root):
@@ -80,7 +80,7 @@ def _execution_outputs(repo: Repository) -> set[ObjectHash]:
 
 
 def collect(
-    repo: Repository, *, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE_SECONDS
+    repo: RepoStore, *, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE_SECONDS
 ) -> GcResult:
     """Run a collection. Safe to run beside other commands: young objects are kept."""
     now = time.time()
@@ -117,7 +117,7 @@ def collect(
     return GcResult(retained, deleted, young, partials, freed, dry_run)
 
 
-def _staging_leftovers(repo: Repository) -> list[Path]:
+def _staging_leftovers(repo: RepoStore) -> list[Path]:
     """Leftovers of killed writers.
 
     ``.partial`` staging files anywhere in the repository, and task scratch

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
+from e3.base.names import check_field_name, check_workspace_name
 from e3.errors import InvalidPath
-from e3.names import check_field_name, check_workspace_name
 
 DatasetPath = tuple[str, ...]
 

@@ -2,7 +2,7 @@
 
 Shared by the server (:mod:`e3.server.app`) and the client
 (:mod:`e3.client.service`); their Beast2 wire types are derived from these
-annotations by :mod:`e3.wire`, so both sides agree by construction. This
+annotations by :mod:`e3.model.wire`, so both sides agree by construction. This
 module imports nothing heavy, so the client does not need the server's extras.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from e3.dataflow.events import Event
-from e3.model import DataflowResult
+from e3.model.events import Event
+from e3.model.results import DataflowResult
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class RunInput:
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class TaskRunRequest:
     """Body of ``POST /repos/<repo>/run``: one task of a package on uploaded input files."""
 
     package: str

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from e3.base.names import is_execution_id, is_hash, new_uuid7
+from e3.base.procs import ProcessIdentity
 from e3.errors import E3Error
-from e3.names import is_execution_id, is_hash, new_uuid7
 from e3.records import execution as record
 from e3.records._util import utc_now
 from e3.records.execution import ExecutionStatus
-from e3.repository import Repository
 from e3.store import atomic
-from e3.store.procs import ProcessIdentity
+from e3.store.repository import RepoStore
 
 STATUS_FILE = "status.beast2"
 OUTPUT_FILE = "output"
@@ -48,12 +48,12 @@ class Execution:
     execution_id: str
     status: ExecutionStatus | None
 
-    def dir(self, repo: Repository) -> Path:
+    def dir(self, repo: RepoStore) -> Path:
         """Its directory."""
         return repo.execution_dir(self.task_hash, self.inputs_hash, self.execution_id)
 
 
-def execution_ids(repo: Repository, task_hash: str, inputs_hash: str) -> list[str]:
+def execution_ids(repo: RepoStore, task_hash: str, inputs_hash: str) -> list[str]:
     """Ids of the attempts for (task, inputs), oldest first."""
     try:
         names = os.listdir(f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}")
@@ -63,7 +63,7 @@ def execution_ids(repo: Repository, task_hash: str, inputs_hash: str) -> list[st
 
 
 def read_status(
-    repo: Repository, task_hash: str, inputs_hash: str, execution_id: str
+    repo: RepoStore, task_hash: str, inputs_hash: str, execution_id: str
 ) -> ExecutionStatus | None:
     """The status record of an attempt (``None`` if missing or unreadable)."""
     data = atomic.read_bytes(repo.execution_dir(task_hash, inputs_hash, execution_id) / STATUS_FILE)
@@ -75,7 +75,7 @@ def read_status(
         return None
 
 
-def cached_output(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, str] | None:
+def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, str] | None:
     """The newest successful attempt whose output object is still stored.
 
     Returns ``(execution_id, output_hash)``, or ``None``.
@@ -91,7 +91,7 @@ def cached_output(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[s
     return None
 
 
-def latest(repo: Repository, task_hash: str, inputs_hash: str) -> Execution | None:
+def latest(repo: RepoStore, task_hash: str, inputs_hash: str) -> Execution | None:
     """The newest attempt for (task, inputs)."""
     ids = execution_ids(repo, task_hash, inputs_hash)
     if not ids:
@@ -100,7 +100,7 @@ def latest(repo: Repository, task_hash: str, inputs_hash: str) -> Execution | No
     return Execution(task_hash, inputs_hash, eid, read_status(repo, task_hash, inputs_hash, eid))
 
 
-def all_for_task(repo: Repository, task_hash: str) -> Iterator[Execution]:
+def all_for_task(repo: RepoStore, task_hash: str) -> Iterator[Execution]:
     """Every attempt of a task, across all input combinations (unordered)."""
     root = repo.executions_dir / task_hash
     try:
@@ -121,13 +121,13 @@ def is_live(status: ExecutionStatus) -> bool:
     return ProcessIdentity(status.pid, status.pid_start_time or 0, status.boot_id or "").is_alive()
 
 
-def new_attempt(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
+def new_attempt(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
     """Id, directory (not yet created) and start time of a new attempt."""
     eid = new_uuid7()
     return eid, repo.execution_dir(task_hash, inputs_hash, eid), utc_now()
 
 
-def begin(repo: Repository, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
+def begin(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
     """Create a new attempt directory.
 
     The ``running`` status is written once the process is known, and the logs
@@ -173,7 +173,7 @@ def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
     atomic.write_bytes(d / OUTPUT_FILE, f"{output_hash}\n".encode(), durable=False)
 
 
-def mark_interrupted(repo: Repository, task_hash: str, inputs_hash: str) -> int:
+def mark_interrupted(repo: RepoStore, task_hash: str, inputs_hash: str) -> int:
     """Record earlier attempts at (task, inputs) whose process died as ``error``.
 
     Called before running a task again: an attempt still marked ``running``
@@ -204,7 +204,7 @@ def mark_interrupted(repo: Repository, task_hash: str, inputs_hash: str) -> int:
     return marked
 
 
-def mark_dead(repo: Repository, execution: Execution, message: str) -> ExecutionStatus | None:
+def mark_dead(repo: RepoStore, execution: Execution, message: str) -> ExecutionStatus | None:
     """Rewrite a ``running`` record whose process died into an ``error``."""
     st = execution.status
     if st is None or st.state != "running":
@@ -234,7 +234,7 @@ class FlightTable:
 
     _STRUCT = struct.Struct("hhxxxxqqixxxx")
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: RepoStore) -> None:
         self.repo = repo
         self._fd: int | None = None
         self._held: set[int] = set()
@@ -325,7 +325,7 @@ def _open_lock_file(path: Path) -> int:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
-def durability_barrier(repo: Repository) -> None:
+def durability_barrier(repo: RepoStore) -> None:
     """Make everything a run wrote durable (one file-system sync)."""
     if repo.durable:
         atomic.sync_filesystem(repo.root)
