@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples fuzz
 	$(BIN)/ruff check src tests benchmarks examples fuzz
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 

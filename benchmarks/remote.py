@@ -106,7 +106,7 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
 
             from e3.api.local import LocalRepository
             from e3.base.config import load_settings
-            from e3.client.service import open_remote
+            from e3.client.remote import open_remote
             from e3.store.repository import open_repository
 
             svc = open_remote(remote, load_settings({}))

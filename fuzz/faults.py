@@ -166,8 +166,9 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     from east import IntegerType
 
     import e3
-    from e3.core import packages, workspaces
-    from e3.dataflow.scheduler import StartOptions, run_dataflow
+    from e3.core import package_zip, workspaces
+    from e3.dataflow.scheduler import run_dataflow
+    from e3.model.runs import StartOptions
     from e3.sdk import export
 
     marker_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,7 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     after = e3.custom_task("after", [slow], IntegerType, "cp {inputs[0]} {output}")
     zip_path = marker_dir / "victim.zip"
     export(e3.package("victim", "1.0.0", after), zip_path)
-    packages.import_package(sc.repo, zip_path)
+    package_zip.import_package(sc.repo, zip_path)
     workspaces.deploy(sc.repo, "victim", "victim")
     for i in range(kills):
         pid_file.unlink(missing_ok=True)
@@ -210,7 +211,7 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
             return await task
 
         outcome = sc.loop.run_until_complete(run_and_kill())
-        if outcome.status != "failed" or [n for n, _ in outcome.failed] != ["victim"]:
+        if outcome.status != "failed" or [p.name for p in outcome.failed] != ["victim"]:
             raise sc.fail(f"a killed task must fail its run: {outcome.status} {outcome.failed}")
         stats.add("task SIGKILL")
     workspaces.remove_workspace(sc.repo, "victim")
@@ -224,8 +225,7 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
 def server_kills(seed: int, kills: int, stats: FaultStats, workdir: Path) -> None:
     """SIGKILL an API server while it runs a dataflow, restart it, check and resume."""
     from e3.base.config import load_settings
-    from e3.client.service import open_remote
-    from e3.dataflow.scheduler import StartOptions
+    from e3.client.remote import open_remote
 
     served = workdir / "served"
     server = Server.start(served)
@@ -250,7 +250,7 @@ def server_kills(seed: int, kills: int, stats: FaultStats, workdir: Path) -> Non
             sc.remote = open_remote(f"{server.url}/repos/{sc.repo_name}", load_settings({}))
             sc.log.append("server SIGKILL during a remote start")
             # Resume through the new server, then the usual checks.
-            sc.remote.dataflow_start("ws", StartOptions(keep_going=True))
+            sc.remote.start("ws", keep_going=True).wait()
             _after_fault(sc, before)
             stats.add("server SIGKILL")
     finally:

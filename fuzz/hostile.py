@@ -273,21 +273,20 @@ class ApiTarget(Target):
         super().__init__(seed)
         from e3.codec import beast2
         from e3.model import bodies as api_types
-        from e3.model import results as model
-        from e3.model import wire
+        from e3.model import retention, runs, wire
 
         self.types: list[Any] = [
-            api_types.GcRequest,
+            retention.GcPolicy,
             api_types.ImportRequest,
             api_types.WorkspaceRequest,
             api_types.DeployRequest,
             api_types.WorkspaceExportRequest,
             api_types.UploadRequest,
             api_types.TaskRunRequest,
-            model.DataflowRequest,
+            runs.StartOptions,
         ]
         samples = [
-            api_types.GcRequest(True, 5.0),
+            retention.GcPolicy(True, 5.0),
             api_types.ImportRequest(10, False),
             api_types.WorkspaceRequest("ws"),
             api_types.DeployRequest("pkg@1.0.0"),
@@ -296,7 +295,7 @@ class ApiTarget(Target):
             api_types.TaskRunRequest(
                 "p", "t", [api_types.RunInput("a.east", "x")], True, "warm", 1.0
             ),
-            model.DataflowRequest(["a*"], 4, True, False, None, "warm"),
+            runs.StartOptions(("a*",), 4, True, False, None, "warm"),
         ]
         self.corpus = [
             beast2.encode(wire.to_east(v, t), wire.east_type_of(t))
@@ -395,13 +394,13 @@ class ZipTarget(Target):
         return mutate(self.corpus[0], rng, self.corpus + self.members)
 
     def run(self, data: bytes) -> None:
-        from e3.core import packages
+        from e3.core import package_zip, packages
         from e3.errors import E3Error
 
         self.case_file.write_bytes(data)
         before = _listing(self.repo.root)
         try:
-            packages.import_package(self.repo, self.case_file)
+            package_zip.import_package(self.repo, self.case_file)
         except E3Error:
             after = _listing(self.repo.root)
             if after != before:

@@ -72,7 +72,7 @@ class Scenario:
     def __init__(
         self, seed: int, workdir: Path, *, max_tasks: int = 12, server: Server | None = None
     ) -> None:
-        from e3.runners.base import default_registry
+        from e3.runners.registry import default_registry
         from e3.store.repository import create_repository
 
         self.seed = seed
@@ -86,7 +86,7 @@ class Scenario:
         self.remote: Any = None
         if server is not None:
             from e3.base.config import load_settings
-            from e3.client.service import open_remote
+            from e3.client.remote import open_remote
 
             self.remote = open_remote(f"{server.url}/repos/{self.repo_name}", load_settings({}))
         self.spec: PackageSpec = random_package(self.rng, max_tasks=max_tasks)
@@ -115,13 +115,13 @@ class Scenario:
         return Violation(f"seed {self.seed}, step {len(self.log)}: {message}\nlast steps:\n{tail}")
 
     def _zip(self, spec: PackageSpec) -> Path:
-        from e3.core import packages
+        from e3.core import package_zip
         from e3.sdk import export
 
         path = self.workdir / f"{spec.name}-{spec.version}.zip"
         if not path.exists():
             export(spec.build(), path)
-            packages.import_package(self.repo, path)
+            package_zip.import_package(self.repo, path)
         return path
 
     def _deploy(self, ws: str) -> None:
@@ -131,7 +131,8 @@ class Scenario:
         self.values[ws] = self.spec.defaults()
 
     def _start(self, ws: str, **options: Any) -> Any:
-        from e3.dataflow.scheduler import StartOptions, run_dataflow
+        from e3.dataflow.scheduler import run_dataflow
+        from e3.model.runs import StartOptions
 
         opts = StartOptions(concurrency=4, **options)
         return self.loop.run_until_complete(
@@ -272,7 +273,8 @@ class Scenario:
         return f"start with sets during it ({', '.join(sets)}) -> {code}"
 
     def op_two_workspaces(self) -> str:
-        from e3.dataflow.scheduler import StartOptions, run_dataflow
+        from e3.dataflow.scheduler import run_dataflow
+        from e3.model.runs import StartOptions
 
         if "ws2" not in self.values:
             self._deploy("ws2")
@@ -305,18 +307,18 @@ class Scenario:
         return f"deploy {self.spec.version} (all workspaces reset to its defaults)"
 
     def op_export_import(self) -> str:
-        from e3.core import packages, workspaces
+        from e3.core import package_zip, workspace_zip, workspaces
 
         out = self.workdir / "roundtrip.zip"
         if self.rng.random() < 0.5:
-            packages.export_package(self.repo, f"{self.spec.name}@{self.spec.version}", out)
+            package_zip.export_package(self.repo, f"{self.spec.name}@{self.spec.version}", out)
             original = self.workdir / f"{self.spec.name}-{self.spec.version}.zip"
             if out.read_bytes() != original.read_bytes():
                 raise self.fail("package export differs from the zip it was imported from")
             return "package export (byte-identical)"
         version = f"{self.spec.version}-copy{len(self.log)}"
-        workspaces.export_workspace(self.repo, "ws", out, version=version)
-        workspaces.import_workspace(self.repo, "copy", out)
+        workspace_zip.export_workspace(self.repo, "ws", out, version=version)
+        workspace_zip.import_workspace(self.repo, "copy", out)
         paths = [("inputs", n) for n in self.values["ws"]]
         paths += [("tasks", t.name, "output") for t in self.spec.tasks]
         for path in paths:
@@ -364,17 +366,18 @@ class Scenario:
         return f"API set ws.inputs.{name} = {_short(value)}"
 
     def op_api_start(self) -> str:
-        from e3.dataflow.scheduler import StartOptions
         from e3.errors import LockConflict
 
         try:
-            out = self.remote.dataflow_start("ws", StartOptions(keep_going=True))
+            out = self.remote.start("ws", keep_going=True).wait()
         except LockConflict as exc:  # only if something else holds the workspace
             raise self.fail(f"API start refused: {exc.message}") from exc
         return f"API start ws -> {out.status}"
 
     def op_api_gc(self) -> str:
-        res = self.remote.gc(dry_run=False, min_age_seconds=0.0)
+        from e3.model.retention import GcPolicy
+
+        res = self.remote.gc(GcPolicy(min_age_seconds=0.0))
         return f"API gc -> deleted {res.deleted_objects}"
 
     def op_api_export_import(self) -> str:

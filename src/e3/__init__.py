@@ -1,26 +1,49 @@
 """e3: a durable, content-addressed dataflow engine for East programs.
 
-Authoring API (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
-``e3.custom_task``, ``e3.package``, ``e3.export``. They are loaded on first
-use, so importing ``e3`` (as the CLI does) stays cheap.
+Running dataflows (see :mod:`e3.api`)::
+
+    repo = e3.open("path/to/repo")          # or "http://host:3000/repos/name"
+    run = repo.start("ws")
+    for event in run.events():
+        print(event.kind, event.task)
+    print(run.wait().status)
+
+Authoring packages (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
+``e3.custom_task``, ``e3.package``, ``e3.export``.
+
+Every name is loaded on first use, so ``import e3`` (as the CLI does) costs
+nothing beyond this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
 
-__all__ = ["custom_task", "export", "input", "package", "task"]
+#: Public name → the module that defines it.
+_EXPORTS = {
+    "open": "e3.api.open",
+    "Repository": "e3.model.protocol",
+    "Run": "e3.model.protocol",
+    "RunOutcome": "e3.model.runs",
+    "StartOptions": "e3.model.runs",
+    "GcPolicy": "e3.model.retention",
+    "Event": "e3.model.events",
+    "Engine": "e3.api.engine",
+    "E3Error": "e3.errors",
+    "input": "e3.sdk",
+    "task": "e3.sdk",
+    "custom_task": "e3.sdk",
+    "package": "e3.sdk",
+    "export": "e3.sdk",
+}
 
-_SDK_NAMES = frozenset(__all__)
+__all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "sdk":
-        import e3.sdk
-
-        return e3.sdk
-    if name in _SDK_NAMES:
-        from e3 import sdk
-
-        return getattr(sdk, name)
-    raise AttributeError(f"module 'e3' has no attribute {name!r}")
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "sdk":
+            return importlib.import_module("e3.sdk")
+        raise AttributeError(f"module 'e3' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

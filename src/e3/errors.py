@@ -30,13 +30,15 @@ Tree::
     │   ├── InvalidPath                      invalid_path
     │   ├── DecodeError                      decode_error
     │   ├── TypeMismatch                     type_mismatch
-    │   └── InvalidPackage         (422)     package_invalid
+    │   ├── InvalidPackage         (422)     package_invalid
+    │   └── PackageSourceError               package_source_error
     ├── PermissionDenied           exit 6   HTTP 403  permission_denied
     ├── CorruptObject              exit 7   HTTP 500  object_corrupt
     ├── StorageError               exit 10  HTTP 507  storage_error
     ├── DataflowError              exit 1   HTTP 500  dataflow_error
     │   ├── TaskFailed                       task_failed
     │   └── DataflowAborted        exit 130 HTTP 409  dataflow_aborted
+    ├── WaitTimedOut               exit 1   HTTP 504  wait_timed_out
     ├── RunnerError                exit 1   HTTP 500  runner_error
     ├── AuthError                  exit 8   HTTP 401  unauthorized
     └── RemoteError                exit 9   HTTP 502  remote_error
@@ -175,6 +177,14 @@ class InvalidPackage(InvalidInputError):
     """A package zip or definition that is not a valid e3 package."""
 
 
+class PackageSourceError(InvalidInputError):
+    """The Python file defining a package failed (a mistake in it, not in e3).
+
+    The message names the file and line; ``details["traceback"]`` holds the
+    traceback through the user's own frames only.
+    """
+
+
 class PermissionDenied(E3Error):
     """The operation is not allowed on this target (e.g. writing a task output)."""
 
@@ -197,6 +207,10 @@ class TaskFailed(DataflowError):
 
 class DataflowAborted(DataflowError):
     """The dataflow was cancelled (Ctrl-C, cancel request or timeout of the whole run)."""
+
+
+class WaitTimedOut(E3Error, TimeoutError):
+    """Waiting for a run (or a job) ended before it did; it goes on."""
 
 
 class RunnerError(E3Error):
@@ -250,12 +264,14 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     DecodeError: ErrorSpec(5, 400, "decode_error"),
     TypeMismatch: ErrorSpec(5, 400, "type_mismatch"),
     InvalidPackage: ErrorSpec(5, 422, "package_invalid"),
+    PackageSourceError: ErrorSpec(5, 400, "package_source_error"),
     PermissionDenied: ErrorSpec(6, 403, "permission_denied"),
     CorruptObject: ErrorSpec(7, 500, "object_corrupt"),
     StorageError: ErrorSpec(10, 507, "storage_error"),
     DataflowError: ErrorSpec(1, 500, "dataflow_error"),
     TaskFailed: ErrorSpec(1, 500, "task_failed"),
     DataflowAborted: ErrorSpec(130, 409, "dataflow_aborted"),
+    WaitTimedOut: ErrorSpec(1, 504, "wait_timed_out"),
     RunnerError: ErrorSpec(1, 500, "runner_error"),
     AuthError: ErrorSpec(8, 401, "unauthorized"),
     RemoteError: ErrorSpec(9, 502, "remote_error"),

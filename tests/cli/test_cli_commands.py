@@ -11,6 +11,7 @@ import pytest
 
 from e3.codec import beast2
 from e3.codec.types import IntegerType
+from e3.store.repository import create_repository
 from tests_support import E3_BIN, run_cli, run_e3
 
 
@@ -117,11 +118,19 @@ def test_set_refuses_wrong_type_and_task_outputs(hello_repo: Path, tmp_path: Pat
     assert r3.code == 6 and "not writable" in r3.err
 
 
-def test_e3_repo_env_overrides_argument(
+def test_e3_repo_fills_a_missing_argument_and_never_overrides_one(
     hello_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    other, _ = create_repository(tmp_path / "other")
+    monkeypatch.setenv("E3_REPO", str(other.root))
+    # An explicit argument wins (the reference listed E3_REPO's repository instead).
+    assert run_cli("get", hello_repo, "ws.inputs.x").out == "10\n"
+    listed = run_cli("list", other.root)
+    assert listed.code == 0 and "ws" not in listed.out
     monkeypatch.setenv("E3_REPO", str(hello_repo))
-    assert run_cli("get", tmp_path / "not-a-repo", "ws.inputs.x").out == "10\n"
+    assert run_cli("get", "ws.inputs.x").out == "10\n"  # left out: E3_REPO fills it in
+    missing = run_cli("get", tmp_path / "not-a-repo", "ws.inputs.x")
+    assert missing.code == 3 and "not-a-repo" in missing.err
 
 
 def test_gc_output(hello_repo: Path) -> None:

@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from e3.core import datasets, gc, packages, workspaces
+from e3.core import datasets, gc, package_zip, packages, workspaces
+from e3.model.retention import GcPolicy
 from e3.store.repository import RepoStore
 
 
@@ -18,12 +19,12 @@ def age(repo: RepoStore, seconds: float = 3600) -> None:
 
 
 def test_empty_repo(repo: RepoStore) -> None:
-    res = gc.collect(repo, min_age=0)
+    res = gc.collect(repo, GcPolicy(min_age_seconds=0))
     assert (res.retained_objects, res.deleted_objects, res.deleted_partials) == (0, 0, 0)
 
 
 def test_orphans_deleted_roots_kept(repo: RepoStore, build_example) -> None:
-    packages.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("hello"))
     workspaces.deploy(repo, "ws", "hello")
     kept_before = set(repo.objects.hashes())
     orphan = repo.objects.put(b"orphan")
@@ -43,13 +44,13 @@ def test_young_objects_survive(repo: RepoStore) -> None:
 def test_dry_run_deletes_nothing(repo: RepoStore) -> None:
     h = repo.objects.put(b"orphan")
     age(repo)
-    res = gc.collect(repo, dry_run=True)
+    res = gc.collect(repo, GcPolicy(dry_run=True))
     assert res.deleted_objects == 1 and res.dry_run
     assert repo.objects.has(h)
 
 
 def test_values_set_in_workspace_are_roots(repo: RepoStore, build_example) -> None:
-    packages.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("hello"))
     workspaces.deploy(repo, "ws", "hello")
     h = datasets.set_dataset_value(repo, "ws", ("inputs", "x"), 1234)
     packages.remove_package(repo, "hello")
@@ -61,7 +62,7 @@ def test_values_set_in_workspace_are_roots(repo: RepoStore, build_example) -> No
 
 
 def test_removed_package_is_collected(repo: RepoStore, build_example) -> None:
-    packages.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("hello"))
     packages.remove_package(repo, "hello")
     age(repo)
     res = gc.collect(repo)
@@ -94,10 +95,10 @@ def test_stale_partials_removed(repo: RepoStore) -> None:
 
 def test_gc_keeps_everything_reachable(repo: RepoStore, build_example, tmp_path: Path) -> None:
     for name in ("hello", "diamond", "typed_data"):
-        packages.import_package(repo, build_example(name))
+        package_zip.import_package(repo, build_example(name))
         workspaces.deploy(repo, name, name)
     before = {h: repo.objects.get(h) for h in repo.objects.hashes()}
     age(repo)
-    res = gc.collect(repo, min_age=0)
+    res = gc.collect(repo, GcPolicy(min_age_seconds=0))
     assert res.deleted_objects == 0
     assert {h: repo.objects.get(h) for h in repo.objects.hashes()} == before

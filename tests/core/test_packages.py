@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from e3.base.hashing import object_hash
-from e3.core import packages
+from e3.core import package_zip, packages
 from e3.errors import InvalidPackage, PackageExists, PackageNotFound
 from e3.sdk import export, package
 from e3.sdk.loader import load_one
@@ -18,7 +18,7 @@ from tests_support import EXAMPLES, versioned_hello
 
 def test_import_places_objects_and_ref(repo: RepoStore, build_example) -> None:
     zp = build_example("hello")
-    res = packages.import_package(repo, zp)
+    res = package_zip.import_package(repo, zp)
     assert (res.name, res.version) == ("hello", "1.0.0")
     ref = (repo.root / "packages" / "hello" / "1.0.0").read_text()
     assert ref == res.hash + "\n"
@@ -29,8 +29,8 @@ def test_import_places_objects_and_ref(repo: RepoStore, build_example) -> None:
 
 def test_reimport_same_content_is_noop(repo: RepoStore, build_example) -> None:
     zp = build_example("hello")
-    packages.import_package(repo, zp)
-    again = packages.import_package(repo, zp)
+    package_zip.import_package(repo, zp)
+    again = package_zip.import_package(repo, zp)
     assert again.new_objects == 0
     assert not again.replaced
 
@@ -40,11 +40,11 @@ def test_reimport_different_content_needs_force(repo: RepoStore, tmp_path: Path)
     b = tmp_path / "b.zip"
     export(versioned_hello("1.0.0", default=1), a)
     export(versioned_hello("1.0.0", default=2), b)
-    first = packages.import_package(repo, a)
+    first = package_zip.import_package(repo, a)
     with pytest.raises(PackageExists, match="--force"):
-        packages.import_package(repo, b)
+        package_zip.import_package(repo, b)
     assert packages.resolve(repo, "hello@1.0.0").hash == first.hash
-    replaced = packages.import_package(repo, b, force=True)
+    replaced = package_zip.import_package(repo, b, force=True)
     assert replaced.replaced and replaced.hash != first.hash
     assert packages.resolve(repo, "hello@1.0.0").hash == replaced.hash
 
@@ -53,10 +53,10 @@ def test_export_is_byte_identical_and_roundtrips(
     repo: RepoStore, build_example, tmp_path: Path
 ) -> None:
     zp = build_example("diamond")
-    res = packages.import_package(repo, zp)
+    res = package_zip.import_package(repo, zp)
     out1, out2 = tmp_path / "e1.zip", tmp_path / "e2.zip"
-    packages.export_package(repo, "diamond", out1)
-    packages.export_package(repo, "diamond@1.0.0", out2)
+    package_zip.export_package(repo, "diamond", out1)
+    package_zip.export_package(repo, "diamond@1.0.0", out2)
     assert out1.read_bytes() == out2.read_bytes()
     # The SDK's zip and the repository's export hold the same entries and bytes.
     with zipfile.ZipFile(zp) as a, zipfile.ZipFile(out1) as b:
@@ -71,7 +71,7 @@ def test_export_is_byte_identical_and_roundtrips(
     other, _ = __import__("e3.store.repository").store.repository.create_repository(
         tmp_path / "other"
     )
-    again = packages.import_package(other, out1)
+    again = package_zip.import_package(other, out1)
     assert again.hash == res.hash
 
 
@@ -79,7 +79,7 @@ def test_list_sorted_by_version_order(repo: RepoStore, tmp_path: Path) -> None:
     for v in ("1.9.0", "1.10.0", "1.10.0-rc.1", "0.2.0"):
         zp = tmp_path / f"h{v}.zip"
         export(versioned_hello(v), zp)
-        packages.import_package(repo, zp)
+        package_zip.import_package(repo, zp)
     assert [p.version for p in packages.list_packages(repo)] == [
         "0.2.0",
         "1.9.0",
@@ -92,7 +92,7 @@ def test_list_sorted_by_version_order(repo: RepoStore, tmp_path: Path) -> None:
 def test_scoped_package_names(repo: RepoStore, tmp_path: Path) -> None:
     zp = tmp_path / "s.zip"
     export(versioned_hello("2.0.0", name="@acme/hello"), zp)
-    packages.import_package(repo, zp)
+    package_zip.import_package(repo, zp)
     assert [p.ref for p in packages.list_packages(repo)] == ["@acme/hello@2.0.0"]
     assert packages.resolve(repo, "@acme/hello").version == "2.0.0"
     packages.remove_package(repo, "@acme/hello@2.0.0")
@@ -103,7 +103,7 @@ def test_scoped_package_names(repo: RepoStore, tmp_path: Path) -> None:
 def test_resolve_and_remove_errors(repo: RepoStore, build_example) -> None:
     with pytest.raises(PackageNotFound, match="nope"):
         packages.resolve(repo, "nope")
-    packages.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("hello"))
     with pytest.raises(PackageNotFound, match="hello@2.0.0"):
         packages.resolve(repo, "hello@2.0.0")
     info = packages.remove_package(repo, "hello")
@@ -117,7 +117,7 @@ def test_resolve_and_remove_errors(repo: RepoStore, build_example) -> None:
 def test_every_example_imports(repo: RepoStore, build_example) -> None:
     for f in sorted(EXAMPLES.glob("*.py")):
         pkg = load_one(str(f))
-        res = packages.import_package(repo, build_example(f.stem))
+        res = package_zip.import_package(repo, build_example(f.stem))
         assert res.name == pkg.name
 
 
@@ -146,11 +146,11 @@ def test_package_with_cycle_is_refused_on_import(repo: RepoStore, tmp_path: Path
     )
     pobj = prec.PackageObject({"a": ta, "b": tb}, structure, {})
     ph = store.put(prec.encode(pobj))
-    entries = packages.package_zip_entries(store, "cyc", "1.0.0", ph, pobj, [ph, ta, tb, cmd])
+    entries = package_zip.package_zip_entries(store, "cyc", "1.0.0", ph, pobj, [ph, ta, tb, cmd])
     zp = tmp_path / "cyc.zip"
     write_zip(zp, entries)
     with pytest.raises(InvalidPackage, match="cycle: a -> b -> a|cycle: b -> a -> b"):
-        packages.import_package(repo, zp)
+        package_zip.import_package(repo, zp)
     assert packages.list_packages(repo) == []
     assert list(repo.objects.hashes()) == []
 

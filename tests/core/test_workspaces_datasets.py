@@ -9,7 +9,7 @@ import pytest
 
 from e3.codec import beast2
 from e3.codec.types import ArrayType, FloatType, IntegerType, StringType
-from e3.core import datasets, packages, workspaces
+from e3.core import datasets, package_zip, packages, workspace_zip, workspaces
 from e3.errors import (
     DatasetNotFound,
     DatasetUnassigned,
@@ -30,7 +30,7 @@ from tests_support import versioned_hello
 
 @pytest.fixture
 def hello(repo: RepoStore, build_example) -> RepoStore:
-    packages.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("hello"))
     workspaces.deploy(repo, "ws", "hello")
     return repo
 
@@ -123,7 +123,7 @@ def test_redeploy_resets_data_and_new_version_switches(hello: RepoStore, tmp_pat
     datasets.set_dataset_value(hello, "ws", ("inputs", "x"), 99)
     zp = tmp_path / "h2.zip"
     export(versioned_hello("2.0.0", default=5), zp)
-    packages.import_package(hello, zp)
+    package_zip.import_package(hello, zp)
     info = workspaces.deploy(hello, "ws", "hello")
     assert info.version == "2.0.0"
     assert datasets.get_value(hello, "ws", ("inputs", "x")) == (IntegerType, 5)
@@ -135,7 +135,7 @@ def test_interrupted_deploy_is_seen_as_committed(hello: RepoStore, tmp_path: Pat
     """A crash after the data swap but before the state write: readers use the marker."""
     zp = tmp_path / "h2.zip"
     export(versioned_hello("2.0.0", default=5), zp)
-    res = packages.import_package(hello, zp)
+    res = package_zip.import_package(hello, zp)
     from e3.records import workspace as wrec
     from e3.records._util import utc_now
 
@@ -170,14 +170,14 @@ def test_deploy_refused_while_workspace_is_in_use(hello: RepoStore) -> None:
 def test_export_import_workspace(hello: RepoStore, tmp_path: Path) -> None:
     datasets.set_dataset_value(hello, "ws", ("inputs", "x"), 42)
     out = tmp_path / "ws.zip"
-    res = workspaces.export_workspace(hello, "ws", out, version="9.0.0")
+    res = workspace_zip.export_workspace(hello, "ws", out, version="9.0.0")
     assert (res.name, res.version) == ("hello", "9.0.0")
     other, _ = __import__("e3.store.repository").store.repository.create_repository(
         tmp_path / "other"
     )
-    workspaces.import_workspace(other, "copy", out)
+    workspace_zip.import_workspace(other, "copy", out)
     assert datasets.get_value(other, "copy", ("inputs", "x")) == (IntegerType, 42)
-    default_version = workspaces.export_workspace(hello, "ws", tmp_path / "w2.zip")
+    default_version = workspace_zip.export_workspace(hello, "ws", tmp_path / "w2.zip")
     assert default_version.version.startswith("1.0.0-")
 
 
@@ -188,7 +188,7 @@ def test_weird_field_names_roundtrip(repo: RepoStore, tmp_path: Path) -> None:
     items = [e3.input(n, IntegerType, default=i) for i, n in enumerate(names)]
     zp = tmp_path / "w.zip"
     export(e3.package("weird", "1.0.0", *items), zp)
-    packages.import_package(repo, zp)
+    package_zip.import_package(repo, zp)
     workspaces.deploy(repo, "ws", "weird")
     for i, n in enumerate(names):
         assert datasets.get_value(repo, "ws", ("inputs", n)) == (IntegerType, i)
@@ -206,11 +206,11 @@ def test_workspace_export_carries_the_last_run(
     from e3.store.repository import create_repository
     from tests_support import run_cli
 
-    packages.import_package(repo, build_example("platform_calls"))
+    package_zip.import_package(repo, build_example("platform_calls"))
     workspaces.deploy(repo, "ws", "platform")
     run_sync(repo, "ws")
     out = tmp_path / "ws.zip"
-    workspaces.export_workspace(repo, "ws", out, version="2.0.0")
+    workspace_zip.export_workspace(repo, "ws", out, version="2.0.0")
     import zipfile
 
     with zipfile.ZipFile(out) as z:
@@ -218,7 +218,7 @@ def test_workspace_export_carries_the_last_run(
     assert any(n.startswith("dataflows/ws/") for n in names)
     assert any(n.endswith("/stdout.txt") for n in names)
     other, _ = create_repository(tmp_path / "other")
-    workspaces.import_workspace(other, "copy", out)
+    workspace_zip.import_workspace(other, "copy", out)
     again = run_sync(other, "copy")
     assert (again.counts.cached, again.counts.executed) == (1, 0)
     logs = run_cli("logs", other.root, "copy.fingerprint")

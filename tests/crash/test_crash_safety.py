@@ -40,15 +40,15 @@ from pathlib import Path
 
 import pytest
 
+from e3.base.atomic import PARTIAL_SUFFIX
 from e3.codec import beast2
 from e3.codec.types import IntegerType
-from e3.core import packages
+from e3.core import package_check, packages
 from e3.errors import E3Error
 from e3.records import dataset_ref, workspace
 from e3.records import package as package_record
 from e3.records.dataset_ref import DatasetRef
 from e3.store import locks
-from e3.store.atomic import PARTIAL_SUFFIX
 from e3.store.repository import RepoStore
 from tests_support import run_cli, run_e3
 
@@ -65,7 +65,7 @@ WRITER = r"""
 import json, os, random, sys
 from pathlib import Path
 
-from e3.core import datasets, packages, workspaces
+from e3.core import datasets, package_zip, packages, workspaces
 from e3.errors import PackageNotFound
 from e3.store.repository import open_repository
 
@@ -95,7 +95,7 @@ while True:
     for h in own_objects:
         repo.objects.delete(h)
     report(i, "removed")
-    packages.import_package(repo, Path(zip_path))
+    package_zip.import_package(repo, Path(zip_path))
     report(i, "import")
     workspaces.deploy(repo, "ws2", "hello@1.0.0")
     report(i, "deploy")
@@ -108,7 +108,7 @@ BLOCKING_WRITER = r"""
 import fnmatch, os, sys, time
 from pathlib import Path
 
-from e3.core import datasets, packages
+from e3.core import datasets, package_zip, packages
 from e3.store.repository import open_repository
 
 root, zip_path, ready, what, pattern = sys.argv[1:6]
@@ -134,7 +134,7 @@ if what == "object":
 elif what == "dataset-ref":
     datasets.set_dataset_value(repo, "ws", ("inputs", "x"), 4242)
 elif what == "package-ref":
-    packages.import_package(repo, Path(zip_path))
+    package_zip.import_package(repo, Path(zip_path))
 raise SystemExit("the blocked write was never reached")
 """
 
@@ -246,7 +246,7 @@ def check_consistent(repo: RepoStore) -> None:
         assert _HASH_LINE.fullmatch(text), f"torn package ref packages/{rel}: {text!r}"
         h = text.strip()
         assert repo.objects.has(h), f"packages/{rel} points to missing object {h}"
-        packages.package_closure(repo, h)  # raises if a referenced object is missing
+        package_check.package_closure(repo, h)  # raises if a referenced object is missing
         assert ("/".join(rel.parts[:-1]), rel.parts[-1]) in listed
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e3.core.executions import FlightTable
+from e3.core.flights import FlightTable
 from e3.store.repository import RepoStore, create_repository
 
 TASK = "a" * 64
@@ -82,7 +82,7 @@ def test_another_process_is_excluded(repo: RepoStore) -> None:
     run = FlightTable(repo)
     probe = (
         "import sys\n"
-        "from e3.core.executions import FlightTable\n"
+        "from e3.core.flights import FlightTable\n"
         "from e3.store.repository import open_repository\n"
         f"t = FlightTable(open_repository({str(repo.root)!r}))\n"
         f"sys.exit(0 if t.lock({TASK!r}, {INPUTS!r}).try_acquire() else 3)\n"

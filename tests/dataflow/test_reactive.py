@@ -9,9 +9,10 @@ import pytest
 from east import East, IntegerType
 
 import e3
-from e3.core import datasets, packages, workspaces
-from e3.dataflow.scheduler import StartOptions, run_sync
+from e3.core import datasets, package_zip, workspaces
+from e3.dataflow.scheduler import run_sync
 from e3.model.events import Event
+from e3.model.runs import StartOptions
 from e3.store.repository import RepoStore
 from tests_support import export_to
 
@@ -31,7 +32,7 @@ def fives(version: str = "1.0.0") -> e3.sdk.Package:
 
 @pytest.fixture
 def repo_fives(repo: RepoStore, tmp_path: Path) -> RepoStore:
-    res = packages.import_package(repo, export_to(fives(), tmp_path))
+    res = package_zip.import_package(repo, export_to(fives(), tmp_path))
     workspaces.deploy(repo, "ws", f"{res.name}@{res.version}")
     return repo
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from e3.codec.types import IntegerType
-from e3.core import datasets, executions, packages, workspaces
-from e3.dataflow.scheduler import StartOptions, run_sync
+from e3.core import datasets, executions, package_zip, workspaces
+from e3.dataflow.scheduler import run_sync
 from e3.errors import TaskNotFound
+from e3.model.runs import StartOptions
 from e3.store.repository import RepoStore
 from tests_support import export_to, failing_package, run_cli
 
 
 def deploy(repo: RepoStore, zip_path: Path, ws: str = "ws") -> None:
-    res = packages.import_package(repo, zip_path)
+    res = package_zip.import_package(repo, zip_path)
     workspaces.deploy(repo, ws, f"{res.name}@{res.version}")
 
 
@@ -103,7 +104,7 @@ def test_failure_skips_dependents_and_keep_going_finishes_the_rest(
     deploy(repo, export_to(failing_package(), tmp_path))
     out = run_sync(repo, "ws", StartOptions(concurrency=1))
     assert out.status == "failed"
-    assert [name for name, _ in out.failed] == ["bad"]
+    assert [p.name for p in out.failed] == ["bad"]
     assert out.counts.skipped == 1  # after
     assert out.not_started  # fail-fast: some independent work never started
     kept = run_sync(repo, "ws", StartOptions(concurrency=1, keep_going=True))
@@ -132,8 +133,8 @@ def test_unset_input_waits_without_failing(repo: RepoStore, tmp_path: Path) -> N
     deploy(repo, export_to(e3.package("waits", "1.0.0", chained, free), tmp_path))
     out = run_sync(repo, "ws")
     assert out.status == "completed"
-    assert dict(out.waiting)["needs_x"] == "input .inputs.x is not set"
-    assert "chained" in dict(out.waiting)
+    assert {p.name: p.reason for p in out.waiting}["needs_x"] == "input .inputs.x is not set"
+    assert "chained" in {p.name: p.reason for p in out.waiting}
     assert value(repo, "tasks.free.output") == 2
     assert workspaces.read_state(repo, "ws").current_run_id is None  # type: ignore[union-attr]
     datasets.set_dataset_value(repo, "ws", ("inputs", "x"), 40)

@@ -57,15 +57,18 @@ from e3.errors import E3Error
 from e3.model import wire
 from e3.model.bodies import (
     DeployRequest,
-    GcRequest,
     ImportRequest,
+    JobStarted,
+    JobStatus,
     RunInput,
     TaskRunRequest,
     UploadRequest,
+    UploadTicket,
     WorkspaceExportRequest,
     WorkspaceRequest,
 )
-from e3.model.results import DataflowRequest, JobStarted, JobStatus, UploadTicket
+from e3.model.retention import GcPolicy
+from e3.model.runs import StartOptions
 from tests_support import (
     EXAMPLES,
     ServerProcess,
@@ -272,8 +275,8 @@ def deep_type_body(depth: int) -> bytes:
 
 
 def filters_claiming(count: int) -> bytes:
-    """A DataflowRequest body whose ``filters`` array claims ``count`` elements (3 follow)."""
-    good = typed(DataflowRequest(["a", "bb", "ccc"]), DataflowRequest)
+    """A StartOptions body whose ``filters`` array claims ``count`` elements (3 follow)."""
+    good = typed(StartOptions(("a", "bb", "ccc")), StartOptions)
     # The value frame: two length bytes, then 0x00, the element count, the elements.
     at = good.index(b"\x00\x03\x01a\x02bb\x03ccc")
     size = len(good) - at
@@ -351,7 +354,7 @@ SUFFIXES: dict[tuple[str, str], list[str]] = {
 }
 #: Valid bodies of the operations that take a typed body.
 TYPED_BODIES: dict[tuple[str, str], bytes] = {
-    ("POST", "/api/repos/{repo}/gc"): typed(GcRequest(dry_run=True), GcRequest),
+    ("POST", "/api/repos/{repo}/gc"): typed(GcPolicy(dry_run=True), GcPolicy),
     ("POST", "/api/repos/{repo}/import"): typed(ImportRequest(len(UPLOAD_BYTES)), ImportRequest),
     ("POST", "/api/repos/{repo}/run/inputs"): typed(
         UploadRequest(hashlib.sha256(UPLOAD_BYTES).hexdigest(), len(UPLOAD_BYTES)), UploadRequest
@@ -366,9 +369,7 @@ TYPED_BODIES: dict[tuple[str, str], bytes] = {
     ("POST", "/api/repos/{repo}/workspaces/{ws}/export"): typed(
         WorkspaceExportRequest(), WorkspaceExportRequest
     ),
-    ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow"): typed(
-        DataflowRequest(), DataflowRequest
-    ),
+    ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow"): typed(StartOptions(), StartOptions),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/datasets/{path}/upload"): typed(
         UploadRequest(hashlib.sha256(A_VALUE).hexdigest(), len(A_VALUE)), UploadRequest
     ),
@@ -386,6 +387,7 @@ BODILESS = {
     ("POST", "/api/repos/{repo}/packages/{spec}/export"),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/datasets/{path}/upload/{uid}"),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow/cancel"),
+    ("POST", "/api/repos/{repo}/runs/{run}/cancel"),
 }
 #: How a hostile value ``{H}`` takes the place of a parameter (multi-segment ones: several ways).
 SLOTS: dict[str, list[str]] = {
@@ -439,6 +441,7 @@ def valid_params(object_hash: str = "0" * 64) -> dict[str, str]:
         "hash": object_hash,
         "id": secrets.token_urlsafe(24),
         "uid": secrets.token_urlsafe(24),
+        "run": "019ad1e2-0000-7000-8000-000000000000",
     }
 
 
@@ -914,14 +917,14 @@ def accepts(op: tuple[str, str], data: bytes) -> bool:
             cls = {
                 k: v
                 for k, v in {
-                    "gc": GcRequest,
+                    "gc": GcPolicy,
                     "import": ImportRequest,
                     "run/inputs": UploadRequest,
                     "run": TaskRunRequest,
                     "workspaces": WorkspaceRequest,
                     "deploy": DeployRequest,
                     "export": WorkspaceExportRequest,
-                    "dataflow": DataflowRequest,
+                    "dataflow": StartOptions,
                     "upload": UploadRequest,
                 }.items()
                 if template.endswith("/" + k)

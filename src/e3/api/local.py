@@ -1,136 +1,227 @@
-"""The :class:`~e3.model.protocol.Repository` of a repository on a local path.
+"""The porcelain of a repository on a local path: :class:`LocalRepository`.
 
-Each method imports the module it needs when called, so a command pays only
-for the parts of e3 it uses (``e3 get`` never loads zip or gc code).
+Each verb is a few lines over the domain modules (:mod:`e3.core`) and the engine
+(:mod:`e3.dataflow` through :class:`~e3.api.engine.Engine`). The CLI, the HTTP
+server and embedding programs all call these methods, so one verb has one
+implementation wherever it is invoked from.
+
+Modules are imported by the verbs that need them, so that a short command pays
+only for what it uses: ``e3 get`` never loads the zip, garbage-collection or
+dataflow code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from e3.base.paths import DatasetPath
+from e3.model.retention import GcPolicy
+from e3.model.runs import Isolation, StartOptions, start_options
+from e3.store.repository import RepoStore
+
 if TYPE_CHECKING:
-    from e3.core.executions import Execution
-    from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.model.events import Event
+    from e3.api.engine import Engine
+    from e3.api.runs import RunHandle
     from e3.model.results import (
         AdhocResult,
         DatasetEntry,
-        DatasetPath,
+        ExecutionInfo,
         ExportResult,
         GcResult,
         ImportResult,
         LogChunk,
         PackageInfo,
         RepoStatus,
+        TaskInfo,
         TaskLogSummary,
         VerifyReport,
         WorkspaceInfo,
         WorkspaceStatus,
     )
     from e3.records.dataflow import DataflowRun
-    from e3.store.repository import RepoStore
+    from e3.records.package import PackageObject
 
 
 class LocalRepository:
-    """Repository operations, in this process, on a local repository."""
+    """A repository on a local path, worked on in this process.
 
-    def __init__(self, repo: RepoStore) -> None:
-        self.repo = repo
+    Dataflows run on ``engine`` (one is made, and closed with this handle, when
+    none is given: a server passes the engine all its repositories share).
+    """
+
+    def __init__(self, store: RepoStore, *, engine: Engine | None = None) -> None:
+        self.store = store
+        self._engine = engine
+        self._own_engine = engine is None
 
     @property
     def location(self) -> str:
         """The repository's absolute path."""
-        return str(self.repo.root)
+        return str(self.store.root)
 
+    @property
+    def engine(self) -> Engine:
+        """The engine runs execute on (made on first use)."""
+        if self._engine is None:
+            from e3.api.engine import Engine
+
+            self._engine = Engine()
+        return self._engine
+
+    def close(self) -> None:
+        """Cancel this handle's runs still going (when it owns the engine) and stop its workers."""
+        if self._own_engine and self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def __enter__(self) -> LocalRepository:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ── repository ───────────────────────────────────────────────────────
     def repo_status(self) -> RepoStatus:
         """Counts, packages and workspaces."""
         from e3.core import packages, workspaces
         from e3.model.results import RepoStatus
 
-        count = sum(1 for _ in self.repo.objects.hashes())
+        count = sum(1 for _ in self.store.objects.hashes())
         return RepoStatus(
             self.location,
             count,
-            packages.list_packages(self.repo),
-            workspaces.list_workspaces(self.repo),
+            packages.list_packages(self.store),
+            workspaces.list_workspaces(self.store),
         )
 
     def repo_remove(self) -> None:
-        """Delete the repository directory."""
+        """Delete the repository: its workspaces first (each under its lock), then the rest."""
+        from e3.core import workspaces
         from e3.store import repository
 
-        repository.remove_repository(self.repo)
+        for ws in workspaces.list_workspaces(self.store):
+            workspaces.remove_workspace(self.store, ws.name)
+        repository.remove_repository(self.store)
 
-    def gc(self, *, dry_run: bool, min_age_seconds: float) -> GcResult:
-        """Mark and sweep."""
+    def gc(self, policy: GcPolicy | None = None) -> GcResult:
+        """Collect unreachable objects, and history as the policy allows."""
         from e3.core import gc
 
-        return gc.collect(self.repo, dry_run=dry_run, min_age=min_age_seconds)
+        return gc.collect(self.store, policy or GcPolicy())
 
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Check the repository; ``repair`` recomputes damaged results."""
+        from e3.core.verify import verify
+
+        report = verify(self.store)
+        if repair and report.problems:
+            from e3.dataflow.repair import repair as repair_store
+
+            return repair_store(self.store, report)
+        return report
+
+    def object_bytes(self, hash_: str) -> bytes:
+        """An object's bytes, checked against its hash (``CorruptObject`` if damaged)."""
+        return self.store.objects.get(hash_, verify=True)
+
+    # ── packages ─────────────────────────────────────────────────────────
     def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import a package zip."""
-        from e3.core import packages
+        from e3.core import package_zip
 
-        return packages.import_package(self.repo, zip_path, force=force)
+        return package_zip.import_package(self.store, zip_path, force=force)
 
     def package_export(self, spec: str, out: Path) -> ExportResult:
         """Export a package."""
-        from e3.core import packages
+        from e3.core import package_zip
 
-        return packages.export_package(self.repo, spec, out)
+        return package_zip.export_package(self.store, spec, out)
 
     def package_list(self) -> list[PackageInfo]:
         """All packages."""
         from e3.core import packages
 
-        return packages.list_packages(self.repo)
+        return packages.list_packages(self.store)
+
+    def package_object(self, spec: str) -> tuple[PackageInfo, PackageObject]:
+        """A package and its object."""
+        from e3.core import packages
+
+        info = packages.resolve(self.store, spec)
+        return info, packages.read_package_object(self.store, info.hash)
 
     def package_remove(self, spec: str) -> PackageInfo:
         """Remove a package ref."""
         from e3.core import packages
 
-        return packages.remove_package(self.repo, spec)
+        return packages.remove_package(self.store, spec)
 
+    # ── workspaces ───────────────────────────────────────────────────────
     def workspace_create(self, ws: str) -> None:
         """Create an empty workspace."""
         from e3.core import workspaces
 
-        workspaces.create_workspace(self.repo, ws)
+        workspaces.create_workspace(self.store, ws)
 
     def workspace_deploy(self, ws: str, spec: str) -> PackageInfo:
         """Deploy a package."""
         from e3.core import workspaces
 
-        return workspaces.deploy(self.repo, ws, spec)
+        return workspaces.deploy(self.store, ws, spec)
 
     def workspace_list(self) -> list[WorkspaceInfo]:
         """All workspaces."""
         from e3.core import workspaces
 
-        return workspaces.list_workspaces(self.repo)
+        return workspaces.list_workspaces(self.store)
+
+    def workspace_get(self, ws: str) -> WorkspaceInfo:
+        """One workspace."""
+        from e3.core import workspaces
+
+        return workspaces.workspace_info(ws, workspaces.read_state(self.store, ws))
 
     def workspace_remove(self, ws: str) -> None:
         """Delete a workspace."""
         from e3.core import workspaces
 
-        workspaces.remove_workspace(self.repo, ws)
+        workspaces.remove_workspace(self.store, ws)
 
     def workspace_export(
         self, ws: str, out: Path, *, name: str | None = None, version: str | None = None
     ) -> ExportResult:
         """Export a workspace."""
-        from e3.core import workspaces
+        from e3.core import workspace_zip
 
-        return workspaces.export_workspace(self.repo, ws, out, name=name, version=version)
+        return workspace_zip.export_workspace(self.store, ws, out, name=name, version=version)
 
     def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
         """Import and deploy."""
-        from e3.core import workspaces
+        from e3.core import workspace_zip
 
-        return workspaces.import_workspace(self.repo, ws, zip_path, force=force)
+        return workspace_zip.import_workspace(self.store, ws, zip_path, force=force)
 
+    def workspace_status(self, ws: str) -> WorkspaceStatus:
+        """Dry-run status."""
+        from e3.dataflow.status import workspace_status
+
+        return workspace_status(self.store, ws)
+
+    def task_list(self, ws: str) -> list[TaskInfo]:
+        """Tasks of the deployed package, in dependency order."""
+        from e3.dataflow.status import task_infos
+
+        return task_infos(self.store, ws)
+
+    # ── datasets ─────────────────────────────────────────────────────────
     def dataset_list(
         self, ws: str, path: DatasetPath, *, recursive: bool = False, with_status: bool = False
     ) -> list[DatasetEntry]:
@@ -138,53 +229,87 @@ class LocalRepository:
         from e3.core import datasets
 
         return datasets.list_datasets(
-            self.repo, ws, path, recursive=recursive, with_status=with_status
+            self.store, ws, path, recursive=recursive, with_status=with_status
         )
 
     def dataset_status(self, ws: str, path: DatasetPath) -> DatasetEntry:
         """One dataset's status."""
         from e3.core import datasets
 
-        return datasets.dataset_status(self.repo, ws, path)
+        return datasets.dataset_status(self.store, ws, path)
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
         """A dataset's type and bytes."""
         from e3.core import datasets
 
-        return datasets.get_dataset(self.repo, ws, path)
+        return datasets.get_dataset(self.store, ws, path)
 
-    def dataflow_start(
+    def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
+        """Set a dataset from Beast2 bytes."""
+        from e3.core import datasets
+
+        return datasets.set_dataset_bytes(self.store, ws, path, data)
+
+    # ── dataflows ────────────────────────────────────────────────────────
+    def start(
         self,
         ws: str,
-        options: StartOptions,
         *,
-        on_event: Callable[[Event], None] | None = None,
-        install_signal_handlers: bool = False,
-    ) -> RunOutcome:
-        """Run the workspace's dataflow here, in this process."""
-        from e3.dataflow.scheduler import run_sync
-
-        return run_sync(
-            self.repo, ws, options, on_event=on_event, handle_signals=install_signal_handlers
+        filter: str | Sequence[str] = (),
+        concurrency: int = 4,
+        force: bool = False,
+        keep_going: bool = False,
+        timeout: float | None = None,
+        isolation: Isolation = "warm",
+    ) -> RunHandle:
+        """Start the dataflow on this handle's engine (refusals raise here)."""
+        options = start_options(
+            filter=filter,
+            concurrency=concurrency,
+            force=force,
+            keep_going=keep_going,
+            timeout=timeout,
+            isolation=isolation,
         )
+        return self.start_with(ws, options)
 
-    def workspace_status(self, ws: str) -> WorkspaceStatus:
-        """Dry-run status."""
-        from e3.dataflow.status import workspace_status
+    def start_with(self, ws: str, options: StartOptions) -> RunHandle:
+        """:meth:`start` with options already gathered (the server's form)."""
+        return self.engine.start(self.store, ws, options)
 
-        return workspace_status(self.repo, ws)
+    def runs(self, ws: str) -> list[DataflowRun]:
+        """Run history, oldest first."""
+        from e3.core import runs, workspaces
+
+        workspaces.read_state(self.store, ws)  # WorkspaceNotFound for unknown names
+        return runs.list_runs(self.store, ws)
+
+    def run(self, run_id: str) -> RunHandle:
+        """A run by id: this process's own, or one recorded by any other."""
+        from e3.api.runs import RecordedRun
+        from e3.core import runs
+        from e3.errors import ExecutionNotFound
+
+        if self._engine is not None:
+            mine = self._engine.get(run_id)
+            if mine is not None:
+                return mine
+        record = runs.find_run(self.store, run_id)
+        if record is None:
+            raise ExecutionNotFound(f"run {run_id!r} not found", run=run_id)
+        return RecordedRun(self.store, record)
 
     def task_logs(self, ws: str) -> list[TaskLogSummary]:
         """Per-task execution summary."""
         from e3.dataflow.logs import task_log_summaries
 
-        return task_log_summaries(self.repo, ws)
+        return task_log_summaries(self.store, ws)
 
-    def task_execution(self, ws: str, task: str) -> Execution:
-        """The current execution of a task."""
-        from e3.dataflow.logs import require_execution
+    def task_execution(self, ws: str, task: str) -> ExecutionInfo:
+        """The execution whose logs a task shows."""
+        from e3.dataflow.logs import execution_info, require_execution
 
-        return require_execution(self.repo, ws, task)
+        return execution_info(require_execution(self.store, ws, task))
 
     def read_log(
         self,
@@ -195,39 +320,11 @@ class LocalRepository:
         limit: int,
         execution_id: str | None = None,
     ) -> LogChunk:
-        """A slice of a task's log."""
+        """A slice of a task's log (of its current execution, or of ``execution_id``)."""
         from e3.dataflow import logs
 
-        ex = logs.require_execution(self.repo, ws, task)
-        if execution_id is not None and execution_id != ex.execution_id:
-            from e3.core import executions
-            from e3.errors import ExecutionNotFound
-
-            found = [
-                other
-                for other in executions.all_for_task(self.repo, ex.task_hash)
-                if other.execution_id == execution_id
-            ]
-            if not found:
-                raise ExecutionNotFound(
-                    f"task '{task}' has no execution {execution_id!r}", task=task
-                )
-            ex = found[0]
-        return logs.read_log(self.repo, ex, stream, offset, limit)
-
-    def dataflow_runs(self, ws: str) -> list[DataflowRun]:
-        """Run history."""
-        from e3.core import workspaces
-        from e3.dataflow.logs import list_runs
-
-        workspaces.read_state(self.repo, ws)  # WorkspaceNotFound for unknown names
-        return list_runs(self.repo, ws)
-
-    def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
-        """Set a dataset from Beast2 bytes."""
-        from e3.core import datasets
-
-        return datasets.set_dataset_bytes(self.repo, ws, path, data)
+        ex = logs.find_execution(self.store, ws, task, execution_id)
+        return logs.read_log(self.store, ex, stream, offset, limit)
 
     def task_run(
         self,
@@ -237,16 +334,16 @@ class LocalRepository:
         output: Path,
         *,
         force: bool = False,
-        isolation: str = "process",
-        on_input: Callable[[str, str], None] | None = None,
-        labels: list[str] | None = None,
+        isolation: Isolation = "process",
         timeout: float | None = None,
+        labels: list[str] | None = None,
+        on_input: Callable[[str, str], None] | None = None,
     ) -> AdhocResult:
         """Run one task here (``labels``: how messages name the input files)."""
         from e3.dataflow.adhoc import run_task
 
         return run_task(
-            self.repo,
+            self.store,
             spec,
             task,
             inputs,
@@ -257,12 +354,3 @@ class LocalRepository:
             labels=labels,
             timeout=timeout,
         )
-
-    def verify(self) -> VerifyReport:
-        """Check the repository."""
-        from e3.core.verify import verify
-
-        return verify(self.repo)
-
-    def close(self) -> None:
-        """Nothing to release."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_VARS: dict[str, str] = {
-    "E3_REPO": "repository used instead of the <repo> argument when it names a valid repository",
+    "E3_REPO": "repository for commands whose <repo> argument is left out (an argument wins)",
     "E3_DEBUG": "set to 1 to print tracebacks of internal errors",
     "E3_FSYNC": "set to 0 to skip fsync (faster, not crash-durable; benchmarks and tests only)",
     "E3_HOME": "directory for e3's own files (credentials); default ~/.e3",

@@ -39,13 +39,59 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _ParseFailed(Exception):
+    """A trial parse failed (see :func:`_with_default_repo`)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with e3's error convention (one line, exit code 2)."""
 
+    #: While set, errors raise :class:`_ParseFailed` instead of printing and exiting.
+    trial = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        if _Parser.trial:
+            raise _ParseFailed(message)
         self.print_usage(sys.stderr)
         print(f"Error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+#: Commands whose first word names a group (``e3 repo gc <repo>``).
+_GROUPS = ("repo", "package", "workspace", "auth")
+
+
+def _with_default_repo(
+    parser: argparse.ArgumentParser, argv: list[str], default: str | None
+) -> list[str]:
+    """``argv`` with ``E3_REPO`` put where a left-out ``<repo>`` argument belongs.
+
+    An explicit ``<repo>`` always wins: ``E3_REPO`` is used only when the
+    command does not parse without it and does with it.
+    """
+    if not default:
+        return argv
+    _Parser.trial = True
+    try:
+        try:
+            parser.parse_args(argv)
+            return argv
+        except _ParseFailed:
+            pass
+        words = [i for i, a in enumerate(argv) if not a.startswith("-")]
+        if not words:
+            return argv
+        at = words[0] + 1
+        if argv[words[0]] in _GROUPS and len(words) > 1:
+            at = words[1] + 1
+        candidate = [*argv[:at], default, *argv[at:]]
+        try:
+            parser.parse_args(candidate)
+            return candidate
+        except (_ParseFailed, SystemExit):
+            return argv
+    finally:
+        _Parser.trial = False
 
 
 def _target(argv: Sequence[str] | None) -> str | None:
@@ -91,11 +137,12 @@ def main(
 ) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser(_target(argv) or "")
+    settings = load_settings()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_with_default_repo(parser, words, settings.repo_override))
     except SystemExit as exc:
         return int(exc.code or 0)
-    settings = load_settings()
     out = Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr)
     ctx = Context(settings, out)
     try:

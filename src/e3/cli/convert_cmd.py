@@ -61,7 +61,7 @@ def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("convert writes east, json, beast2 or type")
     payload = render_value(value, east_type, to)
     if args.output is not None:
-        from e3.store.atomic import write_bytes
+        from e3.base.atomic import write_bytes
 
         write_bytes(args.output, payload, durable=False)
     else:

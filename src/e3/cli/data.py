@@ -58,7 +58,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     """List workspaces (no path) or datasets."""
-    svc = ctx.service(args.repo)
+    svc = ctx.repository(args.repo)
     if not args.path:
         wss = svc.workspace_list()
         ctx.out.data(wss)
@@ -98,7 +98,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     from e3.codec.formats import render_value
 
     ws, path = parse_workspace_path(args.path)
-    east_type, data = ctx.service(args.repo).dataset_get(ws, path)
+    east_type, data = ctx.repository(args.repo).dataset_get(ws, path)
     if args.format == "beast2":
         if data is None:
             raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
@@ -107,7 +107,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
         value = None if data is None else beast2.decode(data, east_type)
         payload = render_value(value, east_type, args.format)
     if args.output is not None:
-        from e3.store.atomic import write_bytes
+        from e3.base.atomic import write_bytes
 
         write_bytes(args.output, payload, durable=False)
         ctx.out.data({"path": args.path, "output": str(args.output), "bytes": len(payload)})
@@ -152,7 +152,7 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     from e3.errors import PermissionDenied, TypeMismatch
 
     ws, path = parse_workspace_path(args.path)
-    svc = ctx.service(args.repo)
+    svc = ctx.repository(args.repo)
     entry = svc.dataset_status(ws, path)
     if not entry.writable:
         raise PermissionDenied(
@@ -181,7 +181,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from e3.codec.types import print_type
 
     ws, path = parse_workspace_path(args.path)
-    e = ctx.service(args.repo).dataset_status(ws, path)
+    e = ctx.repository(args.repo).dataset_status(ws, path)
     ctx.out.data(e)
     ctx.out.line(f"Path:     {format_keypath(e.path)}")
     ctx.out.line(f"Type:     {print_type(e.type)}")

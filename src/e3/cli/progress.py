@@ -88,7 +88,7 @@ class LiveProgress:
     def __call__(self, e: Event) -> None:
         """Update the counters and redraw (throttled)."""
         if e.kind == "run_started":
-            self.total = e.counts.get("total", self.total)
+            self.total = e.counts.total if e.counts else self.total
         elif e.kind == "task_started" and e.task:
             self.running[e.task] = time.monotonic()
         elif e.kind in ("task_completed", "task_cached"):

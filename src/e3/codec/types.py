@@ -29,6 +29,7 @@ from east import (
     VariantType,
     is_subtype,
 )
+from east.serialization.beast2 import encode_beast2_with_header_for
 from east.serialization.east_parser import parse_east
 from east.serialization.east_printer import print_east
 from east.types.type_of_type import EastTypeType, IRType
@@ -129,10 +130,15 @@ def canonical(east_type: EastType) -> EastType:
     return _INTERNED.setdefault(_type_key(east_type), east_type)
 
 
-def _type_key(east_type: EastType) -> bytes:
-    from e3.codec import beast2  # it imports this module
+_TYPE_ENCODER: Any = None
 
-    return beast2.encode_type(east_type)
+
+def _type_key(east_type: EastType) -> bytes:
+    """Canonical bytes of a type: an identity for comparing types (any Beast2 version does)."""
+    global _TYPE_ENCODER
+    if _TYPE_ENCODER is None:
+        _TYPE_ENCODER = encode_beast2_with_header_for(EastTypeType)
+    return bytes(_TYPE_ENCODER(east_type))
 
 
 def same_type(a: EastType, b: EastType) -> bool:
@@ -154,11 +160,6 @@ def fits(found: EastType, declared: EastType) -> bool:
 def type_kind(east_type: EastType) -> str:
     """The type's constructor name, such as ``Integer``, ``Array`` or ``Struct``."""
     return str(east_type.type)
-
-
-def struct_fields(east_type: EastType) -> list[tuple[str, EastType]]:
-    """``(name, type)`` pairs of a Struct type, in declaration order."""
-    return [(str(f["name"]), f["type"]) for f in east_type.value]
 
 
 def _first_line(exc: BaseException) -> str:

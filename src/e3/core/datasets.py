@@ -184,12 +184,6 @@ def set_dataset_value(
         return h
 
 
-def declared_type(repo: RepoStore, ws: str, path: DatasetPath) -> EastType:
-    """The declared type of a dataset (to parse user input before a ``set``)."""
-    dep = workspaces.open_deployed(repo, ws)
-    return resolve_dataset(dep, path)[1].type
-
-
 def _is_task_node(node: Node) -> bool:
     """A task's subtree: ``output`` (custom tasks) or ``function_ir`` + ``output`` (East tasks)."""
     return (

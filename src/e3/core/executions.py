@@ -13,30 +13,25 @@ losing them in a power cut only means a task runs again. The run calls
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from e3.base import atomic
 from e3.base.names import is_execution_id, is_hash, new_uuid7
 from e3.base.procs import ProcessIdentity
 from e3.errors import E3Error
 from e3.records import execution as record
 from e3.records._util import utc_now
 from e3.records.execution import ExecutionStatus
-from e3.store import atomic
 from e3.store.repository import RepoStore
 
 STATUS_FILE = "status.beast2"
 OUTPUT_FILE = "output"
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
-_FLIGHT_LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -75,18 +70,28 @@ def read_status(
         return None
 
 
-def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, str] | None:
-    """The newest successful attempt whose output object is still stored.
+def output_of(repo: RepoStore, task_hash: str, inputs_hash: str, execution_id: str) -> str | None:
+    """The output hash a successful attempt recorded (``None``: not a success, or unreadable)."""
+    raw = atomic.read_bytes(
+        f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}{os.sep}"
+        f"{execution_id}{os.sep}{OUTPUT_FILE}"
+    )
+    if not raw:
+        return None
+    h = raw.decode("utf-8", "replace").strip()
+    return h if is_hash(h) else None
 
-    Returns ``(execution_id, output_hash)``, or ``None``.
+
+def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, str] | None:
+    """The newest successful attempt whose output object is still stored, intact.
+
+    Returns ``(execution_id, output_hash)``, or ``None``. The object is re-hashed:
+    a result whose object was lost or damaged is not a result, so the task runs
+    again and its new output replaces the damaged file.
     """
-    base = f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}{os.sep}"
     for eid in reversed(execution_ids(repo, task_hash, inputs_hash)):
-        raw = atomic.read_bytes(f"{base}{eid}{os.sep}{OUTPUT_FILE}")
-        if not raw:
-            continue
-        h = raw.decode("utf-8", "replace").strip()
-        if is_hash(h) and repo.objects.has(h):
+        h = output_of(repo, task_hash, inputs_hash, eid)
+        if h is not None and repo.objects.is_intact(h):
             return eid, h
     return None
 
@@ -127,29 +132,9 @@ def new_attempt(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str,
     return eid, repo.execution_dir(task_hash, inputs_hash, eid), utc_now()
 
 
-def begin(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str, Path, datetime]:
-    """Create a new attempt directory.
-
-    The ``running`` status is written once the process is known, and the logs
-    as the task writes them.
-    """
-    eid = new_uuid7()
-    d = repo.execution_dir(task_hash, inputs_hash, eid)
-    try:
-        d.mkdir(parents=True)
-    except OSError as exc:
-        raise atomic.storage_error(exc, "create", d) from exc
-    return eid, d, utc_now()
-
-
 def write_status(d: Path, status: ExecutionStatus) -> None:
     """Replace an attempt's status record."""
     atomic.write_bytes(d / STATUS_FILE, record.encode(status), durable=False)
-
-
-def record_success(d: Path, status: ExecutionStatus) -> None:
-    """Final ``success`` status and the ``output`` file the cache reads."""
-    write_success_files(d, record.encode(status), status.output_hash or "")
 
 
 def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
@@ -214,115 +199,6 @@ def mark_dead(repo: RepoStore, execution: Execution, message: str) -> ExecutionS
     )
     write_status(execution.dir(repo), dead)
     return dead
-
-
-class FlightTable:
-    """One run's single-flight locks: at most one process runs a (task, inputs) at a time.
-
-    Each lock is an exclusive open-file-description lock (Linux ``F_OFD_SETLK``)
-    on one byte of ``executions/.flight.lock``, at an offset derived from the
-    (task, inputs) pair. The whole run shares one descriptor: a run holds a
-    lock per task until its result is published, and hundreds of descriptors
-    with locks made every task spawn slow (the child closes each one, and each
-    close walks the file's lock list). Another run, even in the same process,
-    has its own descriptor and is excluded as before; within the run a held
-    byte counts as taken. A second runner finds the byte locked, waits, then
-    finds the first one's result in the cache instead of computing it again.
-    Where OFD locks are missing, a ``flock`` on a per-pair lock file does the
-    same job.
-    """
-
-    _STRUCT = struct.Struct("hhxxxxqqixxxx")
-
-    def __init__(self, repo: RepoStore) -> None:
-        self.repo = repo
-        self._fd: int | None = None
-        self._held: set[int] = set()
-        self._ofd = hasattr(fcntl, "F_OFD_SETLK")
-
-    def lock(self, task_hash: str, inputs_hash: str) -> FlightLock:
-        """The (not yet taken) lock of one (task, inputs) pair."""
-        return FlightLock(self, task_hash, inputs_hash)
-
-    def close(self) -> None:
-        """Drop every lock still held (closing the descriptor does)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-        self._held.clear()
-
-    def _try_ofd(self, offset: int) -> bool | None:
-        """Take a byte; ``None`` if the kernel lacks OFD locks."""
-        if offset in self._held:
-            return False
-        if self._fd is None:
-            self._fd = _open_lock_file(self.repo.executions_dir / ".flight.lock")
-        try:
-            fcntl.fcntl(
-                self._fd, fcntl.F_OFD_SETLK, self._STRUCT.pack(fcntl.F_WRLCK, 0, offset, 1, 0)
-            )
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            if exc.errno == errno.EINVAL:  # kernel without OFD locks
-                self._ofd = False
-                return None
-            raise
-        self._held.add(offset)
-        return True
-
-    def _release_ofd(self, offset: int) -> None:
-        if offset in self._held and self._fd is not None:
-            fcntl.fcntl(
-                self._fd, fcntl.F_OFD_SETLK, self._STRUCT.pack(fcntl.F_UNLCK, 0, offset, 1, 0)
-            )
-            self._held.discard(offset)
-
-
-class FlightLock:
-    """The single-flight lock of one (task, inputs) pair (see :class:`FlightTable`)."""
-
-    def __init__(self, table: FlightTable, task_hash: str, inputs_hash: str) -> None:
-        self.table = table
-        digest = hashlib.sha256(f"{task_hash}/{inputs_hash}".encode()).digest()
-        self.offset = int.from_bytes(digest[:7], "big")
-        self.fallback = table.repo.executions_dir / task_hash / inputs_hash / _FLIGHT_LOCK
-        self._taken = False
-        self._fd: int | None = None  # the per-pair lock file, without OFD locks
-
-    def try_acquire(self) -> bool:
-        """Take the lock if free."""
-        if self.table._ofd:
-            got = self.table._try_ofd(self.offset)
-            if got is not None:
-                self._taken = got
-                return got
-        if self._fd is None:
-            self._fd = _open_lock_file(self.fallback)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        return True
-
-    def release(self) -> None:
-        """Release (idempotent)."""
-        if self._taken:
-            self._taken = False
-            self.table._release_ofd(self.offset)
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-
-def _open_lock_file(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def durability_barrier(repo: RepoStore) -> None:

@@ -1,4 +1,4 @@
-"""Garbage collection: mark every reachable object, sweep the old unreachable ones.
+"""Garbage collection: retention first, then mark every reachable object and sweep the rest.
 
 Roots: every imported package (its object, tasks, command IR and initial
 values); every deployed workspace (its pinned package and every value its refs
@@ -7,6 +7,10 @@ execution's output; and objects named by dataflow run records. Objects younger
 than ``min_age`` are never deleted, which protects writes in flight (an object
 written just before the ref that will point to it). Old ``.partial`` staging
 files of killed writers are removed too.
+
+A :class:`~e3.model.retention.GcPolicy` also bounds history before the mark
+(:mod:`e3.core.retention`): old run records, superseded executions, and cached
+results beyond a size.
 """
 
 from __future__ import annotations
@@ -17,15 +21,14 @@ import shutil
 import time
 from pathlib import Path
 
+from e3.base import atomic
 from e3.base.names import ObjectHash, is_hash
-from e3.core import packages, workspaces
+from e3.core import executions, package_check, packages, retention, workspaces
 from e3.errors import E3Error
 from e3.model.results import GcResult
+from e3.model.retention import GcPolicy
 from e3.records import dataset_ref
-from e3.store import atomic
 from e3.store.repository import RepoStore
-
-DEFAULT_MIN_AGE_SECONDS = 60.0
 
 
 def _ref_hashes(data_dir: Path) -> set[ObjectHash]:
@@ -45,10 +48,15 @@ def _ref_hashes(data_dir: Path) -> set[ObjectHash]:
 
 def mark(repo: RepoStore) -> set[ObjectHash]:
     """Every object reachable from a root."""
+    return mark_refs(repo) | _execution_outputs(repo)
+
+
+def mark_refs(repo: RepoStore) -> set[ObjectHash]:
+    """Every object a package or a workspace refers to (the execution cache aside)."""
     live: set[ObjectHash] = set()
     for info in packages.list_packages(repo):
         try:
-            _pkg, objs = packages.package_closure(repo, info.hash)
+            _pkg, objs = package_check.package_closure(repo, info.hash)
             live |= objs
         except E3Error:
             live.add(ObjectHash(info.hash))  # damaged package: keep what we can name
@@ -58,33 +66,35 @@ def mark(repo: RepoStore) -> set[ObjectHash]:
             live |= _ref_hashes(wdir / sub)
         if ws.package_hash is not None:
             try:
-                _pkg, objs = packages.package_closure(repo, ws.package_hash)
+                _pkg, objs = package_check.package_closure(repo, ws.package_hash)
                 live |= objs
             except E3Error:
                 live.add(ObjectHash(ws.package_hash))
-    live |= _execution_outputs(repo)
     return live
 
 
 def _execution_outputs(repo: RepoStore) -> set[ObjectHash]:
     out: set[ObjectHash] = set()
-    root = repo.executions_dir
-    for dirpath, _dirs, files in os.walk(root):
-        if "output" in files:
-            raw = atomic.read_bytes(Path(dirpath) / "output")
-            if raw:
-                h = raw.decode("utf-8", "replace").strip()
-                if is_hash(h):
-                    out.add(ObjectHash(h))
+    for a in retention.attempts(repo):
+        h = executions.output_of(repo, a.task_hash, a.inputs_hash, a.execution_id)
+        if h is not None:
+            out.add(ObjectHash(h))
     return out
 
 
-def collect(
-    repo: RepoStore, *, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE_SECONDS
-) -> GcResult:
+def collect(repo: RepoStore, policy: GcPolicy | None = None) -> GcResult:
     """Run a collection. Safe to run beside other commands: young objects are kept."""
+    policy = policy or GcPolicy()
+    dry_run, min_age = policy.dry_run, policy.min_age_seconds
     now = time.time()
-    live = mark(repo)
+    pruned = retention.Pruned()
+    orphaned = retention.prune_runs(repo, policy, pruned)
+    keep: set[str] = set()
+    if orphaned or policy.keep_executions is not None or policy.max_size is not None:
+        keep = retention.protected(repo, min_age)
+        retention.prune_executions(repo, policy, orphaned, keep, pruned)
+    referenced = mark_refs(repo)
+    live = referenced | _execution_outputs(repo)
     retained = deleted = young = freed = 0
     for h in list(repo.objects.hashes()):
         if h in live:
@@ -114,7 +124,21 @@ def collect(
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 atomic.remove_file(p, durable=False)
-    return GcResult(retained, deleted, young, partials, freed, dry_run)
+    reachable = {h for h in live if h not in _execution_outputs(repo)}
+    size = retention.evict_to_size(repo, policy, reachable, keep, pruned)
+    return GcResult(
+        retained,
+        deleted,
+        young,
+        partials,
+        freed,
+        dry_run,
+        pruned.runs,
+        pruned.executions,
+        pruned.evicted,
+        size,
+        pruned.lines,
+    )
 
 
 def _staging_leftovers(repo: RepoStore) -> list[Path]:

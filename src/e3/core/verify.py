@@ -22,20 +22,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from e3.base import atomic
 from e3.base.names import is_hash
-from e3.core import packages, workspaces
+from e3.core import package_check, packages, workspaces
 from e3.errors import E3Error
 from e3.model.results import VerifyReport
 from e3.records import dataflow as run_record
 from e3.records import dataset_ref, execution
-from e3.store import atomic
 from e3.store.objects import OBJECT_SUFFIX
 from e3.store.repository import RepoStore
 
 _CHUNK = 1 << 20
+#: How a problem names a damaged or missing object (its full hash).
+_DAMAGED = re.compile(r"(?:object|names missing object) ([0-9a-f]{64})\b")
 
 
 @dataclass
@@ -73,7 +76,10 @@ def verify(repo: RepoStore, cache: VerifyCache | None = None) -> VerifyReport:
     execs, incomplete = _check_executions(repo, problems, cache)
     runs = _check_runs(repo, problems)
     partials = sum(1 for _ in repo.objects.partial_files())
-    return VerifyReport(objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems)
+    damaged = sorted({m.group(1) for p in problems if (m := _DAMAGED.search(p))})
+    return VerifyReport(
+        objects, pkgs, wss, refs, execs, incomplete, runs, partials, problems, damaged
+    )
 
 
 def _rel(repo: RepoStore, path: Path | str) -> str:
@@ -104,7 +110,9 @@ def _check_objects(repo: RepoStore, problems: list[str], cache: VerifyCache) -> 
                 problems.append(f"{_rel(repo, path)}: unreadable ({exc.strerror})")
                 continue
             if actual != h:
-                problems.append(f"{_rel(repo, path)}: content hashes to {actual[:12]}…")
+                problems.append(
+                    f"{_rel(repo, path)}: content hashes to {actual[:12]}… (object {h} is damaged)"
+                )
             else:
                 cache.objects[h] = key
     return count
@@ -117,7 +125,7 @@ def _closure_problem(repo: RepoStore, pkg_hash: str, cache: VerifyCache) -> str 
         missing = [h for h in known if not repo.objects.has(h)]
         return f"object {missing[0][:12]}… is missing" if missing else None
     try:
-        _pkg, closure = packages.package_closure(repo, pkg_hash)
+        _pkg, closure = package_check.package_closure(repo, pkg_hash)
     except E3Error as exc:
         return exc.message
     cache.closures[pkg_hash] = set(closure)
@@ -172,7 +180,7 @@ def _check_workspaces(
                     problems.append(f"{_rel(repo, file)}: {exc.message}")
                     continue
                 if ref.kind == "value" and ref.hash and not repo.objects.has(ref.hash):
-                    problems.append(f"{_rel(repo, file)}: names missing object {ref.hash[:12]}…")
+                    problems.append(f"{_rel(repo, file)}: names missing object {ref.hash}")
     return len(infos), refs
 
 
@@ -194,8 +202,7 @@ def _check_executions(repo: RepoStore, problems: list[str], cache: VerifyCache) 
             if st is not None and known[0] == (st.st_ino, st.st_size, st.st_mtime_ns):
                 if not repo.objects.has(known[1]):
                     problems.append(
-                        f"{_rel(repo, d / executions.OUTPUT_FILE)}: "
-                        f"names missing object {known[1][:12]}…"
+                        f"{_rel(repo, d / executions.OUTPUT_FILE)}: names missing object {known[1]}"
                     )
                 continue
         raw = atomic.read_bytes(d / executions.STATUS_FILE)
@@ -216,9 +223,7 @@ def _check_executions(repo: RepoStore, problems: list[str], cache: VerifyCache) 
             st = os.stat(d / executions.STATUS_FILE)
             cache.executions[dirpath] = ((st.st_ino, st.st_size, st.st_mtime_ns), h)
         else:
-            problems.append(
-                f"{_rel(repo, d / executions.OUTPUT_FILE)}: names missing object {h[:12]}…"
-            )
+            problems.append(f"{_rel(repo, d / executions.OUTPUT_FILE)}: names missing object {h}")
     return count, incomplete
 
 

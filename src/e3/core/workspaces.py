@@ -1,4 +1,4 @@
-"""Workspaces: create, deploy a package, list, remove, export, import.
+"""Workspaces: create, deploy a package, list, remove (zips: :mod:`e3.core.workspace_zip`).
 
 A workspace deploys one package (pinned by hash) and holds one ref file per
 leaf dataset. Deploy builds the new ``data/`` directory beside the old one
@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3.base.names import check_package_name, check_version, check_workspace_name, new_uuid7
+from e3.base import atomic
+from e3.base.names import check_workspace_name, new_uuid7
 from e3.base.paths import DatasetPath, path_from_ref_relpath, ref_relpath
 from e3.core import packages
 from e3.errors import (
@@ -33,15 +34,14 @@ from e3.errors import (
     WorkspaceNotDeployed,
     WorkspaceNotFound,
 )
-from e3.model.results import ExportResult, ImportResult, PackageInfo, WorkspaceInfo
+from e3.model.results import PackageInfo, WorkspaceInfo
 from e3.records import dataset_ref, structure
-from e3.records import package as package_record
 from e3.records import workspace as ws_record
 from e3.records._util import utc_now
 from e3.records.dataset_ref import DatasetRef
 from e3.records.package import PackageObject
 from e3.records.workspace import WorkspaceState
-from e3.store import atomic, locks
+from e3.store import locks
 from e3.store.locks import HeldLock, LockMode
 from e3.store.repository import RepoStore
 
@@ -368,62 +368,6 @@ def remove_workspace(repo: RepoStore, ws: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.rename(repo.workspace_dir(ws), trash)
         shutil.rmtree(trash, ignore_errors=True)
-
-
-def export_workspace(
-    repo: RepoStore, ws: str, out: Path, *, name: str | None = None, version: str | None = None
-) -> ExportResult:
-    """Export a workspace's current data as a package zip.
-
-    The package has the deployed package's tasks and structure and the
-    workspace's current refs as initial values; it is stored in the
-    repository too, so exporting is reproducible. Versions default to
-    ``<deployed version>-<timestamp>``.
-    """
-    from e3.core import history
-    from e3.store.zipfmt import write_zip
-
-    # Names are checked before anything is locked or written.
-    if name:
-        check_package_name(name)
-    if version:
-        check_version(version)
-    check_workspace_name(ws)
-    with locked(repo, ws, "exclusive", "export"):
-        dep = open_deployed(repo, ws)
-        refs = read_all_refs(dep)
-        pkg = PackageObject(
-            tasks=dict(dep.package.tasks),
-            structure=dep.package.structure,
-            refs={
-                p: DatasetRef(r.kind, r.hash, {}) for p, r in refs.items() if r.kind != "unassigned"
-            },
-        )
-        pkg_bytes = package_record.encode(pkg)
-        pkg_hash = repo.objects.put(pkg_bytes)
-        pname = check_package_name(name) if name else dep.state.package_name
-        if version:
-            pversion = check_version(version)
-        else:
-            stamp = format(int(utc_now().timestamp() * 1000), "x")
-            pversion = f"{dep.state.package_version}-{stamp}"
-        _pkg, objs = packages.package_closure(repo, pkg_hash)
-        entries = packages.package_zip_entries(
-            repo.objects, pname, pversion, pkg_hash, pkg, sorted(objs)
-        )
-        entries.update(history.export_entries(repo, dep, refs))
-        size = write_zip(out, entries, durable=repo.durable)
-    return ExportResult(pname, pversion, pkg_hash, len(objs), size)
-
-
-def import_workspace(
-    repo: RepoStore, ws: str, zip_path: Path, *, force: bool = False
-) -> ImportResult:
-    """Import a package zip, create ``ws`` if needed and deploy the package into it."""
-    check_workspace_name(ws)
-    result = packages.import_package(repo, zip_path, force=force)
-    deploy(repo, ws, f"{result.name}@{result.version}")
-    return result
 
 
 def iter_ref_files(data_dir: Path) -> Iterator[tuple[DatasetPath, Path]]:

@@ -14,19 +14,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from e3.base import atomic
 from e3.base.hashing import inputs_hash
+from e3.base.names import new_uuid7
 from e3.base.paths import format_keypath
 from e3.codec import beast2
 from e3.codec.formats import detect_format, format_from_name, read_value, render_value
 from e3.core import executions, packages
+from e3.dataflow.execute import TaskExecutor, task_env
 from e3.dataflow.graph import build_graph
-from e3.dataflow.scheduler import StartOptions, _Emitter, _Run
 from e3.errors import TaskNotFound, UsageError
 from e3.model.results import AdhocResult
+from e3.model.runs import Isolation, StartOptions
 from e3.records import structure
 from e3.records import task as task_record
-from e3.runners.base import default_registry
-from e3.store import atomic
+from e3.runners.registry import default_registry
 from e3.store.repository import RepoStore
 
 
@@ -38,7 +40,7 @@ def run_task(
     output: Path,
     *,
     force: bool = False,
-    isolation: str = "process",
+    isolation: Isolation = "process",
     timeout: float | None = None,
     on_input: Callable[[str, str], None] | None = None,
     labels: list[str] | None = None,
@@ -95,16 +97,24 @@ def run_task(
         if hit is not None:
             _write_output(repo, hit[1], out_type, output, out_format)
             return AdhocResult(task, hit[1], hit[0], True, time.monotonic() - t0)
-    graph = build_graph({task: (task_hash, tobj)})
+    node = build_graph({task: (task_hash, tobj)}).tasks[0]
     options = StartOptions(isolation=isolation, timeout=timeout, concurrency=1, force=force)
 
     async def go() -> tuple[str | None, str | None, str | None]:
         registry = default_registry(isolation=isolation, max_workers=1)
-        runner = _Run(repo, "", options, _Emitter(None), registry)
-        runner.output_types = {tobj.output: out_type}
+        executor = TaskExecutor(
+            repo,
+            repo.tmp_dir / f"run-{new_uuid7()}",
+            options,
+            registry,
+            lambda kind, **fields: None,
+            task_env({}),
+            {tobj.output: out_type},
+        )
         try:
-            done = await runner.execute(graph, 0, tuple(hashes))
+            done = await executor.execute(node, tuple(hashes))
         finally:
+            executor.close()
             await registry.close()
         if done.publish is not None:
             if repo.durable:

@@ -1,4 +1,4 @@
-"""Task logs and run history: which execution is "current", and reading its logs by offset.
+"""Task logs: which execution is "current", and reading its logs by offset.
 
 The current execution of a task is the newest attempt for the workspace's
 current input hashes; when there is none (inputs changed since), it is the
@@ -11,15 +11,11 @@ from __future__ import annotations
 import os
 import time
 
-from e3.base.hashing import inputs_hash
-from e3.core import executions, workspaces
+from e3.core import executions, tasks, workspaces
 from e3.core.executions import Execution
-from e3.dataflow.scheduler import load_graph
+from e3.dataflow.loader import load_graph
 from e3.errors import ExecutionNotFound, TaskNotFound
-from e3.model.results import LogChunk, TaskLogSummary
-from e3.records import dataflow as run_record
-from e3.records.dataflow import DataflowRun
-from e3.store import atomic
+from e3.model.results import ExecutionInfo, LogChunk, TaskLogSummary
 from e3.store.repository import RepoStore
 
 DEFAULT_CHUNK = 64 << 10
@@ -32,12 +28,10 @@ def current_execution(repo: RepoStore, ws: str, task: str) -> Execution | None:
     if task not in graph.by_name:
         raise TaskNotFound(f"no task '{task}' in workspace '{ws}'", task=task)
     node = graph.tasks[graph.by_name[task]]
-    hashes = []
-    for p in node.inputs:
-        ref = workspaces.read_ref(dep, p)
-        hashes.append(ref.hash if ref.kind == "value" and ref.hash else "")
-    if all(hashes):
-        found = executions.latest(repo, node.hash, inputs_hash(hashes))
+    refs = {p: workspaces.read_ref(dep, p) for p in node.inputs}
+    ih = tasks.current_inputs_hash(refs, node.inputs)
+    if ih is not None:
+        found = executions.latest(repo, node.hash, ih)
         if found is not None:
             return found
     newest: Execution | None = None
@@ -53,6 +47,25 @@ def require_execution(repo: RepoStore, ws: str, task: str) -> Execution:
     if ex is None:
         raise ExecutionNotFound(f"task '{task}' has not run yet in workspace '{ws}'", task=task)
     return ex
+
+
+def find_execution(repo: RepoStore, ws: str, task: str, execution_id: str | None) -> Execution:
+    """The task's current execution, or its execution ``execution_id``."""
+    ex = require_execution(repo, ws, task)
+    if execution_id is None or execution_id == ex.execution_id:
+        return ex
+    for other in executions.all_for_task(repo, ex.task_hash):
+        if other.execution_id == execution_id:
+            return other
+    raise ExecutionNotFound(f"task '{task}' has no execution {execution_id!r}", task=task)
+
+
+def execution_info(ex: Execution) -> ExecutionInfo:
+    """The porcelain's view of an execution."""
+    state: str = ex.status.state if ex.status else "unknown"
+    if state == "running" and ex.status and not executions.is_live(ex.status):
+        state = "died"
+    return ExecutionInfo(ex.task_hash, ex.inputs_hash, ex.execution_id, state)
 
 
 #: An execution with no live process and no activity for this long is over for good
@@ -113,24 +126,3 @@ def task_log_summaries(repo: RepoStore, ws: str) -> list[TaskLogSummary]:
             state = "died"
         out.append(TaskLogSummary(node.name, state, len(runs)))
     return out
-
-
-def list_runs(repo: RepoStore, ws: str) -> list[DataflowRun]:
-    """Past dataflow runs of a workspace, oldest first."""
-    d = repo.dataflows_dir / ws
-    try:
-        names = sorted(os.listdir(d))
-    except FileNotFoundError:
-        return []
-    runs = []
-    for n in names:
-        if not n.endswith(".beast2"):
-            continue
-        data = atomic.read_bytes(d / n)
-        if not data:
-            continue
-        try:
-            runs.append(run_record.decode(data))
-        except Exception:
-            continue
-    return runs

@@ -17,11 +17,10 @@ has no value, and ``up-to-date`` otherwise.
 
 from __future__ import annotations
 
-from e3.base.hashing import inputs_hash
 from e3.base.paths import format_keypath
-from e3.core import executions, workspaces
-from e3.dataflow.scheduler import load_graph
-from e3.model.results import DatasetState, TaskStatus, WorkspaceStatus
+from e3.core import executions, tasks, workspaces
+from e3.dataflow.loader import load_graph
+from e3.model.results import DatasetState, TaskInfo, TaskStatus, WorkspaceStatus
 from e3.records import structure
 from e3.store import locks
 from e3.store.repository import RepoStore
@@ -39,17 +38,14 @@ def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
     states: dict[int, TaskStatus] = {}
     for node in graph.tasks:
         deps = tuple(graph.tasks[d].name for d in node.deps)
-        hashes: list[str] = []
-        unset = None
-        for p in node.inputs:
-            ref = refs.get(p)
-            if ref is None or ref.kind != "value" or ref.hash is None:
-                if p not in graph.producer:
-                    unset = p
-                    break
-                hashes.append("")
-            else:
-                hashes.append(ref.hash)
+        unset = next(
+            (
+                p
+                for p in node.inputs
+                if p not in graph.producer and (refs.get(p) is None or refs[p].kind != "value")
+            ),
+            None,
+        )
         if unset is not None:
             states[node.index] = TaskStatus(
                 node.name, "waiting", f"input {format_keypath(unset)} is not set", deps
@@ -61,7 +57,10 @@ def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
                 node.name, "waiting", f"waiting for task(s): {', '.join(behind)}", deps
             )
             continue
-        ih = inputs_hash(hashes)
+        ih = tasks.current_inputs_hash(refs, node.inputs)
+        if ih is None:  # an upstream output is unset although its task is up to date
+            states[node.index] = TaskStatus(node.name, "ready", "", deps)
+            continue
         latest = executions.latest(repo, node.hash, ih)
         cached = executions.cached_output(repo, node.hash, ih)
         out_ref = refs.get(node.output)
@@ -119,3 +118,18 @@ def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
     return WorkspaceStatus(
         ws, package, holders, [states[i] for i in range(len(graph.tasks))], datasets
     )
+
+
+def task_infos(repo: RepoStore, ws: str) -> list[TaskInfo]:
+    """The tasks of a workspace's package, in dependency order."""
+    graph = load_graph(repo, workspaces.open_deployed(repo, ws))
+    return [
+        TaskInfo(
+            t.name,
+            t.hash,
+            [format_keypath(i) for i in t.inputs],
+            format_keypath(t.output),
+            t.command_ir,
+        )
+        for t in graph.tasks
+    ]

@@ -8,18 +8,18 @@ module imports nothing heavy, so the client does not need the server's extras.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from e3.model.events import Event
-from e3.model.results import DataflowResult
-
-
-@dataclass(frozen=True)
-class GcRequest:
-    """Body of ``POST /repos/<repo>/gc``."""
-
-    dry_run: bool = False
-    min_age_seconds: float = 60.0
+from e3.model.results import (
+    AdhocResult,
+    ExportResult,
+    GcResult,
+    ImportResult,
+    VerifyReport,
+)
+from e3.model.runs import RunOutcome
 
 
 @dataclass(frozen=True)
@@ -67,19 +67,9 @@ class DataflowProgress:
     status: str
     events: list[Event]
     total_events: int
-    result: DataflowResult | None = None
+    result: RunOutcome | None = None
     error_code: str | None = None
     error_message: str | None = None
-
-
-@dataclass(frozen=True)
-class ExecutionInfo:
-    """Which execution a task's logs come from."""
-
-    task_hash: str
-    inputs_hash: str
-    execution_id: str
-    state: str
 
 
 @dataclass(frozen=True)
@@ -100,3 +90,34 @@ class TaskRunRequest:
     force: bool = False
     isolation: str = "process"
     timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """Where to ``PUT`` the bytes of an upload (the id names it afterwards)."""
+
+    id: str
+    upload_url: str
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """An asynchronous job (import, export, gc) that can be polled by id."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """State of an asynchronous job; the result field of its kind is set when it succeeded."""
+
+    state: Literal["running", "succeeded", "failed"]
+    message: str | None = None
+    error_code: str | None = None
+    imported: ImportResult | None = None
+    exported: ExportResult | None = None
+    collected: GcResult | None = None
+    ran: AdhocResult | None = None
+    verified: VerifyReport | None = None
+    input_hashes: list[str] = field(default_factory=list)
+    download_url: str | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-DatasetPath = tuple[str, ...]
+from e3.base.paths import DatasetPath
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,11 @@ class DatasetEntry:
 
 @dataclass(frozen=True)
 class GcResult:
-    """Counts of a garbage collection (``dry_run``: what would be deleted)."""
+    """What a garbage collection removed (``dry_run``: what it would remove).
+
+    ``store_bytes``: the object store's size afterwards; ``removed``: one line per
+    run, execution or cached result removed by a retention policy.
+    """
 
     retained_objects: int
     deleted_objects: int
@@ -91,6 +95,11 @@ class GcResult:
     deleted_partials: int
     bytes_freed: int
     dry_run: bool
+    removed_runs: int = 0
+    removed_executions: int = 0
+    evicted_outputs: int = 0
+    store_bytes: int = 0
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,6 @@ class RepoStatus:
     object_count: int
     packages: list[PackageInfo] = field(default_factory=list)
     workspaces: list[WorkspaceInfo] = field(default_factory=list)
-
-
-# ── asynchronous jobs and transfers (HTTP API) ──────────────────────────────
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,11 @@ class AdhocResult:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What ``e3 repo verify`` checked, and every problem it found (empty: all is well)."""
+    """What ``e3 repo verify`` checked, and every problem it found (empty: all is well).
+
+    ``damaged``: hashes of objects that are missing or whose bytes no longer match
+    their name; ``repaired``: what ``--repair`` recomputed or dropped, one line each.
+    """
 
     objects: int
     packages: int
@@ -131,37 +141,8 @@ class VerifyReport:
     runs: int
     partial_files: int
     problems: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class UploadTicket:
-    """Where to ``PUT`` the bytes of an upload (the id names it afterwards)."""
-
-    id: str
-    upload_url: str
-
-
-@dataclass(frozen=True)
-class JobStarted:
-    """An asynchronous job (import, export, gc) that can be polled by id."""
-
-    id: str
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """State of an asynchronous job; the result field of its kind is set when it succeeded."""
-
-    state: Literal["running", "succeeded", "failed"]
-    message: str | None = None
-    error_code: str | None = None
-    imported: ImportResult | None = None
-    exported: ExportResult | None = None
-    collected: GcResult | None = None
-    ran: AdhocResult | None = None
-    verified: VerifyReport | None = None
-    input_hashes: list[str] = field(default_factory=list)
-    download_url: str | None = None
+    damaged: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -173,39 +154,6 @@ class TaskInfo:
     inputs: list[str] = field(default_factory=list)
     output: str = ""
     command_ir: str = ""
-
-
-@dataclass(frozen=True)
-class TaskProblem:
-    """A task that failed or could not run, and why."""
-
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class DataflowRequest:
-    """``e3 start`` options, as sent to a server."""
-
-    filters: list[str] = field(default_factory=list)
-    concurrency: int = 4
-    force: bool = False
-    keep_going: bool = False
-    timeout: float | None = None
-    isolation: str = "warm"
-
-
-@dataclass(frozen=True)
-class DataflowResult:
-    """How a run ended."""
-
-    run_id: str
-    status: str
-    counts: dict[str, int] = field(default_factory=dict)
-    duration: float = 0.0
-    failed: list[TaskProblem] = field(default_factory=list)
-    waiting: list[TaskProblem] = field(default_factory=list)
-    not_started: list[str] = field(default_factory=list)
 
 
 # ── dataflow status and logs ────────────────────────────────────────────────
@@ -255,6 +203,16 @@ class WorkspaceStatus:
         for d in self.datasets:
             out[d.state] = out.get(d.state, 0) + 1
         return out
+
+
+@dataclass(frozen=True)
+class ExecutionInfo:
+    """One recorded attempt at a task: which logs ``e3 logs`` shows, and how it went."""
+
+    task_hash: str
+    inputs_hash: str
+    execution_id: str
+    state: str
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,16 @@ def camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _hints(cls: Any) -> dict[str, Any]:
-    import e3.model  # noqa: F401 - names the annotations refer to
-
+def type_hints(cls: Any) -> dict[str, Any]:
+    """A wire dataclass's field annotations, resolved."""
     return get_type_hints(cls, include_extras=False)
+
+
+def east_type_text(py_type: Any) -> str:
+    """The East type of a wire type, as East text (for API descriptions)."""
+    from e3.codec.types import print_type
+
+    return str(print_type(east_type_of(py_type)))
 
 
 @lru_cache(maxsize=256)
@@ -98,7 +104,7 @@ def east_type_of(py_type: Any) -> EastType:
         key, value = get_args(py_type)
         return DictType(east_type_of(key), east_type_of(value))
     if dataclasses.is_dataclass(py_type):
-        hints = _hints(py_type)
+        hints = type_hints(py_type)
         return StructType(
             [(camel(f.name), east_type_of(hints[f.name])) for f in dataclasses.fields(py_type)]
         )
@@ -120,7 +126,7 @@ def to_east(value: Any, py_type: Any) -> Any:
         key, item = get_args(py_type)
         return {to_east(k, key): to_east(v, item) for k, v in value.items()}
     if dataclasses.is_dataclass(py_type):
-        hints = _hints(py_type)
+        hints = type_hints(py_type)
         return {
             camel(f.name): to_east(getattr(value, f.name), hints[f.name])
             for f in dataclasses.fields(py_type)
@@ -148,7 +154,7 @@ def from_east(value: Any, py_type: Any) -> Any:
         key, item = get_args(py_type)
         return {from_east(k, key): from_east(v, item) for k, v in value.items()}
     if dataclasses.is_dataclass(py_type):
-        hints = _hints(py_type)
+        hints = type_hints(py_type)
         cls: Any = py_type
         return cls(
             **{
@@ -169,6 +175,11 @@ def from_east(value: Any, py_type: Any) -> Any:
     if py_type is type(None):
         return None
     return value
+
+
+def decode_body(data: bytes, py_type: Any) -> Any:
+    """A request body (Beast2 of the wire type of ``py_type``) as a Python value."""
+    return from_east(beast2.decode(data, east_type_of(py_type), trusted=False), py_type)
 
 
 @lru_cache(maxsize=256)

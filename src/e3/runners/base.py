@@ -1,4 +1,7 @@
-"""The runner interface, its request and result, and the registry of runners by name."""
+"""The runner interface, its request and result, and the registry that picks a runner.
+
+Which runners exist (the built-in ones and plugins) is :mod:`e3.runners.registry`.
+"""
 
 from __future__ import annotations
 
@@ -90,7 +93,8 @@ class RunnerRegistry:
 
     factories: dict[str, Callable[[], Runner]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    load_plugins: bool = True
+    #: Called once, on the first :meth:`choose`, to add plugin runners (see the registry module).
+    load_plugins: Callable[[RunnerRegistry], None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     _instances: dict[str, Runner] = field(default_factory=dict)
 
@@ -116,9 +120,9 @@ class RunnerRegistry:
         Plugin runners (entry-point group ``e3.runners``) are loaded on the
         first call, and tried before the built-in ones.
         """
-        if self.load_plugins:
-            self.load_plugins = False
-            _load_plugins(self)
+        if self.load_plugins is not None:
+            loader, self.load_plugins = self.load_plugins, None
+            loader(self)
         for name in self.order:
             runner = self.get(name)
             if runner.accepts(argv):
@@ -132,35 +136,3 @@ class RunnerRegistry:
         self._instances.clear()
         for closer in self.closers:
             closer()
-
-
-def default_registry(
-    *, isolation: str = "warm", max_workers: int = 4, guardian: object | None = None
-) -> RunnerRegistry:
-    """The built-in runners, plus any from the ``e3.runners`` entry-point group.
-
-    ``isolation="process"`` leaves the warm East runner out, so every task
-    runs in a process of its own.
-    """
-    from e3.runners.guardian import Guardian
-    from e3.runners.process import ProcessRunner
-
-    guard = guardian if isinstance(guardian, Guardian) else Guardian()
-    reg = RunnerRegistry()
-    if not isinstance(guardian, Guardian):  # ours: stop it with the registry
-        reg.closers.append(guard.close)
-    if isolation != "process":
-        from e3.runners.east_warm import WarmEastRunner
-
-        reg.register(
-            "east-warm", lambda: WarmEastRunner(max_workers=max_workers, guardian=guard), first=True
-        )
-    reg.register("process", lambda: ProcessRunner(guardian=guard))
-    return reg
-
-
-def _load_plugins(reg: RunnerRegistry) -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="e3.runners"):
-        reg.register(ep.name, ep.load(), first=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from e3.base.names import ObjectHash, check_package_name, check_version
 from e3.base.paths import DatasetPath, format_keypath
-from e3.core import packages
+from e3.core import package_check, package_zip
 from e3.errors import InvalidName, InvalidPackage
 from e3.model.results import ExportResult
 from e3.records import package as package_record
@@ -146,7 +146,7 @@ def build(pkg: Package, store: ObjectStore) -> tuple[str, PackageObject, set[str
     def lookup(h: str) -> bytes | None:
         return store.get(h) if store.has(h) else None
 
-    reachable = packages.validate_package(pobj, lookup, f"package {pkg.ref}")
+    reachable = package_check.validate_package(pobj, lookup, f"package {pkg.ref}")
     reachable.add(ObjectHash(pkg_hash))
     return pkg_hash, pobj, set(reachable)
 
@@ -155,7 +155,7 @@ def export(pkg: Package, path: str | Path) -> ExportResult:
     """Write ``pkg`` as a deterministic package zip at ``path``."""
     store = MemoryObjectStore()
     pkg_hash, pobj, objs = build(pkg, store)
-    entries = packages.package_zip_entries(
+    entries = package_zip.package_zip_entries(
         store, pkg.name, pkg.version, pkg_hash, pobj, sorted(objs)
     )
     size = write_zip(Path(path), entries)

@@ -32,10 +32,10 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         ) from exc
 
     from e3.base.config import load_settings
-    from e3.cli.repo import parse_duration
+    from e3.base.units import parse_duration
     from e3.server.app import ServerConfig, create_app
     from e3.server.auth import Provider, TokenValidator, load_public_key
-    from e3.server.state import Repositories
+    from e3.server.repos import Repositories
 
     if (args.auth_key or args.auth_jwks) and not (args.auth_issuer and args.auth_audience):
         raise UsageError("--auth-key/--auth-jwks need --auth-issuer and --auth-audience")
@@ -69,8 +69,8 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     if args.oidc:
         provider = Provider(
             base_url,
-            access_ttl=parse_duration(_seconds(args.token_expiry)),
-            refresh_ttl=parse_duration(_seconds(args.refresh_token_expiry)),
+            access_ttl=parse_duration(args.token_expiry, bare="s"),
+            refresh_ttl=parse_duration(args.refresh_token_expiry, bare="s"),
             auto_approve=os.environ.get("E3_AUTH_AUTO_APPROVE") == "1",
             approval_secret=os.environ.get("E3_AUTH_APPROVAL_SECRET") or secrets.token_urlsafe(12),
         )
@@ -103,11 +103,6 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
-
-
-def _seconds(text: str) -> str:
-    """Durations given in s/m/h/d (the CLI parser reads bare numbers as milliseconds)."""
-    return text if text[-1:].isalpha() else f"{text}s"
 
 
 def main(argv: list[str] | None = None) -> int:

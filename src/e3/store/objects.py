@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from e3.base import atomic
 from e3.base.hashing import object_hash
 from e3.base.names import ObjectHash, check_hash, is_hash
 from e3.errors import CorruptObject, ObjectNotFound
-from e3.store import atomic
 
 OBJECT_SUFFIX = ".beast2"
+
+
+def object_relpath(hash_: str) -> str:
+    """Where an object lives relative to a repository (and in package zips): ``objects/hh/…``."""
+    return f"objects/{hash_[:2]}/{hash_[2:]}{OBJECT_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class ObjectStore(Protocol):
         """Store ``data`` (no-op if already present) and return its hash.
 
         ``sync=False`` skips the per-object fsync; the caller then calls
-        :func:`e3.store.atomic.sync_filesystem` before anything refers to the object.
+        :func:`e3.base.atomic.sync_filesystem` before anything refers to the object.
         """
         ...
 
@@ -50,6 +55,10 @@ class ObjectStore(Protocol):
 
     def has(self, hash_: str) -> bool:
         """Whether the object is stored."""
+        ...
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object is stored and its bytes still hash to its name."""
         ...
 
     def info(self, hash_: str) -> ObjectInfo:
@@ -93,15 +102,17 @@ class LocalObjectStore:
         return f"{self._prefix}{hash_[:2]}{os.sep}{hash_[2:]}{OBJECT_SUFFIX}"
 
     def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
-        """Store ``data``; an existing file of the wrong size (a torn write) is replaced."""
+        """Store ``data``, unless the object is already stored intact.
+
+        An existing file is trusted only if it holds exactly these bytes: one
+        that was torn or damaged since (a flipped bit) is replaced, atomically
+        like any write, so writing a value again repairs its object.
+        """
         h = object_hash(data)
-        path = self.path_of(h)
-        try:
-            if path.stat().st_size == len(data):
-                return h
-        except FileNotFoundError:
-            pass
-        atomic.write_bytes(path, data, durable=self.durable and sync, mode=0o444)
+        path = self.file_of(h)
+        if atomic.read_bytes(path) == data:
+            return h
+        atomic.write_bytes(Path(path), data, durable=self.durable and sync, mode=0o444)
         return h
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
@@ -118,6 +129,11 @@ class LocalObjectStore:
     def has(self, hash_: str) -> bool:
         """Whether the object file exists."""
         return os.path.isfile(self.file_of(hash_))
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object file exists and hashes to its name (re-read and re-hashed)."""
+        data = atomic.read_bytes(self.file_of(hash_))
+        return data is not None and object_hash(data) == hash_
 
     def info(self, hash_: str) -> ObjectInfo:
         """Size and mtime from the file system."""
@@ -201,6 +217,11 @@ class MemoryObjectStore:
         """Whether the object is held."""
         check_hash(hash_)
         return hash_ in self._data
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object is held and hashes to its name."""
+        held = self._data.get(check_hash(hash_))
+        return held is not None and object_hash(held[0]) == hash_
 
     def info(self, hash_: str) -> ObjectInfo:
         """Size and insertion time."""

@@ -23,8 +23,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from e3.base.atomic import storage_error
 from e3.errors import RepositoryExists, RepositoryNotFound, StorageError
-from e3.store.atomic import storage_error
 from e3.store.objects import LocalObjectStore
 
 REQUIRED_DIRS = ("objects", "packages", "executions", "workspaces")
@@ -78,10 +78,6 @@ class RepoStore:
     def workspace_dir(self, ws: str) -> Path:
         """``workspaces/<ws>/``."""
         return self.workspaces_dir / ws
-
-    def workspace_data_dir(self, ws: str) -> Path:
-        """``workspaces/<ws>/data/``."""
-        return self.workspaces_dir / ws / "data"
 
     def workspace_lock_path(self, ws: str) -> Path:
         """``workspaces/<ws>.lock`` (structure lock)."""

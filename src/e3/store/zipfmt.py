@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from e3.base.atomic import fsync_dir, storage_error
 from e3.errors import InvalidPackage
-from e3.store.atomic import fsync_dir, storage_error
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _COMPRESS_LEVEL = 6

@@ -10,65 +10,60 @@ event stream (Ctrl-C cancels it on the server, which kills its tasks).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any
 
+from e3.base.atomic import write_bytes
 from e3.base.config import Settings
-from e3.client.http import Http, quote, split_url
-from e3.errors import (
-    ConflictError,
-    DataflowAborted,
-    RemoteError,
-    StorageError,
-    UsageError,
-    error_for_code,
-)
+from e3.base.names import parse_package_spec
+from e3.base.paths import DatasetPath
+from e3.base.versions import version_key
+from e3.client.http import Http, origin_of, quote, split_url
+from e3.client.runs import RemoteRun
+from e3.client.transfers import download, file_chunks, wait_job
+from e3.codec import beast2
+from e3.codec.types import ArrayType
+from e3.errors import PackageNotFound, RemoteError, StorageError, UsageError
+from e3.model import wire
 from e3.model.bodies import (
-    DataflowProgress,
     DeployRequest,
-    ExecutionInfo,
-    GcRequest,
     ImportRequest,
+    JobStarted,
     RunInput,
     TaskRunRequest,
     UploadRequest,
+    UploadTicket,
     WorkspaceExportRequest,
     WorkspaceRequest,
 )
-from e3.model.events import Event
 from e3.model.results import (
     AdhocResult,
-    DataflowRequest,
-    DataflowResult,
     DatasetEntry,
-    DatasetPath,
+    ExecutionInfo,
     ExportResult,
     GcResult,
     ImportResult,
-    JobStarted,
-    JobStatus,
     LogChunk,
     PackageInfo,
     RepoStatus,
     TaskInfo,
     TaskLogSummary,
-    UploadTicket,
     VerifyReport,
     WorkspaceInfo,
     WorkspaceStatus,
 )
-
-if TYPE_CHECKING:
-    from e3.core.executions import Execution
-    from e3.dataflow.scheduler import RunOutcome, StartOptions
-    from e3.records.dataflow import DataflowRun
+from e3.model.retention import GcPolicy
+from e3.model.runs import Isolation, StartOptions, start_options
+from e3.records import dataflow as run_record
+from e3.records import package as package_record
+from e3.records.dataflow import DataflowRun
+from e3.records.package import PackageObject
 
 #: Values above this size are sent through the upload flow.
 INLINE_LIMIT = 1 << 20
-_CHUNK = 1 << 20
 
 
 def open_remote(url: str, settings: Settings) -> RemoteRepository:
@@ -90,20 +85,12 @@ def create_remote(url: str, settings: Settings) -> str:
 
 def list_remote(url: str, settings: Settings) -> list[str]:
     """Names of the repositories a server serves."""
-    from e3.client.http import origin_of
-
     http = Http(origin_of(url), settings)
     try:
         names: list[str] = http.call("GET", "/api/repos", list[str])
         return names
     finally:
         http.close()
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            yield chunk
 
 
 class RemoteRepository:
@@ -118,6 +105,17 @@ class RemoteRepository:
         """Close the connections to the server."""
         self.http.close()
 
+    def __enter__(self) -> RemoteRepository:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     @property
     def location(self) -> str:
         """The repository URL."""
@@ -129,45 +127,6 @@ class RemoteRepository:
     def _dataset(self, ws: str, path: DatasetPath) -> str:
         return f"{self._ws(ws)}/datasets" + "".join("/" + quote(s) for s in path)
 
-    def _wait_job(self, path: str) -> JobStatus:
-        """Wait for a server-side job to end (long polls: no request sleeps in the client)."""
-        while True:
-            status: JobStatus = self.http.call("GET", path, JobStatus, params={"wait": "20"})
-            if status.state == "running":
-                continue
-            if status.state == "failed":
-                cls = error_for_code(status.error_code or "internal")
-                raise cls(status.message or "the server job failed")
-            return status
-
-    def _download(self, url: str, out: Path) -> int:
-        """Stream a download into ``out`` (staged and renamed: never half-written)."""
-        import os
-        from urllib.parse import urlsplit
-
-        resp = self.http.check(
-            self.http.request("GET", urlsplit(url).path, auth=False, stream=True)
-        )
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in resp.iter_bytes(_CHUNK):
-                    digest.update(chunk)
-                    f.write(chunk)
-                    size += len(chunk)
-            expected = resp.headers.get("x-content-sha256")
-            if expected and digest.hexdigest() != expected:
-                raise RemoteError("downloaded bytes do not match their hash")
-            os.replace(tmp, out)
-        except OSError as exc:
-            raise StorageError(f"cannot write {out}: {exc.strerror}") from exc
-        finally:
-            resp.close()
-            tmp.unlink(missing_ok=True)
-        return size
-
     # ── repository ───────────────────────────────────────────────────────
     def repo_status(self) -> RepoStatus:
         """Counts, packages and workspaces."""
@@ -178,24 +137,25 @@ class RemoteRepository:
         """Delete the repository on the server."""
         self.http.call("DELETE", self.base, type(None))
 
-    def gc(self, *, dry_run: bool, min_age_seconds: float) -> GcResult:
+    def gc(self, policy: GcPolicy | None = None) -> GcResult:
         """Run a server-side collection and wait for it."""
         job: JobStarted = self.http.call(
             "POST",
             f"{self.base}/gc",
             JobStarted,
-            body=GcRequest(dry_run, min_age_seconds),
-            body_type=GcRequest,
+            body=policy or GcPolicy(),
+            body_type=GcPolicy,
         )
-        status = self._wait_job(f"{self.base}/gc/{job.id}")
+        status = wait_job(self.http, f"{self.base}/gc/{job.id}")
         if status.collected is None:
             raise RemoteError("the server's collection finished without a result")
         return status.collected
 
-    def verify(self) -> VerifyReport:
-        """Run a server-side check and wait for it."""
-        job: JobStarted = self.http.call("POST", f"{self.base}/verify", JobStarted)
-        status = self._wait_job(f"{self.base}/verify/{quote(job.id)}")
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Run a server-side check (and repair) and wait for it."""
+        params = {"repair": "1"} if repair else None
+        job: JobStarted = self.http.call("POST", f"{self.base}/verify", JobStarted, params=params)
+        status = wait_job(self.http, f"{self.base}/verify/{quote(job.id)}")
         if status.verified is None:
             raise RemoteError("the server's check finished without a result")
         return status.verified
@@ -214,11 +174,11 @@ class RemoteRepository:
             body=ImportRequest(size, force),
             body_type=ImportRequest,
         )
-        self.http.upload(ticket.upload_url, _file_chunks(zip_path), size)
+        self.http.upload(ticket.upload_url, file_chunks(zip_path), size)
         job: JobStarted = self.http.call(
             "POST", f"{self.base}/import/{quote(ticket.id)}", JobStarted
         )
-        status = self._wait_job(f"{self.base}/import/{quote(job.id)}")
+        status = wait_job(self.http, f"{self.base}/import/{quote(job.id)}")
         if status.imported is None:
             raise RemoteError("the server's import finished without a result")
         return status.imported
@@ -232,10 +192,10 @@ class RemoteRepository:
         return self._finish_export(job, out)
 
     def _finish_export(self, job: JobStarted, out: Path) -> ExportResult:
-        status = self._wait_job(f"{self.base}/export/{quote(job.id)}")
+        status = wait_job(self.http, f"{self.base}/export/{quote(job.id)}")
         if status.exported is None or status.download_url is None:
             raise RemoteError("the server's export finished without a result")
-        size = self._download(status.download_url, out)
+        size = download(self.http, status.download_url, out)
         e = status.exported
         return ExportResult(e.name, e.version, e.hash, e.object_count, size)
 
@@ -248,18 +208,12 @@ class RemoteRepository:
 
     def _resolve(self, spec: str) -> tuple[str, str]:
         """``name[@version]`` → (name, version): the highest version when none is given."""
-        from e3.base.names import parse_package_spec
-
         name, version = parse_package_spec(spec)
         if version is not None:
             return name, version
         candidates = [p for p in self.package_list() if p.name == name]
         if not candidates:
-            from e3.errors import PackageNotFound
-
             raise PackageNotFound(f"package {name} not found", packageName=name)
-        from e3.base.versions import version_key
-
         return name, max(candidates, key=lambda p: version_key(p.version)).version
 
     def package_list(self) -> list[PackageInfo]:
@@ -268,6 +222,16 @@ class RemoteRepository:
             "GET", f"{self.base}/packages", list[PackageInfo]
         )
         return result
+
+    def package_object(self, spec: str) -> tuple[PackageInfo, PackageObject]:
+        """A package and its object."""
+        name, version = self._resolve(spec)
+        found = [p for p in self.package_list() if p.name == name and p.version == version]
+        value = self.http.call_east(
+            "GET", self._package(name, version), package_record.PackageObjectType
+        )
+        info = found[0] if found else PackageInfo(name, version, "")
+        return info, package_record.from_east(value)
 
     def package_remove(self, spec: str) -> PackageInfo:
         """Remove ``name[@version]``."""
@@ -303,6 +267,11 @@ class RemoteRepository:
         result: list[WorkspaceInfo] = self.http.call(
             "GET", f"{self.base}/workspaces", list[WorkspaceInfo]
         )
+        return result
+
+    def workspace_get(self, ws: str) -> WorkspaceInfo:
+        """One workspace."""
+        result: WorkspaceInfo = self.http.call("GET", self._ws(ws), WorkspaceInfo)
         return result
 
     def workspace_remove(self, ws: str) -> None:
@@ -357,8 +326,6 @@ class RemoteRepository:
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
         """A dataset's type and bytes (one request when it holds a value)."""
-        from e3.codec import beast2
-
         resp = self.http.check(self.http.request("GET", self._dataset(ws, path)))
         if resp.headers.get("x-e3-null"):
             return self.dataset_status(ws, path).type, None
@@ -372,8 +339,6 @@ class RemoteRepository:
         """Set a dataset (through the upload flow above 1 MiB)."""
         target = self._dataset(ws, path)
         if len(data) <= INLINE_LIMIT:
-            from e3.model import wire
-
             resp = self.http.check(
                 self.http.request(
                     "PUT", target, content=data, headers={"Content-Type": wire.BEAST2}
@@ -394,65 +359,45 @@ class RemoteRepository:
         return result
 
     # ── dataflow ─────────────────────────────────────────────────────────
-    def dataflow_start(
+    def start(
         self,
         ws: str,
-        options: StartOptions,
         *,
-        on_event: Callable[[Event], None] | None = None,
-        install_signal_handlers: bool = False,
-    ) -> RunOutcome:
-        """Start a run on the server and follow it to its end.
-
-        Ctrl-C asks the server to cancel the run (it kills the running tasks);
-        a second Ctrl-C stops waiting at once.
-        """
-        request = DataflowRequest(
-            list(options.filters),
-            options.concurrency,
-            options.force,
-            options.keep_going,
-            options.timeout,
-            options.isolation,
+        filter: str | Sequence[str] = (),
+        concurrency: int = 4,
+        force: bool = False,
+        keep_going: bool = False,
+        timeout: float | None = None,
+        isolation: Isolation = "warm",
+    ) -> RemoteRun:
+        """Start a run on the server (refusals raise here) and return its handle."""
+        options = start_options(
+            filter=filter,
+            concurrency=concurrency,
+            force=force,
+            keep_going=keep_going,
+            timeout=timeout,
+            isolation=isolation,
         )
         started: JobStarted = self.http.call(
             "POST",
             f"{self._ws(ws)}/dataflow",
             JobStarted,
-            body=request,
-            body_type=DataflowRequest,
+            body=options,
+            body_type=StartOptions,
         )
-        which = {"run": started.id}
-        offset = 0
-        cancelled = False
-        while True:
-            try:
-                page: DataflowProgress = self.http.call(
-                    "GET",
-                    f"{self._ws(ws)}/dataflow/execution",
-                    DataflowProgress,
-                    params={**which, "offset": str(offset), "wait": "10"},
-                )
-                for e in page.events:
-                    if on_event is not None:
-                        on_event(e)
-                offset += len(page.events)
-            except KeyboardInterrupt:
-                if cancelled:
-                    raise  # a second Ctrl-C: stop waiting for the server
-                cancelled = True
-                with contextlib.suppress(ConflictError):  # it may just have ended
-                    self.http.call(
-                        "POST", f"{self._ws(ws)}/dataflow/cancel", type(None), params=which
-                    )
-                continue
-            if page.status != "running" and offset >= page.total_events:
-                if page.result is not None:
-                    return outcome_of(page.result)
-                cls = error_for_code(page.error_code or "internal")
-                if cls is DataflowAborted or page.status == "cancelled":
-                    raise DataflowAborted(page.error_message or "the dataflow was cancelled")
-                raise cls(page.error_message or "the dataflow failed")
+        return RemoteRun(self.http, self.base, started.id, ws)
+
+    def runs(self, ws: str) -> list[DataflowRun]:
+        """Run history."""
+        values = self.http.call_east(
+            "GET", f"{self._ws(ws)}/dataflow/runs", ArrayType(run_record.DataflowRunType)
+        )
+        return [run_record.from_east(v) for v in values]
+
+    def run(self, run_id: str) -> RemoteRun:
+        """A run on the server by id."""
+        return RemoteRun(self.http, self.base, run_id)
 
     def task_logs(self, ws: str) -> list[TaskLogSummary]:
         """Per-task execution summary."""
@@ -461,14 +406,12 @@ class RemoteRepository:
         )
         return result
 
-    def task_execution(self, ws: str, task: str) -> Execution:
-        """The current execution of a task."""
-        from e3.core.executions import Execution
-
+    def task_execution(self, ws: str, task: str) -> ExecutionInfo:
+        """The execution whose logs a task shows."""
         info: ExecutionInfo = self.http.call(
             "GET", f"{self._ws(ws)}/tasks/{quote(task)}/execution", ExecutionInfo
         )
-        return Execution(info.task_hash, info.inputs_hash, info.execution_id, None)
+        return info
 
     def read_log(
         self,
@@ -488,16 +431,6 @@ class RemoteRepository:
         )
         return chunk
 
-    def dataflow_runs(self, ws: str) -> list[DataflowRun]:
-        """Run history."""
-        from e3.codec.types import ArrayType
-        from e3.records import dataflow as run_record
-
-        values = self.http.call_east(
-            "GET", f"{self._ws(ws)}/dataflow/runs", ArrayType(run_record.DataflowRunType)
-        )
-        return [run_record.from_east(v) for v in values]
-
     def task_run(
         self,
         spec: str,
@@ -506,17 +439,20 @@ class RemoteRepository:
         output: Path,
         *,
         force: bool = False,
-        isolation: str = "process",
+        isolation: Isolation = "process",
+        timeout: float | None = None,
+        labels: list[str] | None = None,
         on_input: Callable[[str, str], None] | None = None,
     ) -> AdhocResult:
         """Upload the input files, run the task on the server, download its output."""
-        from e3.codec.formats import format_from_name
+        from e3.codec.formats import format_from_name, render_value
 
         out_format = format_from_name(str(output)) or "beast2"
         if out_format == "csv":
             raise UsageError("e3 run writes .beast2, .east or .json output")
         uploads = []
-        for file in inputs:
+        names = labels if labels is not None else [f.name for f in inputs]
+        for file, label in zip(inputs, names, strict=True):
             try:
                 data = file.read_bytes()
             except OSError as exc:
@@ -529,15 +465,15 @@ class RemoteRepository:
                 body_type=UploadRequest,
             )
             self.http.upload(ticket.upload_url, data, len(data))
-            uploads.append(RunInput(file.name, ticket.id))
+            uploads.append(RunInput(label, ticket.id))
         job: JobStarted = self.http.call(
             "POST",
             f"{self.base}/run",
             JobStarted,
-            body=TaskRunRequest(spec, task, uploads, force, isolation),
+            body=TaskRunRequest(spec, task, uploads, force, isolation, timeout),
             body_type=TaskRunRequest,
         )
-        status = self._wait_job(f"{self.base}/run/{quote(job.id)}")
+        status = wait_job(self.http, f"{self.base}/run/{quote(job.id)}")
         if status.ran is None:
             raise RemoteError("the server's run finished without a result")
         res = status.ran
@@ -546,15 +482,11 @@ class RemoteRepository:
                 on_input(str(file), h)
         if res.error is None and status.download_url is not None:
             if out_format == "beast2":
-                self._download(status.download_url, output)
+                download(self.http, status.download_url, output)
             else:
-                from e3.codec import beast2
-                from e3.codec.formats import render_value
-                from e3.store.atomic import write_bytes
-
                 staged = output.with_name(output.name + ".beast2.partial")
                 try:
-                    self._download(status.download_url, staged)
+                    download(self.http, status.download_url, staged)
                     data = staged.read_bytes()
                 finally:
                     staged.unlink(missing_ok=True)
@@ -567,31 +499,3 @@ class RemoteRepository:
         """Tasks of the deployed package."""
         result: list[TaskInfo] = self.http.call("GET", f"{self._ws(ws)}/tasks", list[TaskInfo])
         return result
-
-
-def outcome_of(result: DataflowResult) -> RunOutcome:
-    """A scheduler-style outcome from a server's run result (for the CLI's summary)."""
-    from e3.dataflow.plan import Counts
-    from e3.dataflow.scheduler import RunOutcome
-
-    c = result.counts
-    counts = Counts(
-        total=c.get("total", 0),
-        completed=c.get("completed", 0),
-        executed=c.get("executed", 0),
-        cached=c.get("cached", 0),
-        failed=c.get("failed", 0),
-        skipped=c.get("skipped", 0),
-        waiting=c.get("waiting", 0),
-        pending=c.get("pending", 0),
-        reexecuted=c.get("reexecuted", 0),
-    )
-    return RunOutcome(
-        result.run_id,
-        result.status,
-        counts,
-        result.duration,
-        [(t.name, t.reason) for t in result.failed],
-        [(t.name, t.reason) for t in result.waiting],
-        list(result.not_started),
-    )
