@@ -8,9 +8,10 @@ JOBS   ?= 2
 
 .PHONY: demo test lint check bench clean
 
-$(STAMP): pyproject.toml
+# Installed with the exact versions of constraints.txt (pyproject.toml gives the ranges).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,server]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,server]'
 	touch $(STAMP)
 
 # Bytecode for e3's own sources: an editable install does not get it from pip, and

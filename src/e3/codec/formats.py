@@ -5,7 +5,8 @@ Formats: ``beast2`` (self-describing binary), ``east`` (text), ``json``
 here). Beast2 is recognised by its real magic (``0x89 'East' …``; the
 reference looked for ``0x42``), everything else by explicit choice or file
 extension. Text formats need a type: the dataset's declared type for ``set``,
-``--type`` for ``convert``.
+``--type`` for ``convert`` — except ``.east`` literals whose text decides their
+type (:mod:`e3.codec.infer`).
 """
 
 from __future__ import annotations
@@ -74,12 +75,19 @@ def read_value(
             return _read_beast2(data, east_type, where)
         except DecodeError as exc:
             raise DecodeError(f"{where}: {exc.message}") from exc
-    if east_type is None:
-        raise UsageError(f"{where}: reading {fmt} needs a type (give --type, e.g. --type .Integer)")
     try:
         content = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError(f"{where}: not valid UTF-8 text (byte {exc.start})") from exc
+    if east_type is None and fmt == "east":
+        from e3.codec.infer import AmbiguousType, infer_type
+
+        try:
+            east_type = infer_type(content, where=where)
+        except AmbiguousType as exc:
+            raise UsageError(f"{exc.message}: give its type with --type") from exc
+    if east_type is None:
+        raise UsageError(f"{where}: reading {fmt} needs a type (give --type, e.g. --type .Integer)")
     try:
         if fmt == "east":
             return east_type, text.from_east(content, east_type)

@@ -29,6 +29,7 @@ from e3.base.paths import DatasetPath, path_from_ref_relpath, ref_relpath
 from e3.core import packages
 from e3.errors import (
     E3Error,
+    LockConflict,
     StorageError,
     WorkspaceExists,
     WorkspaceNotDeployed,
@@ -72,12 +73,25 @@ def lock_workspace(repo: RepoStore, ws: str, mode: LockMode, operation: str) -> 
     check_workspace_name(ws)
     if operation != "deployment" and not exists(repo, ws):
         raise WorkspaceNotFound(f"workspace '{ws}' not found", workspace=ws)
-    return locks.acquire(
-        repo.workspace_lock_path(ws),
-        mode,
-        operation=operation,  # type: ignore[arg-type]
-        label=f"workspace '{ws}'",
-    )
+    try:
+        return locks.acquire(
+            repo.workspace_lock_path(ws),
+            mode,
+            operation=operation,  # type: ignore[arg-type]
+            label=f"workspace '{ws}'",
+        )
+    except LockConflict:
+        # A running dataflow holds the workspace lock shared (and records nothing there);
+        # its own lock says what it is and since when.
+        who = locks.holders_of([repo.dataflow_lock_path(ws), repo.workspace_lock_path(ws)])
+        seen: set[int] = set()
+        parts = []
+        for h in who:
+            if h.pid not in seen:
+                seen.add(h.pid)
+                parts.append(h.describe())
+        detail = "; ".join(parts) or "another process"
+        raise LockConflict(f"workspace '{ws}' is locked by {detail}", holder=detail) from None
 
 
 @contextlib.contextmanager
