@@ -119,3 +119,8 @@ def new_uuid7() -> str:
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid7_time(value: str) -> float:
+    """When a UUIDv7 was made (seconds since the epoch), from its timestamp bits."""
+    return int(value.replace("-", "")[:12], 16) / 1000.0

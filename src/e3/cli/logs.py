@@ -11,6 +11,7 @@ from e3.cli.registry import add_command
 from e3.errors import UsageError
 
 if TYPE_CHECKING:
+    from e3.model.events import Event
     from e3.model.protocol import Repository, Run
 
 #: Longest pause between two looks at a quiet log.
@@ -64,7 +65,7 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError(f"{args.target}: expected ws.task")
     task = path[0]
     if args.follow:
-        execution_id = _execution_to_follow(repo, ws, task)
+        execution_id = _execution_to_follow(ctx, repo, ws, task)
         if execution_id is not None:
             ctx.out.line(f"Task: {task}")
             ctx.out.line(f"Execution: {execution_id}")
@@ -93,7 +94,7 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _execution_to_follow(repo: Repository, ws: str, task: str) -> str | None:
+def _execution_to_follow(ctx: Context, repo: Repository, ws: str, task: str) -> str | None:
     """The execution of ``task`` that a running dataflow runs (waiting for it to start).
 
     ``None`` when no dataflow is running, or the running one has already finished
@@ -102,14 +103,32 @@ def _execution_to_follow(repo: Repository, ws: str, task: str) -> str | None:
     run = _current_run(repo, ws)
     if run is None:
         return None
-    for e in run.events():
+    so_far, _ = run.events_since(0)
+    decided, execution_id = _task_state(so_far, task)
+    if decided:
+        return execution_id
+    ctx.out.line(f"Waiting for task {task} in run {run.id}…")
+    ctx.out.flush()
+    for e in run.events(len(so_far)):
+        decided, execution_id = _task_state([e], task)
+        if decided:
+            return execution_id
+    return None
+
+
+def _task_state(events: list[Event], task: str) -> tuple[bool, str | None]:
+    """Whether ``events`` settle which execution of ``task`` to follow (and which)."""
+    found: tuple[bool, str | None] = (False, None)
+    for e in events:
         if e.task != task:
             continue
         if e.kind == "task_started":
-            return e.execution_id
-        if e.kind in ("task_completed", "task_failed", "task_cached", "task_skipped"):
-            return None
-    return None
+            found = (True, e.execution_id)
+        elif e.kind in ("task_cached", "task_skipped") or (
+            e.kind in ("task_completed", "task_failed") and not found[0]
+        ):
+            found = (True, None)
+    return found
 
 
 def _follow_task(
@@ -173,18 +192,20 @@ def _follow_workspace(ctx: Context, repo: Repository, ws: str, streams: list[str
         ctx.out.line(f"No dataflow is running in workspace '{ws}'.")
         return 0
     ctx.out.line(f"Following run {run.id} of workspace '{ws}'")
+    ctx.out.flush()
     active: dict[str, tuple[str, dict[str, int]]] = {}
+    ended: set[str] = set()
     offset = 0
     try:
         while True:
             events, running = run.events_since(offset, wait=0.2)
             offset += len(events)
-            ended = []
             for e in events:
                 if e.kind == "task_started" and e.task and e.execution_id:
                     active[e.task] = (e.execution_id, dict.fromkeys(streams, 0))
+                    ended.discard(e.task)
                 elif e.kind in ("task_completed", "task_failed", "task_invalidated") and e.task:
-                    ended.append(e.task)
+                    ended.add(e.task)
             for task, (eid, offsets) in list(active.items()):
                 done, _ = _pump(ctx, repo, ws, task, eid, offsets, f"[{task}] ")
                 if task in ended and done:

@@ -74,6 +74,10 @@ class Output:
             json.dump(jsonable(value), self.stdout, indent=2, ensure_ascii=False)
             self.stdout.write("\n")
 
+    def flush(self) -> None:
+        """Make what was written visible now (followers print as things happen)."""
+        self.stdout.flush()
+
     def error(self, text: str) -> None:
         """An error line on stderr."""
         print(text, file=self.stderr)

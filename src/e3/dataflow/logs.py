@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from e3.base.names import is_execution_id, uuid7_time
 from e3.core import executions, tasks, workspaces
 from e3.core.executions import Execution
 from e3.dataflow.loader import load_graph
@@ -21,21 +22,30 @@ from e3.store.repository import RepoStore
 DEFAULT_CHUNK = 64 << 10
 
 
-def current_execution(repo: RepoStore, ws: str, task: str) -> Execution | None:
-    """The execution whose logs ``e3 logs ws.task`` shows."""
+def _task_now(repo: RepoStore, ws: str, task: str) -> tuple[str, str | None]:
+    """A task's hash and the inputs hash of its current inputs (``None``: one is unset)."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
     if task not in graph.by_name:
-        raise TaskNotFound(f"no task '{task}' in workspace '{ws}'", task=task)
+        raise TaskNotFound(f"no task '{task[:200]}' in workspace '{ws}'", task=task[:200])
     node = graph.tasks[graph.by_name[task]]
     refs = {p: workspaces.read_ref(dep, p) for p in node.inputs}
-    ih = tasks.current_inputs_hash(refs, node.inputs)
+    return node.hash, tasks.current_inputs_hash(refs, node.inputs)
+
+
+def current_execution(repo: RepoStore, ws: str, task: str) -> Execution | None:
+    """The execution whose logs ``e3 logs ws.task`` shows."""
+    task_hash, ih = _task_now(repo, ws, task)
+    return _current(repo, task_hash, ih)
+
+
+def _current(repo: RepoStore, task_hash: str, ih: str | None) -> Execution | None:
     if ih is not None:
-        found = executions.latest(repo, node.hash, ih)
+        found = executions.latest(repo, task_hash, ih)
         if found is not None:
             return found
     newest: Execution | None = None
-    for ex in executions.all_for_task(repo, node.hash):
+    for ex in executions.all_for_task(repo, task_hash):
         if newest is None or ex.execution_id > newest.execution_id:
             newest = ex
     return newest
@@ -51,13 +61,20 @@ def require_execution(repo: RepoStore, ws: str, task: str) -> Execution:
 
 def find_execution(repo: RepoStore, ws: str, task: str, execution_id: str | None) -> Execution:
     """The task's current execution, or its execution ``execution_id``."""
-    ex = require_execution(repo, ws, task)
-    if execution_id is None or execution_id == ex.execution_id:
-        return ex
-    for other in executions.all_for_task(repo, ex.task_hash):
+    if execution_id is None:
+        return require_execution(repo, ws, task)
+    task_hash, ih = _task_now(repo, ws, task)
+    for other in executions.all_for_task(repo, task_hash):
         if other.execution_id == execution_id:
             return other
-    raise ExecutionNotFound(f"task '{task}' has no execution {execution_id!r}", task=task)
+    fresh = (
+        is_execution_id(execution_id) and time.time() - uuid7_time(execution_id) < ABANDONED_AFTER
+    )
+    if fresh and ih is not None:
+        # Just started: its directory appears once it writes something. It runs on the
+        # current inputs; until then its logs are empty, and not over.
+        return Execution(task_hash, ih, execution_id, None)
+    raise ExecutionNotFound(f"task '{task}' has no execution {execution_id[:40]!r}", task=task)
 
 
 def execution_info(ex: Execution) -> ExecutionInfo:
@@ -89,7 +106,7 @@ def is_finished(repo: RepoStore, ex: Execution) -> bool:
     try:
         newest = max(e.stat().st_mtime for e in os.scandir(ex.dir(repo)))
     except (OSError, ValueError):
-        return True
+        newest = uuid7_time(ex.execution_id)  # nothing written yet: as old as the attempt
     return time.time() - newest > ABANDONED_AFTER
 
 
