@@ -38,7 +38,7 @@ def _flip_last_byte(path: Path) -> bytes:
 
 def test_damaged_output_is_not_a_cache_hit_and_is_rewritten(tmp_path: Path, build_example) -> None:
     repo = _deployed(tmp_path, build_example)
-    h, f = _object_file(repo, "ws.tasks.merge")
+    _h, f = _object_file(repo, "ws.tasks.merge")
     original = _flip_last_byte(f)
     assert run_cli("get", repo, "ws.tasks.merge").code == 7
     again = run_cli("start", repo, "ws")

@@ -12,15 +12,16 @@ import signal
 import subprocess
 from pathlib import Path
 
-import e3
 from east import IntegerType
+
+import e3
 from e3.core import runs
 from e3.store.repository import open_repository
-from tests_support import E3_BIN, DEADLINE, background, export_to, run_cli, wait_for
+from tests_support import DEADLINE, E3_BIN, background, export_to, run_cli, wait_for
 
 
 def _slow_chain(tmp_path: Path, n: int = 6, pause: float = 0.3) -> Path:
-    """A repository whose workspace ``ws`` runs ``n`` shell tasks of ``pause`` s, one after another."""
+    """A repository whose workspace ``ws`` runs ``n`` shell tasks of ``pause`` s in a chain."""
     x = e3.input("x", IntegerType, default=1)
     prev = x
     for i in range(n):
