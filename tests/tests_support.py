@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 from east import East, IntegerType, StringType
 
 import e3
@@ -348,3 +349,45 @@ class Target:
     kind: str
     loc: str
     path: Path
+
+
+# ── the API server inside the test process ──────────────────────────────────
+
+
+class ASGISyncTransport(httpx.BaseTransport):
+    """A synchronous httpx transport into an ASGI application running in this process.
+
+    httpx's own ASGI transport is asynchronous, and e3's client is synchronous;
+    this one runs the application on an event loop of its own thread. Bodies are
+    read whole (tests send small ones), which is all the in-process tests need.
+    """
+
+    def __init__(self, app: object) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        import asyncio
+
+        body = request.read()
+        copy = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+
+        async def send() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            response = await self._inner.handle_async_request(copy)
+            data = await response.aread()
+            return response.status_code, list(response.headers.raw), data
+
+        status, headers, data = asyncio.run_coroutine_threadsafe(send(), self._loop).result()
+        return httpx.Response(status, headers=headers, content=data, request=request)
+
+    def close(self) -> None:
+        """Clients closing do not stop it: it is shared (see :meth:`shutdown`)."""
+
+    def shutdown(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -154,8 +154,15 @@ def test_convert(tmp_path: Path) -> None:
     back = run_cli("convert", b2)
     assert back.out == '(a=1, b=["x"])\n'
     assert run_cli("convert", b2, "--to", "type").out == t + "\n"
+    inferred = run_cli("convert", src, "--to", "type")  # the literal decides its type
+    assert inferred.code == 0 and inferred.out == t + "\n"
+    src.write_text("(a=1, b=[])")
     notype = run_cli("convert", src)
-    assert notype.code == 2 and "needs a type" in notype.err
+    assert notype.code == 2 and "give its type with --type" in notype.err
+    js = tmp_path / "v.json"
+    js.write_text('{"a": "1", "b": []}')
+    untyped_json = run_cli("convert", js)
+    assert untyped_json.code == 2 and "needs a type" in untyped_json.err
 
 
 def test_console_script_and_stdin_beast2(tmp_path: Path) -> None:

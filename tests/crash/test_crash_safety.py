@@ -435,11 +435,16 @@ raise SystemExit("the lock was never taken")
 
 def test_kill_while_recording_a_lock_holder_leaves_a_readable_record(setup: Setup) -> None:
     lock_path = setup.repo.workspace_lock_path("ws")
-    # A previous exclusive holder with a long command line left a long record.
+    # A previous exclusive holder with a long command line was killed and left a long record
+    # (a holder that releases the lock clears its record).
     long_command = os.urandom(400).hex()
-    locks.acquire(
+    held = locks.acquire(
         lock_path, "exclusive", operation="deployment", label="ws", command=long_command
-    ).release()
+    )
+    left_behind = lock_path.read_bytes()
+    held.release()
+    assert locks.recorded_state(lock_path) is None
+    lock_path.write_bytes(left_behind)
     assert locks.recorded_state(lock_path) is not None
     script = setup.tmp / "lock_writer.py"
     script.write_text(LOCK_WRITER)

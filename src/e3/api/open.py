@@ -52,7 +52,7 @@ def create(location: str | Path, *, settings: Settings | None = None) -> tuple[s
     """
     settings = settings or load_settings()
     if is_remote(location):
-        from e3.client.remote import create_remote
+        from e3.client.servers import create_remote
 
         name = create_remote(str(location), settings)
         return name, []

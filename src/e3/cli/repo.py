@@ -201,7 +201,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     """List a server's repositories."""
     if not is_remote(args.server):
         raise UsageError(f"{args.server}: repo list needs a server URL (http(s)://host[:port])")
-    from e3.client.remote import list_remote
+    from e3.client.servers import list_remote
 
     names = list_remote(args.server, ctx.settings)
     ctx.out.data(names)

@@ -16,12 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
+
 from e3.base.atomic import write_bytes
 from e3.base.config import Settings
 from e3.base.names import parse_package_spec
 from e3.base.paths import DatasetPath
 from e3.base.versions import version_key
-from e3.client.http import Http, origin_of, quote, split_url
+from e3.client.http import Http, quote, split_url
 from e3.client.runs import RemoteRun
 from e3.client.transfers import download, file_chunks, wait_job
 from e3.codec import beast2
@@ -66,31 +68,16 @@ from e3.records.package import PackageObject
 INLINE_LIMIT = 1 << 20
 
 
-def open_remote(url: str, settings: Settings) -> RemoteRepository:
-    """The service for a repository URL."""
+def open_remote(
+    url: str, settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> RemoteRepository:
+    """The repository at a URL.
+
+    ``transport`` is another way to reach the server (in tests, an ASGI
+    application in this process).
+    """
     origin, name = split_url(url)
-    return RemoteRepository(Http(origin, settings), name)
-
-
-def create_remote(url: str, settings: Settings) -> str:
-    """Create a repository on a server; returns its name."""
-    origin, name = split_url(url)
-    http = Http(origin, settings)
-    try:
-        result: str = http.call("PUT", f"/api/repos/{quote(name)}", str)
-        return result
-    finally:
-        http.close()
-
-
-def list_remote(url: str, settings: Settings) -> list[str]:
-    """Names of the repositories a server serves."""
-    http = Http(origin_of(url), settings)
-    try:
-        names: list[str] = http.call("GET", "/api/repos", list[str])
-        return names
-    finally:
-        http.close()
+    return RemoteRepository(Http(origin, settings, transport=transport), name)
 
 
 class RemoteRepository:

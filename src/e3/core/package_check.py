@@ -31,7 +31,7 @@ from e3.errors import (
 from e3.records import structure
 from e3.records import task as task_record
 from e3.records.package import PackageObject
-from e3.records.structure import StructNode
+from e3.records.structure import DatasetSpec, StructNode
 from e3.store.repository import RepoStore
 
 if TYPE_CHECKING:  # zipfile is imported only by commands that read or write zips
@@ -86,82 +86,11 @@ def validate_package(
     """
     _structure_paths(pkg.structure, where)
     leaves = dict(structure.leaves(pkg.structure))
-    reachable: set[ObjectHash] = set()
-
-    for path, ref in pkg.refs.items():
-        spec = leaves.get(path)
-        if spec is None:
-            raise InvalidPackage(
-                f"{where}: initial value for {format_keypath(path)}, "
-                "which is not a dataset of the package"
-            )
-        if ref.kind == "value":
-            h = ref.hash or ""
-            if not is_hash(h):
-                raise InvalidPackage(f"{where}: dataset {format_keypath(path)} has a bad hash")
-            data = lookup(h)
-            if data is None:
-                raise InvalidPackage(
-                    f"{where}: value of {format_keypath(path)} (object {h[:12]}…) is missing"
-                )
-            try:
-                found = beast2.read_type(data)
-            except DecodeError as exc:
-                raise InvalidPackage(
-                    f"{where}: value of {format_keypath(path)} is not valid Beast2 ({exc.message})"
-                ) from exc
-            if not same_type(found, spec.type):
-                raise InvalidPackage(
-                    f"{where}: value of {format_keypath(path)} has type {print_type(found)}, "
-                    f"but the dataset is declared {print_type(spec.type)}"
-                )
-            reachable.add(ObjectHash(h))
-
+    reachable = _check_values(pkg, leaves, lookup, where)
     outputs: dict[DatasetPath, str] = {}
     deps: dict[str, list[DatasetPath]] = {}
     for name, h in sorted(pkg.tasks.items()):
-        try:
-            check_task_name(name)
-        except InvalidName as exc:
-            raise InvalidPackage(f"{where}: {exc.message}") from exc
-        if not is_hash(h):
-            raise InvalidPackage(f"{where}: task {name!r} has a bad hash")
-        data = lookup(h)
-        if data is None:
-            raise InvalidPackage(f"{where}: task {name!r} (object {h[:12]}…) is missing")
-        try:
-            task = task_record.decode(data)
-        except DecodeError as exc:
-            raise InvalidPackage(f"{where}: task {name!r} does not decode ({exc.message})") from exc
-        reachable.add(ObjectHash(h))
-        ir = task.command_ir
-        if not is_hash(ir) or (ir_bytes := lookup(ir)) is None:
-            raise InvalidPackage(
-                f"{where}: command of task {name!r} (object {ir[:12]}…) is missing"
-            )
-        try:
-            if not same_type(beast2.read_type(ir_bytes), IRType):
-                raise InvalidPackage(f"{where}: command of task {name!r} is not East IR")
-        except DecodeError as exc:
-            raise InvalidPackage(f"{where}: command of task {name!r} does not decode") from exc
-        reachable.add(ObjectHash(ir))
-        for i, p in enumerate(task.inputs):
-            if p not in leaves:
-                raise InvalidPackage(
-                    f"{where}: input {i} of task {name!r} is "
-                    f"{format_keypath(p)}, which is not a dataset"
-                )
-        out_spec = leaves.get(task.output)
-        if out_spec is None:
-            raise InvalidPackage(
-                f"{where}: output of task {name!r} is "
-                f"{format_keypath(task.output)}, which is not a dataset"
-            )
-        if out_spec.writable:
-            raise InvalidPackage(
-                f"{where}: output {format_keypath(task.output)} of task "
-                f"{name!r} is writable; task outputs must not be"
-            )
+        task = _check_task(name, h, leaves, lookup, where, reachable)
         other = outputs.get(task.output)
         if other is not None:
             raise InvalidPackage(
@@ -169,12 +98,103 @@ def validate_package(
             )
         outputs[task.output] = name
         deps[name] = list(task.inputs)
-
     edges = {t: sorted({outputs[p] for p in ins if p in outputs}) for t, ins in deps.items()}
     _, cycle = toposort(sorted(edges), edges)
     if cycle:
         raise InvalidPackage(f"{where}: tasks form a cycle: {' -> '.join(cycle)}")
     return reachable
+
+
+def _check_values(
+    pkg: PackageObject,
+    leaves: dict[DatasetPath, DatasetSpec],
+    lookup: Callable[[str], bytes | None],
+    where: str,
+) -> set[ObjectHash]:
+    """Initial values: for datasets of the package, present, of their declared types."""
+    reachable: set[ObjectHash] = set()
+    for path, ref in pkg.refs.items():
+        spec = leaves.get(path)
+        if spec is None:
+            raise InvalidPackage(
+                f"{where}: initial value for {format_keypath(path)}, "
+                "which is not a dataset of the package"
+            )
+        if ref.kind != "value":
+            continue
+        h = ref.hash or ""
+        if not is_hash(h):
+            raise InvalidPackage(f"{where}: dataset {format_keypath(path)} has a bad hash")
+        data = lookup(h)
+        if data is None:
+            raise InvalidPackage(
+                f"{where}: value of {format_keypath(path)} (object {h[:12]}…) is missing"
+            )
+        try:
+            found = beast2.read_type(data)
+        except DecodeError as exc:
+            raise InvalidPackage(
+                f"{where}: value of {format_keypath(path)} is not valid Beast2 ({exc.message})"
+            ) from exc
+        if not same_type(found, spec.type):
+            raise InvalidPackage(
+                f"{where}: value of {format_keypath(path)} has type {print_type(found)}, "
+                f"but the dataset is declared {print_type(spec.type)}"
+            )
+        reachable.add(ObjectHash(h))
+    return reachable
+
+
+def _check_task(
+    name: str,
+    h: str,
+    leaves: dict[DatasetPath, DatasetSpec],
+    lookup: Callable[[str], bytes | None],
+    where: str,
+    reachable: set[ObjectHash],
+) -> task_record.TaskObject:
+    """One task: a valid name, a decodable object, East IR, datasets for inputs and output."""
+    try:
+        check_task_name(name)
+    except InvalidName as exc:
+        raise InvalidPackage(f"{where}: {exc.message}") from exc
+    if not is_hash(h):
+        raise InvalidPackage(f"{where}: task {name!r} has a bad hash")
+    data = lookup(h)
+    if data is None:
+        raise InvalidPackage(f"{where}: task {name!r} (object {h[:12]}…) is missing")
+    try:
+        task = task_record.decode(data)
+    except DecodeError as exc:
+        raise InvalidPackage(f"{where}: task {name!r} does not decode ({exc.message})") from exc
+    reachable.add(ObjectHash(h))
+    ir = task.command_ir
+    if not is_hash(ir) or (ir_bytes := lookup(ir)) is None:
+        raise InvalidPackage(f"{where}: command of task {name!r} (object {ir[:12]}…) is missing")
+    try:
+        if not same_type(beast2.read_type(ir_bytes), IRType):
+            raise InvalidPackage(f"{where}: command of task {name!r} is not East IR")
+    except DecodeError as exc:
+        raise InvalidPackage(f"{where}: command of task {name!r} does not decode") from exc
+    reachable.add(ObjectHash(ir))
+    for i, p in enumerate(task.inputs):
+        if p not in leaves:
+            raise InvalidPackage(
+                f"{where}: input {i} of task {name!r} is {format_keypath(p)}, "
+                "which is not a dataset"
+            )
+    out_spec = leaves.get(task.output)
+    if out_spec is None:
+        raise InvalidPackage(
+            f"{where}: output of task {name!r} is "
+            f"{format_keypath(task.output)}, which is not a dataset"
+        )
+    if out_spec.writable:
+        raise InvalidPackage(
+            f"{where}: output {format_keypath(task.output)} of task "
+            f"{name!r} is writable; task outputs must not be"
+        )
+    return task
 
 
 def package_closure(repo: RepoStore, pkg_hash: str) -> tuple[PackageObject, set[ObjectHash]]:

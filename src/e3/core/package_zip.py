@@ -224,6 +224,17 @@ def _validate_history(zf: SafeZip, staged: _Staged) -> dict[str, bytes]:
     return files
 
 
+@dataclass
+class _Checked:
+    """A zip that passed validation: what it holds and what importing it must write."""
+
+    name: str
+    version: str
+    pkg_hash: str
+    reachable: set[ObjectHash]
+    history: dict[str, bytes]
+
+
 def import_package(repo: RepoStore, zip_path: Path, *, force: bool = False) -> ImportResult:
     """Import a package zip (validated in full before anything is written).
 
@@ -239,49 +250,15 @@ def import_package(repo: RepoStore, zip_path: Path, *, force: bool = False) -> I
     label = str(zip_path)
     with SafeZip(Path(zip_path), label) as zf:
         staged = _scan_zip(zf)
-        if not staged.package_refs:
-            raise InvalidPackage(
-                f"{label}: no packages/<name>/<version> entry (missing package ref)"
-            )
-        if len(staged.package_refs) > 1:
-            names = ", ".join(f"{n}@{v}" for n, v in sorted(staged.package_refs))
-            raise InvalidPackage(f"{label}: more than one package in the archive ({names})")
-        (name, version), pkg_hash = next(iter(staged.package_refs.items()))
-
-        def repo_get(h: str) -> bytes | None:
-            try:
-                return repo.objects.get(h)
-            except E3Error:
-                return None
-
-        lookup = ObjectLookup(staged.heads, repo_get)
-        pkg_bytes = lookup.get(pkg_hash)
-        if pkg_bytes is None:
-            raise InvalidPackage(f"{label}: package object {pkg_hash[:12]}… is missing")
-        if pkg_hash in staged.objects and staged.objects[pkg_hash].info.file_size > len(pkg_bytes):
-            pkg_bytes = zf.read(staged.objects[pkg_hash], limit=1 << 30)
-        try:
-            pkg = package_record.decode(pkg_bytes)
-        except (DecodeError, TypeMismatch) as exc:
-            raise InvalidPackage(
-                f"{label}: package object does not decode ({exc.message})"
-            ) from exc
-        reachable = validate_package(pkg, lookup.get, label)
-        reachable.add(ObjectHash(pkg_hash))
-        history = _validate_history(zf, staged)
-        from e3.records import execution
-
-        for key in staged.executions:
-            status = execution.decode(history[f"executions/{key}/status.beast2"])
-            if status.output_hash:
-                reachable.add(ObjectHash(status.output_hash))
-
+        checked = _check(repo, zf, staged, label)
+        name, version, pkg_hash = checked.name, checked.version, checked.pkg_hash
         existing = atomic.read_bytes(repo.package_ref_path(name, version))
         replaced = False
         if existing is not None:
-            if existing.decode("utf-8", "replace").strip() == pkg_hash and not history:
-                return ImportResult(name, version, pkg_hash, len(reachable), 0)
-            if existing.decode("utf-8", "replace").strip() != pkg_hash:
+            current = existing.decode("utf-8", "replace").strip()
+            if current == pkg_hash and not checked.history:
+                return ImportResult(name, version, pkg_hash, len(checked.reachable), 0)
+            if current != pkg_hash:
                 if not force:
                     raise PackageExists(
                         f"package {name}@{version} already exists with different content "
@@ -290,46 +267,92 @@ def import_package(repo: RepoStore, zip_path: Path, *, force: bool = False) -> I
                         version=version,
                     )
                 replaced = True
+        added = _write(repo, zf, staged, checked, first=existing is None, replace=replaced)
+    return ImportResult(name, version, pkg_hash, len(checked.reachable), added, replaced)
 
-        # Pass 2: write. Track what we add so a failure can be undone.
-        added_objects: list[str] = []
-        added_files: list[Path] = []
+
+def _check(repo: RepoStore, zf: SafeZip, staged: _Staged, label: str) -> _Checked:
+    """Pass 1's verdict on the whole archive (nothing written yet)."""
+    if not staged.package_refs:
+        raise InvalidPackage(f"{label}: no packages/<name>/<version> entry (missing package ref)")
+    if len(staged.package_refs) > 1:
+        names = ", ".join(f"{n}@{v}" for n, v in sorted(staged.package_refs))
+        raise InvalidPackage(f"{label}: more than one package in the archive ({names})")
+    (name, version), pkg_hash = next(iter(staged.package_refs.items()))
+
+    def repo_get(h: str) -> bytes | None:
         try:
-            for h in sorted(reachable):
-                if repo.objects.has(h):
-                    continue
-                entry = staged.objects.get(h)
-                if entry is None:
-                    continue  # validated as present in the repository
-                data = zf.read(entry, limit=1 << 40)
-                if hashlib.sha256(data).hexdigest() != h:  # the file changed under us
-                    raise InvalidPackage(f"{label}: object {h[:12]}… changed during import")
-                repo.objects.put(data, sync=False)
-                added_objects.append(h)
-            for rel, data in sorted(history.items()):
-                target = repo.root / rel
-                if target.exists():
-                    continue
-                atomic.write_bytes(target, data, durable=repo.durable)
-                added_files.append(target)
-            if repo.durable:  # every object is on disk before the ref that commits them
-                atomic.sync_filesystem(repo.root)
-            ref_path = repo.package_ref_path(name, version)
-            ref_data = (pkg_hash + "\n").encode()
-            if existing is None:
-                if not atomic.create_exclusive(ref_path, ref_data, durable=repo.durable):
-                    raise PackageExists(
-                        f"package {name}@{version} was imported concurrently",
-                        packageName=name,
-                        version=version,
-                    )
-            elif replaced:
-                atomic.write_bytes(ref_path, ref_data, durable=repo.durable)
-        except BaseException:
-            for added in added_objects:
-                repo.objects.delete(added)
-            for p in added_files:
-                atomic.remove_file(p, durable=False)
-                atomic.prune_empty_dirs(p.parent, repo.root)
-            raise
-    return ImportResult(name, version, pkg_hash, len(reachable), len(added_objects), replaced)
+            return repo.objects.get(h)
+        except E3Error:
+            return None
+
+    lookup = ObjectLookup(staged.heads, repo_get)
+    pkg_bytes = lookup.get(pkg_hash)
+    if pkg_bytes is None:
+        raise InvalidPackage(f"{label}: package object {pkg_hash[:12]}… is missing")
+    if pkg_hash in staged.objects and staged.objects[pkg_hash].info.file_size > len(pkg_bytes):
+        pkg_bytes = zf.read(staged.objects[pkg_hash], limit=1 << 30)
+    try:
+        pkg = package_record.decode(pkg_bytes)
+    except (DecodeError, TypeMismatch) as exc:
+        raise InvalidPackage(f"{label}: package object does not decode ({exc.message})") from exc
+    reachable = validate_package(pkg, lookup.get, label)
+    reachable.add(ObjectHash(pkg_hash))
+    history = _validate_history(zf, staged)
+    from e3.records import execution
+
+    for key in staged.executions:
+        status = execution.decode(history[f"executions/{key}/status.beast2"])
+        if status.output_hash:
+            reachable.add(ObjectHash(status.output_hash))
+    return _Checked(name, version, pkg_hash, reachable, history)
+
+
+def _write(
+    repo: RepoStore, zf: SafeZip, staged: _Staged, c: _Checked, *, first: bool, replace: bool
+) -> int:
+    """Pass 2: objects, history, one sync, then the package ref (the commit point).
+
+    On any failure what was added is removed again. Returns the number of new objects.
+    """
+    added_objects: list[str] = []
+    added_files: list[Path] = []
+    try:
+        for h in sorted(c.reachable):
+            if repo.objects.has(h):
+                continue
+            entry = staged.objects.get(h)
+            if entry is None:
+                continue  # validated as present in the repository
+            data = zf.read(entry, limit=1 << 40)
+            if hashlib.sha256(data).hexdigest() != h:  # the file changed under us
+                raise InvalidPackage(f"{zf.label}: object {h[:12]}… changed during import")
+            repo.objects.put(data, sync=False)
+            added_objects.append(h)
+        for rel, data in sorted(c.history.items()):
+            target = repo.root / rel
+            if target.exists():
+                continue
+            atomic.write_bytes(target, data, durable=repo.durable)
+            added_files.append(target)
+        if repo.durable:  # every object is on disk before the ref that commits them
+            atomic.sync_filesystem(repo.root)
+        ref_path = repo.package_ref_path(c.name, c.version)
+        ref_data = (c.pkg_hash + "\n").encode()
+        if first:
+            if not atomic.create_exclusive(ref_path, ref_data, durable=repo.durable):
+                raise PackageExists(
+                    f"package {c.name}@{c.version} was imported concurrently",
+                    packageName=c.name,
+                    version=c.version,
+                )
+        elif replace:
+            atomic.write_bytes(ref_path, ref_data, durable=repo.durable)
+    except BaseException:
+        for added in added_objects:
+            repo.objects.delete(added)
+        for p in added_files:
+            atomic.remove_file(p, durable=False)
+            atomic.prune_empty_dirs(p.parent, repo.root)
+        raise
+    return len(added_objects)

@@ -7,10 +7,13 @@ import os
 import secrets
 import socket
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from e3.errors import E3Error, UsageError
 from e3.server.options import add_options
+
+if TYPE_CHECKING:
+    from e3.server.auth import Provider, TokenValidator
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,9 +35,7 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         ) from exc
 
     from e3.base.config import load_settings
-    from e3.base.units import parse_duration
     from e3.server.app import ServerConfig, create_app
-    from e3.server.auth import Provider, TokenValidator, load_public_key
     from e3.server.repos import Repositories
 
     if (args.auth_key or args.auth_jwks) and not (args.auth_issuer and args.auth_audience):
@@ -42,19 +43,7 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     if args.oidc and (args.auth_key or args.auth_jwks):
         raise UsageError("choose --oidc or an external key, not both")
     settings = load_settings()
-    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets that say
-    # so, and with it on every keep-alive request waits ~40 ms for a delayed ACK.
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-        sock.listen(1024)  # connections queue from now on, before uvicorn accepts them
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
-    port = sock.getsockname()[1]
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    listen_url = f"http://{host}:{port}"
+    sock, listen_url = _listen(args.host, args.port)
     base_url = (args.url or listen_url).rstrip("/")
     repos = Repositories(
         root=args.repos.resolve() if args.repos else None,
@@ -65,28 +54,7 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         repos.open("default")  # fail now, clearly, if it is not a repository
     if args.repos is not None and not args.repos.is_dir():
         raise UsageError(f"--repos {args.repos}: not a directory")
-    provider = validator = None
-    if args.oidc:
-        provider = Provider(
-            base_url,
-            access_ttl=parse_duration(args.token_expiry, bare="s"),
-            refresh_ttl=parse_duration(args.refresh_token_expiry, bare="s"),
-            auto_approve=os.environ.get("E3_AUTH_AUTO_APPROVE") == "1",
-            approval_secret=os.environ.get("E3_AUTH_APPROVAL_SECRET") or secrets.token_urlsafe(12),
-        )
-        validator = provider.validator()
-    elif args.auth_key or args.auth_jwks:
-        key = None
-        if args.auth_key:
-            try:
-                key = load_public_key(args.auth_key.read_bytes())
-            except (OSError, ValueError, TypeError) as exc:
-                raise UsageError(
-                    f"--auth-key {args.auth_key}: not a readable PEM public key"
-                ) from exc
-        validator = TokenValidator(
-            issuer=args.auth_issuer, audience=args.auth_audience, key=key, jwks_url=args.auth_jwks
-        )
+    provider, validator = _authentication(args, base_url)
     app = create_app(
         ServerConfig(repos, base_url, cors=args.cors, provider=provider, validator=validator)
     )
@@ -103,6 +71,51 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> tuple[socket.socket, str]:
+    """A listening socket (connections queue from now on) and its URL."""
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets that say
+    # so, and with it on every keep-alive request waits ~40 ms for a delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    shown = f"[{host}]" if ":" in host else host
+    return sock, f"http://{shown}:{sock.getsockname()[1]}"
+
+
+def _authentication(
+    args: argparse.Namespace, base_url: str
+) -> tuple[Provider | None, TokenValidator | None]:
+    """The built-in login provider, or a validator of an external one's tokens, or neither."""
+    from e3.base.units import parse_duration
+    from e3.server.auth import Provider, TokenValidator, load_public_key
+
+    if args.oidc:
+        provider = Provider(
+            base_url,
+            access_ttl=parse_duration(args.token_expiry, bare="s"),
+            refresh_ttl=parse_duration(args.refresh_token_expiry, bare="s"),
+            auto_approve=os.environ.get("E3_AUTH_AUTO_APPROVE") == "1",
+            approval_secret=os.environ.get("E3_AUTH_APPROVAL_SECRET") or secrets.token_urlsafe(12),
+        )
+        return provider, provider.validator()
+    if not (args.auth_key or args.auth_jwks):
+        return None, None
+    key = None
+    if args.auth_key:
+        try:
+            key = load_public_key(args.auth_key.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"--auth-key {args.auth_key}: not a readable PEM public key") from exc
+    return None, TokenValidator(
+        issuer=args.auth_issuer, audience=args.auth_audience, key=key, jwks_url=args.auth_jwks
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
