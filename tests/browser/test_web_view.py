@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from browser.conftest import Viewer, start_viewer
 from tests_support import (
-    EXAMPLES,
     E3Process,
     export_to,
     failing_package,
@@ -150,7 +149,14 @@ def test_with_authentication_the_page_shows_nothing_without_a_token(
     ok("repo", "create", root / "secretrepo")
     ok("workspace", "import", root / "secretrepo", "hidden", export_to(failing_package(), tmp_path))
     server = start_server(
-        "--repos", root, "--auth-key", pem, "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE,
+        "--repos",
+        root,
+        "--auth-key",
+        pem,
+        "--auth-issuer",
+        ISSUER,
+        "--auth-audience",
+        AUDIENCE,
         log=tmp_path / "server.log",
     )
     try:
@@ -160,8 +166,9 @@ def test_with_authentication_the_page_shows_nothing_without_a_token(
         assert len(ui_routes) >= 10, ui_routes
         for template in ui_routes:
             for method in doc[template]:
-                path = template.format(repo="secretrepo", ws="hidden", task="bad", run="0" * 8,
-                                       path="inputs/x")
+                path = template.format(
+                    repo="secretrepo", ws="hidden", task="bad", run="0" * 8, path="inputs/x"
+                )
                 r = httpx.request(method, f"{server.url}{path}")
                 assert r.status_code == 401, (method, path, r.status_code)
         # The page asks for a token and shows no data.

@@ -197,6 +197,11 @@ class _Graph:
             ):
                 for i in idx:
                     column = self.columns[i]
+                    if len(column) == 1:  # nothing to keep apart: straight to its target
+                        (n,) = column
+                        if nbrs.get(n):
+                            y[n] = sum(y[m] for m in nbrs[n]) / len(nbrs[n])
+                        continue
                     targets = [
                         sum(y[m] for m in nbrs[n]) / len(nbrs[n]) if nbrs.get(n) else y[n]
                         for n in column

@@ -53,6 +53,35 @@ def _box_width(text: str, per_char: float, low: float, high: float) -> float:
     return max(low, min(high, len(text) * per_char + 24))
 
 
+class GraphCache:
+    """Laid-out graphs by package hash: a package's tasks never change under its hash."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, package_hash: str | None) -> dict[str, Any] | None:
+        """The graph of a package seen before."""
+        with self._lock:
+            found = self._items.get(package_hash or "")
+            if found is not None:
+                self._items.move_to_end(package_hash or "")
+            return found
+
+    def put(self, package_hash: str | None, view: dict[str, Any]) -> None:
+        """Remember a package's graph."""
+        if not package_hash:
+            return
+        with self._lock:
+            self._items[package_hash] = view
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+GRAPHS = GraphCache()
+
+
 @functools.lru_cache(maxsize=32)
 def graph_view(key: GraphKey) -> dict[str, Any]:
     """Nodes (tasks and datasets), edges and their layout.

@@ -97,6 +97,8 @@ async def run_history(request: Request) -> Response:
         runs = [ui_data.run_view(r) for r in reversed(records[-HISTORY_LENGTH:])]
         if known is None or _newest(runs) != known or loop.time() >= deadline:
             return json_reply(runs)
+        if await request.is_disconnected():  # the page went away: stop polling for it
+            return json_reply(runs)
         await asyncio.sleep(HISTORY_POLL)
 
 

@@ -142,8 +142,13 @@ async def list_workspaces(request: Request) -> Response:
 @json_errors
 async def graph(request: Request) -> Response:
     """The dataflow: tasks and datasets as nodes, dependencies as edges, laid out."""
-    tasks = await blocking(_repo(request).task_list, param(request, "ws"))
-    view = await blocking(ui_data.graph_view, ui_data.graph_key(tasks))
+    repo, ws = _repo(request), param(request, "ws")
+    info = await blocking(repo.workspace_get, ws)
+    view = ui_data.GRAPHS.get(info.package_hash)
+    if view is None:
+        tasks = await blocking(repo.task_list, ws)
+        view = await blocking(ui_data.graph_view, ui_data.graph_key(tasks))
+        ui_data.GRAPHS.put(info.package_hash, view)
     return json_reply(view)
 
 
@@ -197,7 +202,12 @@ async def task_log(request: Request) -> Response:
     deadline = time.monotonic() + query_wait(request)
     while True:
         chunk: LogChunk = await blocking(repo.read_log, ws, task, stream, offset, limit, execution)
-        if chunk.data or chunk.complete or time.monotonic() >= deadline:
+        if (
+            chunk.data
+            or chunk.complete
+            or time.monotonic() >= deadline
+            or await request.is_disconnected()
+        ):
             view = ui_data.log_view(chunk.data, offset, chunk.total_size, chunk.complete)
             return json_reply(view)
         await asyncio.sleep(_LOG_POLL)
