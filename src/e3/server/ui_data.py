@@ -226,7 +226,7 @@ def task_view(
             "event": e.kind,
             "cached": e.kind == "task_cached",
             "duration": e.duration,
-            "worker": e.worker or "this server",
+            "worker": e.worker or "this machine",
             "exitCode": e.exit_code,
             "detail": e.detail,
             "stderr": e.stderr,

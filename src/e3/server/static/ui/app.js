@@ -13,6 +13,10 @@ const STATUS_TO_STATE = {
   "up-to-date": "uptodate", ready: "stale", waiting: "waiting", "in-progress": "running",
   "stale-running": "stale", failed: "failed", error: "failed",
 };
+const LABELS = {
+  uptodate: "up to date", stale: "stale", waiting: "waiting", running: "running",
+  failed: "failed", cached: "cached", skipped: "skipped",
+};
 const EVENT_TO_STATE = {
   task_started: "running", task_completed: "uptodate", task_cached: "cached",
   task_failed: "failed", task_skipped: "skipped", task_waiting: "waiting",
@@ -528,7 +532,7 @@ async function openTask(v, name) {
     add("Exit code", last.exitCode);
   }
   add("Depends on", t.dependsOn.join(", "));
-  const body = [el("h2", {}, t.name, " ", el("span", { class: "badge", "data-state": state }, state)), facts];
+  const body = [el("h2", {}, t.name, " ", el("span", { class: "badge", "data-state": state }, LABELS[state] || state)), facts];
   if (last && last.event === "task_failed" && last.stderr) {
     body.push(el("h3", {}, "Error"), el("pre", { class: "tail", id: "stderr-tail" }, last.stderr));
   }
