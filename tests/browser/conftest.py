@@ -31,9 +31,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test worker."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's synchronous API keeps an event loop running in the
+    main thread while it is open, and in-process CLI calls of later tests on the
+    same worker (``asyncio.run``) must not find one.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:

@@ -232,8 +232,8 @@ async def value_preview(request: Request) -> Response:
 @json_errors
 async def start(request: Request) -> Response:
     """Start the dataflow (``{"force": bool}``); the run's id, to follow its events."""
-    body = await json_body(request)
     repo = _repo(request)
+    body = await json_body(request)
     force = bool(body.get("force", False))
     run = await blocking(lambda: repo.start(param(request, "ws"), force=force))
     return json_reply({"run": run.id}, 202)
@@ -242,8 +242,8 @@ async def start(request: Request) -> Response:
 @json_errors
 async def cancel(request: Request) -> Response:
     """Cancel the workspace's running dataflow."""
-    await json_body(request)
     repo, ws = _repo(request), param(request, "ws")
+    await json_body(request)
     running = [r for r in await blocking(repo.runs, ws) if r.status == "running"]
     if not running:
         raise ConflictError(f"no dataflow is running in workspace '{ws}'")
@@ -296,14 +296,13 @@ async def page_file(request: Request) -> Response:
 
 
 async def to_page(request: Request) -> Response:
-    """``/`` and ``/ui`` lead to the page."""
+    """``/ui`` leads to the page."""
     return RedirectResponse("/ui/", status_code=307)
 
 
 def page_routes() -> list[BaseRoute]:
     """The page's routes (public: the page asks for a token when the data routes want one)."""
     return [
-        Route("/", to_page, methods=["GET"]),
         Route("/ui", to_page, methods=["GET"]),
         Route("/ui/", page_file, methods=["GET"]),
         Route("/ui/{name}", page_file, methods=["GET"]),
