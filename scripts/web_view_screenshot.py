@@ -28,10 +28,12 @@ ARGS = [
 
 
 def e3(*args: str) -> None:
+    """Run an e3 command that must succeed."""
     subprocess.run([E3, *args], check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:
+    """Build, run, serve and photograph the diamond."""
     with tempfile.TemporaryDirectory() as tmp:
         repo, zip_path = f"{tmp}/repo", f"{tmp}/diamond.zip"
         e3("package", "build", str(ROOT / "examples" / "diamond.py"), "-o", zip_path)
