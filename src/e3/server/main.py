@@ -101,6 +101,7 @@ def run_server(
         announce(base_url)
     else:
         print(f"e3 API server listening on {listen_url}", file=out, flush=True)
+        print(f"  web view: {base_url}/ui/", file=out, flush=True)
     if base_url != listen_url:
         print(f"  public URL: {base_url}", file=out, flush=True)
     if (

@@ -286,12 +286,21 @@ function fit(v) {
   const scale = Math.max(g.width / cw, g.height / ch, 1 / 1.25);
   const w = cw * scale, h = ch * scale;
   v.box = { x: (g.width - w) / 2, y: (g.height - h) / 2, w, h };
+  showBox(v);
+}
+
+// Labels too small to read (a big graph seen whole) are not drawn: they would cost most of
+// the painting and show nothing. Zooming in brings them back.
+function showBox(v) {
+  const r = v.svg.getBoundingClientRect();
+  const pixels = (r.width || 800) / v.box.w;
+  v.svg.classList.toggle("far", pixels < 0.45);
   v.svg.setAttribute("viewBox", `${v.box.x} ${v.box.y} ${v.box.w} ${v.box.h}`);
 }
 
 function panZoom(v) {
   const s = v.svg;
-  const setBox = () => s.setAttribute("viewBox", `${v.box.x} ${v.box.y} ${v.box.w} ${v.box.h}`);
+  const setBox = () => showBox(v);
   s.addEventListener("wheel", (ev) => {
     ev.preventDefault();
     const r = s.getBoundingClientRect();
