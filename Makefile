@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Parallel test workers (pytest-xdist); CI machines have 2 cores.
 JOBS   ?= 2
 
-.PHONY: demo test lint check bench clean
+.PHONY: demo test lint check bench clean screenshot
 
 # Installed with the exact versions of constraints.txt (pyproject.toml gives the ranges).
 $(STAMP): pyproject.toml constraints.txt
@@ -40,6 +40,10 @@ check: lint test
 ## Benchmarks (on demand; prints tables). BENCH_ARGS=--quick for a short run.
 bench: bytecode
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+## The README's picture of the web view (needs /usr/bin/chromium).
+screenshot: bytecode
+	$(BIN)/python scripts/web_view_screenshot.py
 
 clean:
 	rm -rf $(VENV) .e3-demo .pytest_cache .mypy_cache .ruff_cache

@@ -19,8 +19,18 @@ def entry() -> None:
 
         code = main()
     except KeyboardInterrupt:
-        from e3.errors import EXIT_INTERRUPTED
-
-        sys.stderr.write("Interrupted.\n")
-        code = EXIT_INTERRUPTED
+        code = _interrupted()
+    except RuntimeError as exc:
+        # An interrupt inside a class body's __set_name__ (while the standard library is
+        # still being imported) reaches here wrapped in a RuntimeError.
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+        code = _interrupted()
     sys.exit(code)
+
+
+def _interrupted() -> int:
+    from e3.errors import EXIT_INTERRUPTED
+
+    sys.stderr.write("Interrupted.\n")
+    return EXIT_INTERRUPTED

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import random
 import re
@@ -53,7 +54,7 @@ from e3.codec.types import (
     StringType,
     StructType,
 )
-from e3.errors import E3Error
+from e3.errors import E3Error, error_for_code
 from e3.model import wire
 from e3.model.bodies import (
     DeployRequest,
@@ -216,8 +217,22 @@ def unchanged(site: Site, *, spool: bool = True) -> Iterator[None]:
     assert site.secret.read_bytes() == secret
 
 
+def json_error(reply: Reply) -> E3Error:
+    """The web view's routes (``/ui/api``) answer errors as JSON: the same codes and statuses."""
+    body = json.loads(reply.body)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    err = error_for_code(body["error"]["code"])(body["error"]["message"])
+    assert err.spec.code == body["error"]["code"], body
+    assert err.spec.http_status == reply.status, (
+        f"status {reply.status} but error {err.spec.code} ({err.spec.http_status}): {err.message}"
+    )
+    return err
+
+
 def envelope_error(reply: Reply) -> E3Error:
     """Check that ``reply`` is a Beast2 error envelope matching its status; the error."""
+    if reply.headers.get("content-type", "").startswith("application/json"):
+        return json_error(reply)
     assert reply.headers.get("content-type", "").startswith(BEAST2), reply
     try:
         found = beast2.read_type(reply.body)
@@ -381,6 +396,10 @@ RAW_BODIES: dict[tuple[str, str], bytes] = {
 }
 #: POST/PUT operations that take no body.
 BODILESS = {
+    # The web view's writes take a JSON body: without one (and without its media type) they
+    # are refused, which is what the sweeps send them.
+    ("POST", "/ui/api/repos/{repo}/workspaces/{ws}/start"),
+    ("POST", "/ui/api/repos/{repo}/workspaces/{ws}/cancel"),
     ("PUT", "/api/repos/{repo}"),
     ("POST", "/api/repos/{repo}/verify"),
     ("POST", "/api/repos/{repo}/import/{id}"),

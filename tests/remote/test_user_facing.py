@@ -202,8 +202,7 @@ def test_openapi_describes_every_typed_body(api_server: Served) -> None:
     assert schemas["StartOptions"]["x-east-type"].startswith(".Struct")
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            content = op["responses"]["200"]["content"]["application/beast2"]
-            assert content or method in ("get", "post", "put", "delete"), (path, method)
+            assert op["responses"]["200"]["content"], (path, method)
 
 
 def test_lock_conflict_names_the_current_holder(tmp_path: Path) -> None:

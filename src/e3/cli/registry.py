@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("e3.cli.logs", "show (or follow) a task's stdout and stderr"),
     "log": ("e3.cli.logs", "list a workspace's past dataflow runs"),
     "run": ("e3.cli.run", "run one task of a package on input files"),
+    "watch": ("e3.cli.watch", "rebuild, redeploy (and rerun) a package on every save of its file"),
+    "view": ("e3.cli.view", "a web view of a repository's dataflows, served on 127.0.0.1"),
     "serve": ("e3.cli.serve", "serve repositories over HTTP (the e3 API server)"),
     "login": ("e3.cli.auth", "log in to an e3 server"),
     "logout": ("e3.cli.auth", "forget the login to an e3 server"),

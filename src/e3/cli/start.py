@@ -167,7 +167,7 @@ def choose_view(ctx: Context) -> Any:
     out = ctx.out.stdout
     if ctx.out.json_mode:
         return JsonProgress(out)
-    if out.isatty():
+    if out.isatty() and os.environ.get("TERM") != "dumb":
         return LiveProgress(out)
     return PlainProgress(out)
 

@@ -30,6 +30,23 @@ def _user_frames(tb: TracebackType | None) -> list[traceback.FrameSummary]:
     ]
 
 
+def user_sources() -> list[str]:
+    """Files of the user's own modules loaded so far (not e3's, east-py's or Python's).
+
+    ``e3 watch`` watches them: a package file's edits and those of the local
+    modules it imports both make a new version.
+    """
+    found = set()
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if not name or not name.endswith(".py"):
+            continue
+        real = os.path.realpath(name)
+        if not real.startswith(_NOT_USER):
+            found.add(real)
+    return sorted(found)
+
+
 def run_user_code(fn: Callable[[], ModuleType], label: str) -> ModuleType:
     """Run the user's package code; its failures become one-line errors naming file and line.
 

@@ -80,6 +80,9 @@ def _routes(config: ServerConfig, endpoints: list[Endpoint]) -> list[BaseRoute]:
         return JSONResponse(document(endpoints))
 
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"]))
+    from e3.server.routes.ui import page_routes
+
+    routes.extend(page_routes())  # the web view's page: no data, no login
     if config.provider is not None:
         from e3.server.routes.provider import provider_routes
 

@@ -46,7 +46,8 @@ class Endpoint:
 
     ``auth=False`` routes are reached with a one-time id in the path (transfers)
     or are the login provider's own; ``role`` is the repository permission the
-    caller needs (see :mod:`e3.server.policy`).
+    caller needs (see :mod:`e3.server.policy`); ``media`` is what the reply is
+    (the web view's routes answer JSON).
     """
 
     method: str
@@ -57,6 +58,7 @@ class Endpoint:
     auth: bool = True
     body: Any = None
     reply: Any = None
+    media: str = wire.BEAST2
 
 
 def beast2_reply(value: Any, py_type: Any, status: int = 200) -> Response:

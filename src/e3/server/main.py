@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from e3.errors import E3Error, UsageError
@@ -25,8 +26,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
-    """Bind, print the URL, and serve until interrupted."""
+def run_server(
+    args: argparse.Namespace,
+    *,
+    stdout: TextIO | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> int:
+    """Bind, print the URL (or pass it to ``announce``), and serve until interrupted."""
     try:
         import uvicorn
     except ImportError as exc:
@@ -59,7 +65,11 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         ServerConfig(repos, base_url, cors=args.cors, provider=provider, validator=validator)
     )
     out = stdout or sys.stdout
-    print(f"e3 API server listening on {listen_url}", file=out, flush=True)
+    if announce is not None:
+        announce(base_url)
+    else:
+        print(f"e3 API server listening on {listen_url}", file=out, flush=True)
+        print(f"  web view: {base_url}/ui/", file=out, flush=True)
     if base_url != listen_url:
         print(f"  public URL: {base_url}", file=out, flush=True)
     if (
@@ -68,7 +78,10 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         and "E3_AUTH_APPROVAL_SECRET" not in os.environ
     ):
         print(f"  login approval secret: {provider.approval_secret}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # Open event streams of the web view end with the server, not the other way round.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

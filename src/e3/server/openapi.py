@@ -89,6 +89,17 @@ def _content(py_type: Any, components: dict[str, Any], *, envelope: bool) -> dic
     return {"application/beast2": {"schema": schema}}
 
 
+def _success(e: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    if e.media != wire.BEAST2:  # the web view's routes: JSON or server-sent events
+        return {"description": e.summary, "content": {e.media: {}}}
+    return {
+        "description": "Beast2 `success` envelope (or raw bytes where noted)",
+        "content": _content(e.reply, components, envelope=True)
+        if e.reply is not None
+        else {"application/beast2": {}},
+    }
+
+
 def document(endpoints: list[Endpoint]) -> dict[str, Any]:
     """The OpenAPI document of ``endpoints``."""
     components: dict[str, Any] = {}
@@ -102,12 +113,7 @@ def document(endpoints: list[Endpoint]) -> dict[str, Any]:
                 for n in _PARAM.findall(e.path)
             ],
             "responses": {
-                "200": {
-                    "description": "Beast2 `success` envelope (or raw bytes where noted)",
-                    "content": _content(e.reply, components, envelope=True)
-                    if e.reply is not None
-                    else {"application/beast2": {}},
-                },
+                "200": _success(e, components),
                 "4XX": {
                     "description": "Beast2 `error` envelope: {code, message, details}",
                     "content": _content(type(None), components, envelope=True),

@@ -11,7 +11,16 @@ from e3.server.http import Endpoint
 
 def all_endpoints() -> list[Endpoint]:
     """Every endpoint of the API, in a stable order."""
-    from e3.server.routes import dataflow, datasets, packages, repos, transfers, workspaces
+    from e3.server.routes import (
+        dataflow,
+        datasets,
+        events,
+        packages,
+        repos,
+        transfers,
+        ui,
+        workspaces,
+    )
 
     return [
         *repos.ENDPOINTS,
@@ -20,4 +29,6 @@ def all_endpoints() -> list[Endpoint]:
         *workspaces.ENDPOINTS,
         *datasets.ENDPOINTS,
         *dataflow.ENDPOINTS,
+        *ui.ENDPOINTS,
+        *events.ENDPOINTS,
     ]
