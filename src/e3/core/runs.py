@@ -12,9 +12,11 @@ Per run, in ``dataflows/<ws>/``:
   looks for it a few times a second.
 
 A record still saying ``running`` is believed only while the workspace's
-dataflow lock is held and it is the newest such record: otherwise its engine
-died (killed, crashed, power cut) and the record is reported, and on the next
-start rewritten, as ``interrupted``.
+dataflow lock is held and it is the workspace's newest record (runs of a
+workspace never overlap, and each start closes what a dead engine left, so only
+the newest can be going on): otherwise its engine died (killed, crashed, power
+cut) and the record is reported, and on the next start rewritten, as
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -85,29 +87,19 @@ def find_run(repo: RepoStore, run_id: str) -> DataflowRun | None:
     for ws in workspaces:
         run = read_run(repo, ws, run_id)
         if run is not None:
-            return _with_liveness(repo, ws, [run], newest=_newest_running(repo, ws))[0]
+            return _with_liveness(repo, ws, [run])[0]
     return None
 
 
-def _newest_running(repo: RepoStore, ws: str) -> str | None:
-    for run_id in reversed(_run_ids(repo, ws)):
-        run = read_run(repo, ws, run_id)
-        if run is not None and run.status == "running":
-            return run_id
-    return None
-
-
-def _with_liveness(
-    repo: RepoStore, ws: str, runs: list[DataflowRun], *, newest: str | None = None
-) -> list[DataflowRun]:
+def _with_liveness(repo: RepoStore, ws: str, runs: list[DataflowRun]) -> list[DataflowRun]:
     """``runs`` with every ``running`` record whose engine is gone shown as interrupted."""
-    running = [r for r in runs if r.status == "running"]
-    if not running:
+    if not any(r.status == "running" for r in runs):
         return runs
-    live_id = newest if newest is not None else running[-1].run_id
+    ids = _run_ids(repo, ws)
+    newest = ids[-1] if ids else None
     held = bool(locks.holders(repo.dataflow_lock_path(ws)))
     return [
-        _interrupted(r) if r.status == "running" and (not held or r.run_id != live_id) else r
+        _interrupted(r) if r.status == "running" and (not held or r.run_id != newest) else r
         for r in runs
     ]
 
@@ -117,19 +109,19 @@ def _interrupted(run: DataflowRun) -> DataflowRun:
 
 
 def close_interrupted_runs(repo: RepoStore, ws: str) -> list[str]:
-    """Rewrite the ``running`` records of dead engines as ``interrupted``.
+    """Rewrite the ``running`` record a dead engine left as ``interrupted``.
 
     Called by a run that holds the workspace's dataflow lock: no other run can
-    be going on, so every ``running`` record there is left over from a dead one.
-    Returns the ids rewritten.
+    be going on. Every start does this, so only the newest record can be left
+    ``running``: one record is read, however long the history. Returns the ids
+    rewritten.
     """
-    closed = []
-    for run_id in _run_ids(repo, ws):
-        run = read_run(repo, ws, run_id)
-        if run is not None and run.status == "running":
-            write_run(repo, replace(_interrupted(run), completed_at=utc_now()))
-            closed.append(run_id)
-    return closed
+    ids = _run_ids(repo, ws)
+    run = read_run(repo, ws, ids[-1]) if ids else None
+    if run is None or run.status != "running":
+        return []
+    write_run(repo, replace(_interrupted(run), completed_at=utc_now()))
+    return [run.run_id]
 
 
 def set_current_run(repo: RepoStore, ws: str, run_id: str) -> None:
