@@ -12,14 +12,15 @@ dataflow code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from e3.base.paths import DatasetPath
+from e3.model.protocol import StartsRuns
 from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, StartOptions, start_options
+from e3.model.runs import Isolation, StartOptions
 from e3.store.repository import RepoStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from e3.records.package import PackageObject
 
 
-class LocalRepository:
+class LocalRepository(StartsRuns):
     """A repository on a local path, worked on in this process.
 
     Dataflows run on ``engine`` (one is made, and closed with this handle, when
@@ -251,30 +252,8 @@ class LocalRepository:
         return datasets.set_dataset_bytes(self.store, ws, path, data)
 
     # ── dataflows ────────────────────────────────────────────────────────
-    def start(
-        self,
-        ws: str,
-        *,
-        filter: str | Sequence[str] = (),
-        concurrency: int = 4,
-        force: bool = False,
-        keep_going: bool = False,
-        timeout: float | None = None,
-        isolation: Isolation = "warm",
-    ) -> RunHandle:
-        """Start the dataflow on this handle's engine (refusals raise here)."""
-        options = start_options(
-            filter=filter,
-            concurrency=concurrency,
-            force=force,
-            keep_going=keep_going,
-            timeout=timeout,
-            isolation=isolation,
-        )
-        return self.start_with(ws, options)
-
     def start_with(self, ws: str, options: StartOptions) -> RunHandle:
-        """:meth:`start` with options already gathered (the server's form)."""
+        """Start the dataflow on this handle's engine (refusals raise here)."""
         return self.engine.start(self.store, ws, options)
 
     def runs(self, ws: str) -> list[DataflowRun]:

@@ -11,7 +11,7 @@ event stream (Ctrl-C cancels it on the server, which kills its tasks).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,7 @@ from e3.model.bodies import (
     WorkspaceExportRequest,
     WorkspaceRequest,
 )
+from e3.model.protocol import StartsRuns
 from e3.model.results import (
     AdhocResult,
     DatasetEntry,
@@ -58,7 +59,7 @@ from e3.model.results import (
     WorkspaceStatus,
 )
 from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, StartOptions, start_options
+from e3.model.runs import Isolation, StartOptions
 from e3.records import dataflow as run_record
 from e3.records import package as package_record
 from e3.records.dataflow import DataflowRun
@@ -80,7 +81,7 @@ def open_remote(
     return RemoteRepository(Http(origin, settings, transport=transport), name)
 
 
-class RemoteRepository:
+class RemoteRepository(StartsRuns):
     """One repository on one server."""
 
     def __init__(self, http: Http, name: str) -> None:
@@ -346,26 +347,8 @@ class RemoteRepository:
         return result
 
     # ── dataflow ─────────────────────────────────────────────────────────
-    def start(
-        self,
-        ws: str,
-        *,
-        filter: str | Sequence[str] = (),
-        concurrency: int = 4,
-        force: bool = False,
-        keep_going: bool = False,
-        timeout: float | None = None,
-        isolation: Isolation = "warm",
-    ) -> RemoteRun:
+    def start_with(self, ws: str, options: StartOptions) -> RemoteRun:
         """Start a run on the server (refusals raise here) and return its handle."""
-        options = start_options(
-            filter=filter,
-            concurrency=concurrency,
-            force=force,
-            keep_going=keep_going,
-            timeout=timeout,
-            isolation=isolation,
-        )
         started: JobStarted = self.http.call(
             "POST",
             f"{self._ws(ws)}/dataflow",

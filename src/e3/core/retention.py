@@ -19,7 +19,6 @@ from pathlib import Path
 
 from e3.base.names import ObjectHash, is_execution_id, is_hash
 from e3.core import executions, runs, tasks, workspaces
-from e3.errors import E3Error
 from e3.model.retention import GcPolicy
 from e3.records.dataflow import DataflowRun
 from e3.store.repository import RepoStore
@@ -115,13 +114,7 @@ def _keep_run(
 def protected(repo: RepoStore, min_age: float) -> set[str]:
     """Execution ids retention must keep: current outputs' producers, live or young attempts."""
     keep: set[str] = set()
-    for ws in workspaces.list_workspaces(repo):
-        if not ws.deployed:
-            continue
-        try:
-            dep = workspaces.open_deployed(repo, ws.name)
-        except E3Error:
-            continue
+    for dep in workspaces.deployed_workspaces(repo):
         refs = workspaces.read_all_refs(dep)
         package = tasks.package_tasks(repo, dep.state.package_hash, dep.package.tasks)
         for task_hash, task in package.values():

@@ -252,6 +252,20 @@ def list_workspaces(repo: RepoStore) -> list[WorkspaceInfo]:
     return out
 
 
+def deployed_workspaces(repo: RepoStore) -> Iterator[Deployed]:
+    """Every deployed workspace that can be read (a damaged one is skipped, not fatal).
+
+    For repository-wide passes (retention, repair) that must go on past one bad workspace.
+    """
+    for ws in list_workspaces(repo):
+        if not ws.deployed:
+            continue
+        try:
+            yield open_deployed(repo, ws.name)
+        except E3Error:
+            continue
+
+
 # ── writing ─────────────────────────────────────────────────────────────────
 
 

@@ -65,11 +65,8 @@ def _move_aside(repo: RepoStore, h: str) -> None:
 def _rerun_workspaces(repo: RepoStore, hashes: set[str], done: list[str]) -> set[str]:
     """Run, in each workspace, the tasks whose current output is a damaged object."""
     needed: set[str] = set()
-    for ws in workspaces.list_workspaces(repo):
-        if not ws.deployed:
-            continue
+    for dep in workspaces.deployed_workspaces(repo):
         try:
-            dep = workspaces.open_deployed(repo, ws.name)
             graph = load_graph(repo, dep)
         except E3Error:
             continue
@@ -81,26 +78,20 @@ def _rerun_workspaces(repo: RepoStore, hashes: set[str], done: list[str]) -> set
         ]
         if not names:
             continue
-        outcome = run_sync(repo, ws.name, StartOptions(filters=tuple(names)))
+        outcome = run_sync(repo, dep.name, StartOptions(filters=tuple(names)))
         for n in names:
             h = refs[graph.tasks[graph.by_name[n]].output].hash or ""
             needed.add(h)
             state = "recomputed" if outcome.status == "completed" else f"run {outcome.status}"
-            done.append(f"object {h[:12]}…: {state} by task {n} in workspace {ws.name}")
+            done.append(f"object {h[:12]}…: {state} by task {n} in workspace {dep.name}")
     return needed
 
 
 def _uses(repo: RepoStore, h: str) -> str:
     """Where an unrepairable object is used, for the message."""
-    for ws in workspaces.list_workspaces(repo):
-        if not ws.deployed:
-            continue
-        try:
-            dep = workspaces.open_deployed(repo, ws.name)
-        except E3Error:
-            continue
+    for dep in workspaces.deployed_workspaces(repo):
         for path, ref in workspaces.read_all_refs(dep).items():
             if ref.kind == "value" and ref.hash == h:
-                where = format_workspace_path(ws.name, path)
+                where = format_workspace_path(dep.name, path)
                 return f"it is the value of {where}, which no task computes (set it again)"
     return "no task computes it (it belongs to a package or a value set by hand)"

@@ -39,7 +39,7 @@ from e3.model.results import (
     WorkspaceStatus,
 )
 from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, RunOutcome
+from e3.model.runs import Isolation, RunOutcome, StartOptions, start_options
 from e3.records.dataflow import DataflowRun
 from e3.records.package import PackageObject
 
@@ -121,6 +121,38 @@ class Run(Protocol):
     def cancel(self) -> None:
         """Ask the run to stop: its running tasks are killed, finished results kept."""
         ...
+
+
+class StartsRuns:
+    """``start`` with keyword options, for both kinds of repository (they give ``start_with``)."""
+
+    def start_with(self, ws: str, options: StartOptions) -> Run:
+        """Start a run with options already gathered (and checked)."""
+        raise NotImplementedError
+
+    def start(
+        self,
+        ws: str,
+        *,
+        filter: str | Sequence[str] = (),
+        concurrency: int = 4,
+        force: bool = False,
+        keep_going: bool = False,
+        timeout: float | None = None,
+        isolation: Isolation = "warm",
+    ) -> Run:
+        """Start the workspace's dataflow and return at once (see :meth:`Repository.start`)."""
+        return self.start_with(
+            ws,
+            start_options(
+                filter=filter,
+                concurrency=concurrency,
+                force=force,
+                keep_going=keep_going,
+                timeout=timeout,
+                isolation=isolation,
+            ),
+        )
 
 
 class Repository(Protocol):
@@ -257,6 +289,10 @@ class Repository(Protocol):
         Refusals (another run holds the workspace, an unknown task in ``filter``)
         are raised here: a run that is returned has been accepted and will run.
         """
+        ...
+
+    def start_with(self, ws: str, options: StartOptions) -> Run:
+        """:meth:`start` with :class:`~e3.model.runs.StartOptions` already gathered."""
         ...
 
     def runs(self, ws: str) -> list[DataflowRun]:
