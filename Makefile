@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Parallel test workers (pytest-xdist); CI machines have 2 cores.
 JOBS   ?= 2
 
-.PHONY: demo test lint check bench clean
+.PHONY: demo test lint check bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,20 @@ check: lint test
 bench: bytecode
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+## e3 side by side with peer engines (benchmarks/peers): one virtual environment per peer
+## under $(PEER_VENVS), installed from its pinned requirements file, then one comparison run.
+## PEERS_ARGS=--quick for a short run.
+PEERS      := hamilton joblib dask redun prefect
+PEER_VENVS := .bench-peers
+
+$(PEER_VENVS)/%/.installed-stamp: benchmarks/peers/requirements/%.txt
+	rm -rf $(PEER_VENVS)/$*
+	$(PYTHON) -m venv $(PEER_VENVS)/$*
+	$(PEER_VENVS)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench-peers: bytecode $(foreach p,$(PEERS),$(PEER_VENVS)/$(p)/.installed-stamp)
+	$(BIN)/python -m benchmarks.peers --venvs $(PEER_VENVS) $(PEERS_ARGS)
+
 clean:
-	rm -rf $(VENV) .e3-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENVS) .e3-demo .pytest_cache .mypy_cache .ruff_cache
