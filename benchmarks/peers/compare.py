@@ -300,16 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=2, help="e3 start --concurrency")
     args = parser.parse_args(argv)
-    sizes = (
-        [int(s) for s in args.sizes.split(",")]
-        if args.sizes
-        else [10]
-        if args.quick
-        else [
-            200,
-            1000,
-        ]
-    )
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
+    else:
+        sizes = [10] if args.quick else [200, 1000]
     repeat = args.repeat or (1 if args.quick else 3)
     wanted = set(args.peers.split(",")) | {"e3"} if args.peers else {p.key for p in PEERS}
     peers = [p for p in PEERS if p.key in wanted]
@@ -347,14 +341,19 @@ def main(argv: list[str] | None = None) -> int:
                         m = comparison.measure(peer, shape, n, r)
                         results.measurements.append(m)
                         print(f"  {shape} {n} #{r + 1} {peer.key}: {_cell(m)}", file=sys.stderr)
-    results.finished = datetime.now(UTC).isoformat(timespec="seconds")
-    results.load_average_end = list(os.getloadavg())
-    report(results, peers, shapes)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"peers-{stamp}.json"
-    path.write_text(json.dumps(asdict(results), indent=1) + "\n")
-    print(f"\nraw results: {path.relative_to(ROOT)}; total {time.perf_counter() - t0:.0f} s")
+        # Reported before the directories are removed, which takes a while.
+        results.finished = datetime.now(UTC).isoformat(timespec="seconds")
+        results.load_average_end = list(os.getloadavg())
+        report(results, peers, shapes)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = RESULTS / f"peers-{stamp}.json"
+        path.write_text(json.dumps(asdict(results), indent=1) + "\n")
+        print(
+            f"\nraw results: {path.relative_to(ROOT)}; measured in "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     return 1 if any(_failed(m) for m in results.measurements) else 0
 
 
