@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     wanted = set(args.peers.split(",")) | {"e3"} if args.peers else {p.key for p in PEERS}
     peers = [p for p in PEERS if p.key in wanted]
-    venvs = Path(args.venvs)
+    venvs = Path(args.venvs).resolve()
     missing = [
         p.venv for p in peers if p.venv and not (venvs / p.venv / ".installed-stamp").exists()
     ]
