@@ -104,6 +104,9 @@ PEERS = (
             ("PREFECT_HOME", "{dir}/prefect"),
             ("PREFECT_SERVER_EPHEMERAL_ENABLED", "true"),
             ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+            # The server's default 20 s to start (migrating a new database) is not always
+            # enough on a loaded two-core machine; waiting longer changes nothing else.
+            ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600"),
         ),
     ),
 )
@@ -341,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
                         m = comparison.measure(peer, shape, n, r)
                         results.measurements.append(m)
                         print(f"  {shape} {n} #{r + 1} {peer.key}: {_cell(m)}", file=sys.stderr)
+                        for run in (m.first, m.cached):
+                            if run is not None and run.error:
+                                print(_indent(run.error[-1500:]), file=sys.stderr)
         # Reported before the directories are removed, which takes a while.
         results.finished = datetime.now(UTC).isoformat(timespec="seconds")
         results.load_average_end = list(os.getloadavg())
@@ -355,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     return 1 if any(_failed(m) for m in results.measurements) else 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    | {line}" for line in text.splitlines())
 
 
 def _failed(m: Measurement) -> bool:
