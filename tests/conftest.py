@@ -13,6 +13,9 @@ from e3.store.repository import RepoStore, create_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# The fuzz package (its input builders are shared with the hostile tests) lives at the root.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 E3_BIN = Path(sys.executable).with_name("e3")
 
 

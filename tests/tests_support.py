@@ -348,3 +348,29 @@ class Target:
     kind: str
     loc: str
     path: Path
+
+
+# ── memory of a process ─────────────────────────────────────────────────────
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field_name} in /proc/{pid}/status")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process now (KiB)."""
+    return _status_kib(pid, "VmRSS")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Peak resident memory of a process since it started or :func:`reset_peak_rss` (KiB)."""
+    return _status_kib(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start measuring a process's peak resident memory afresh (Linux ``clear_refs``)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     )
     from e3.records.dataflow import DataflowRun
     from e3.records.package import PackageObject
+    from e3.store.zipfmt import ZipLimits
 
 
 class LocalRepository:
@@ -133,11 +134,13 @@ class LocalRepository:
         return self.store.objects.get(hash_, verify=True)
 
     # ── packages ─────────────────────────────────────────────────────────
-    def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
-        """Import a package zip."""
+    def package_import(
+        self, zip_path: Path, *, force: bool = False, limits: ZipLimits | None = None
+    ) -> ImportResult:
+        """Import a package zip (``limits``: what it may decompress to; a server sets them)."""
         from e3.core import package_zip
 
-        return package_zip.import_package(self.store, zip_path, force=force)
+        return package_zip.import_package(self.store, zip_path, force=force, limits=limits)
 
     def package_export(self, spec: str, out: Path) -> ExportResult:
         """Export a package."""
@@ -203,11 +206,13 @@ class LocalRepository:
 
         return workspace_zip.export_workspace(self.store, ws, out, name=name, version=version)
 
-    def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
-        """Import and deploy."""
+    def workspace_import(
+        self, ws: str, zip_path: Path, *, force: bool = False, limits: ZipLimits | None = None
+    ) -> ImportResult:
+        """Import and deploy (``limits`` as for :meth:`package_import`)."""
         from e3.core import workspace_zip
 
-        return workspace_zip.import_workspace(self.store, ws, zip_path, force=force)
+        return workspace_zip.import_workspace(self.store, ws, zip_path, force=force, limits=limits)
 
     def workspace_status(self, ws: str) -> WorkspaceStatus:
         """Dry-run status."""
@@ -244,11 +249,13 @@ class LocalRepository:
 
         return datasets.get_dataset(self.store, ws, path)
 
-    def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
-        """Set a dataset from Beast2 bytes."""
+    def dataset_set(
+        self, ws: str, path: DatasetPath, data: bytes, *, limit: int | None = None
+    ) -> str:
+        """Set a dataset from Beast2 bytes (``limit``: most bytes they may decode to)."""
         from e3.core import datasets
 
-        return datasets.set_dataset_bytes(self.store, ws, path, data)
+        return datasets.set_dataset_bytes(self.store, ws, path, data, limit=limit)
 
     # ── dataflows ────────────────────────────────────────────────────────
     def start(

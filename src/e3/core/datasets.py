@@ -151,15 +151,21 @@ def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastT
         )
 
 
-def set_dataset_bytes(repo: RepoStore, ws: str, path: DatasetPath, data: bytes) -> str:
-    """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash."""
+def set_dataset_bytes(
+    repo: RepoStore, ws: str, path: DatasetPath, data: bytes, *, limit: int | None = None
+) -> str:
+    """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash.
+
+    ``limit`` bounds the value's decoded size (bytes from a network client:
+    see :func:`e3.codec.beast2.value_size`); nothing is written for a refusal.
+    """
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
         spec = check_writable(dep, path)
         found = beast2.read_type(data)
         if not fits(found, spec.type):
             check_type(dep, path, spec, found)
-        _, canonical = beast2.canonicalize(data, spec.type)
+        _, canonical = beast2.canonicalize(data, spec.type, limit=limit)
         h = repo.objects.put(canonical)
         workspaces.write_input_ref(repo, dep, path, DatasetRef.of(h))
         return h
