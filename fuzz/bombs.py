@@ -38,12 +38,15 @@ def _header(east_type: Any, sample: Any) -> bytes:
     return bytes(plain[: beast2.header_size(plain)])
 
 
-def beast2_bomb(east_type: Any, sample: Any, head: bytes, fill: int, byte: bytes) -> bytes:
+def beast2_bomb(
+    east_type: Any, sample: Any, head: bytes, fill: int, byte: bytes, declared: int | None = None
+) -> bytes:
     """Beast2 v5 of ``east_type`` whose value stream is ``head`` then ``fill`` bytes ``byte``,
     in one raw-deflate frame: about ``fill / 1000`` bytes that east-c would decode into a
     value of ``fill`` bytes (``sample``: any value of the type, for the header).
 
     For a String or Blob (or a Struct holding just one), ``head`` is ``leb128(fill)``.
+    ``declared``: the size the frame claims, if not the true one (a forged frame).
     """
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     parts = [deflate.compress(head)]
@@ -56,7 +59,8 @@ def beast2_bomb(east_type: Any, sample: Any, head: bytes, fill: int, byte: bytes
     parts.append(deflate.flush())
     payload = b"".join(parts)
     header = _header(east_type, sample)
-    return header + leb128(1) + leb128(len(head) + fill) + leb128(len(payload)) + payload
+    size = len(head) + fill if declared is None else declared
+    return header + leb128(1) + leb128(size) + leb128(len(payload)) + payload
 
 
 def blob_bomb(size: int) -> bytes:
@@ -64,6 +68,13 @@ def blob_bomb(size: int) -> bytes:
     from e3.codec.types import BlobType
 
     return beast2_bomb(BlobType, b"", leb128(size), size, b"\0")
+
+
+def forged_bomb(size: int) -> bytes:
+    """A Blob bomb whose frame claims a tenth of what it inflates to."""
+    from e3.codec.types import BlobType
+
+    return beast2_bomb(BlobType, b"", leb128(size), size, b"\0", declared=size // 10)
 
 
 def string_bomb(size: int) -> bytes:
