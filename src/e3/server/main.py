@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from e3.server.policy import Policy
 
 
+#: Connections accepted per event loop iteration (and the listen queue's length).
+ACCEPT_BATCH = 128
+
+
 def parser() -> argparse.ArgumentParser:
     """Options of ``e3-api-server``."""
     p = argparse.ArgumentParser(
@@ -100,6 +104,9 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         access_log=False,
         http=guarded_protocol(guard),
         timeout_keep_alive=max(1, round(limits.keep_alive)),
+        # asyncio accepts up to `backlog` connections per loop iteration before any of
+        # them reaches the guard: kept below the descriptors FD_RESERVE leaves free.
+        backlog=ACCEPT_BATCH,
     )
     _quiet_logs(log_filter)
     uvicorn.Server(config).run(sockets=[sock])
@@ -115,7 +122,7 @@ def _listen(host: str, port: int) -> tuple[socket.socket, str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(1024)  # connections queue from now on, before uvicorn accepts them
+        sock.listen(ACCEPT_BATCH)  # connections queue from now on, before uvicorn accepts them
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     shown = f"[{host}]" if ":" in host else host
