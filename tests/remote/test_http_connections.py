@@ -223,3 +223,62 @@ def test_405_lists_every_method_of_the_path(
     with pytest.raises(E3Error) as info:
         wire.decode_reply(resp.content, type(None))
     assert info.value.spec.code == "method_not_allowed"
+
+
+def test_a_flood_of_idle_sockets_never_exhausts_the_descriptor_limit(tmp_path: Path) -> None:
+    """The issue's probe at scale: a server whose ``ulimit -n`` is 512 (its cap is then
+    256), three times that in idle sockets. The unfixed server reached its limit, answered
+    nobody new and logged every failed accept (2.7 million lines for 3,000 sockets)."""
+    import resource
+    import subprocess
+
+    from tests_support import E3_API_SERVER
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"this test opens 1,500 sockets; the descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2000), hard))
+    (tmp_path / "repos").mkdir()
+    log = tmp_path / "server.log"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(E3_API_SERVER), "--repos", str(tmp_path / "repos"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            preexec_fn=limit,
+        )
+    idle: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().split()[-1]
+        assert url.startswith("http://"), url
+        host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+        most = 0
+        for i in range(1500):
+            with contextlib.suppress(OSError):
+                idle.append(socket.create_connection((host, port), timeout=5))
+            if i % 100 == 0:
+                most = max(most, len(os.listdir(f"/proc/{proc.pid}/fd")))
+        for _ in range(10):
+            assert httpx.get(url + "/api/repos", timeout=10).status_code == 200
+        most = max(most, len(os.listdir(f"/proc/{proc.pid}/fd")))
+        assert most < 512 - 64, f"the server held {most} descriptors (limit 512)"
+        wait_for(
+            lambda: all(closed_by_server(s) for s in idle),
+            "the server to close every idle socket",
+            timeout=10 + SLACK,
+        )
+    finally:
+        for s in idle:
+            s.close()
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    lines = log.read_text(errors="replace").splitlines()
+    assert len(lines) < 20, lines[:20]
+    assert not any("Too many open files" in line for line in lines), lines[:20]

@@ -14,12 +14,18 @@ from e3.errors import E3Error, UsageError
 from e3.server.options import add_options
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from e3.server.auth import Provider, TokenValidator
     from e3.server.policy import Policy
 
 
-#: Connections accepted per event loop iteration (and the listen queue's length).
-ACCEPT_BATCH = 128
+#: Connections asyncio accepts per event loop iteration. Several batches are accepted
+#: before the first reaches the connection guard, so this is kept small next to the
+#: descriptors the guard keeps in reserve (limits.FD_RESERVE).
+ACCEPT_BATCH = 16
+#: Connections the kernel queues until they are accepted.
+LISTEN_QUEUE = 1024
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,13 +110,28 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         access_log=False,
         http=guarded_protocol(guard),
         timeout_keep_alive=max(1, round(limits.keep_alive)),
-        # asyncio accepts up to `backlog` connections per loop iteration before any of
-        # them reaches the guard: kept below the descriptors FD_RESERVE leaves free.
-        backlog=ACCEPT_BATCH,
+        backlog=ACCEPT_BATCH,  # asyncio's accept batch (and listen() again: see _Server)
     )
     _quiet_logs(log_filter)
-    uvicorn.Server(config).run(sockets=[sock])
+    _server_class(uvicorn.Server)(config).run(sockets=[sock])
     return 0
+
+
+def _server_class(base: type[uvicorn.Server]) -> type[uvicorn.Server]:
+    """The uvicorn server, keeping the kernel's listen queue long after asyncio shortened it.
+
+    asyncio uses one number for the listen queue and for how many connections it
+    accepts per loop iteration; the first must be long (a burst of clients waits
+    there instead of being dropped), the second short (see :data:`ACCEPT_BATCH`).
+    """
+
+    class Server(base):  # type: ignore[valid-type, misc]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            for s in sockets or []:
+                s.listen(LISTEN_QUEUE)
+
+    return Server
 
 
 def _listen(host: str, port: int) -> tuple[socket.socket, str]:
@@ -122,7 +143,7 @@ def _listen(host: str, port: int) -> tuple[socket.socket, str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(ACCEPT_BATCH)  # connections queue from now on, before uvicorn accepts them
+        sock.listen(LISTEN_QUEUE)  # connections queue from now on, before uvicorn accepts them
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     shown = f"[{host}]" if ":" in host else host
