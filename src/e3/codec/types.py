@@ -30,7 +30,6 @@ from east import (
     VariantType,
     is_subtype,
 )
-from east.serialization.beast2 import encode_beast2_with_header_for
 from east.serialization.east_parser import parse_east
 from east.serialization.east_printer import print_east
 from east.types.type_of_type import EastTypeType, IRType
@@ -166,7 +165,7 @@ def _type_key(east_type: EastType) -> tuple[object, ...]:
                 tokens.append(("variant", str(node.type)))
                 stack.append(node.value)
         elif hasattr(node, "keys"):  # a struct (field name, type) or a wrapper's fields
-            names = [str(k) for k in node.keys()]
+            names = [str(k) for k in node.keys()]  # noqa: SIM118 (an EastStruct)
             tokens.append(("struct", tuple(names)))
             stack.extend(node[k] for k in reversed(names))
         elif isinstance(node, Iterable) and not isinstance(node, str | bytes):
