@@ -13,6 +13,7 @@ import hashlib
 import io
 import zipfile
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 MiB = 1 << 20
@@ -143,7 +144,7 @@ def _object_name(h: str) -> str:
     return f"objects/{h[:2]}/{h[2:]}.beast2"
 
 
-def _zip(entries: dict[str, bytes], extra: list[tuple[str, int, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+def _zip(entries: dict[str, bytes], extra: Sequence[tuple[str, int, bytes]] = ()) -> bytes:
     """A zip of ``entries``, then ``extra`` entries of ``count`` repetitions of a block each."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
