@@ -90,6 +90,7 @@ def _hostile(args: argparse.Namespace) -> int:
             "api": 5_000,
             "paths": 5_000,
             "zip": 300,
+            "bombs": 40,
         }
     else:
         n = args.inputs
@@ -100,6 +101,7 @@ def _hostile(args: argparse.Namespace) -> int:
             "api": n // 5,
             "paths": n // 5,
             "zip": max(1, n // 200),
+            "bombs": max(1, n // 5_000),
         }
     if args.only:
         budget = {k: v for k, v in budget.items() if k in args.only}
@@ -113,6 +115,9 @@ def _hostile(args: argparse.Namespace) -> int:
                 f"  {name:<8} {stats.inputs[name]:>10,} inputs  {stats.seconds[name]:7.1f} s  "
                 f"{found} findings"
             )
+            for key, value in sorted(stats.details.get(name, {}).items()):
+                shown = f"{value:.1f}" if key.startswith("max_") else f"{value:,.0f}"
+                print(f"    {key:<40} {shown:>10}")
     for f in stats.findings[:20]:
         print(
             f"FINDING {f.target} seed {f.seed} case {f.case}: {f.kind}: {f.detail[:500]}"
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "--inputs",
         type=int,
         default=1_000_000,
-        help="inputs for the Beast2 reader (the others get a fifth, zips 1/200)",
+        help="inputs for the Beast2 reader (the others get a fifth, zips 1/200, bombs 1/5000)",
     )
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--only", action="append", help="only this target (repeatable)")

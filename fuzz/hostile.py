@@ -8,7 +8,13 @@ Targets (what the CLI and the API apply to bytes a user or a client sends):
 * ``api``: typed API request bodies, decoded as the server decodes them;
 * ``paths``: dataset paths (``ws.a.`b c```) and every name validator;
 * ``zip``: the package importer, on mutated package zips, into a real repository
-  whose bytes must not change when the import is refused.
+  whose bytes must not change when the import is refused;
+* ``bombs``: decompression bombs (:mod:`fuzz.bombs`): Beast2 values whose deflate frames
+  inflate far past the decoded-size limit (dataset values, typed API bodies), forged
+  frame sizes, and package zips whose entries do (a huge default object, many large
+  ``data/`` entries, a tree nested 1,000 deep), plain and mutated. Each must be refused
+  (or accepted if within the limits) quickly, without the worker's peak memory rising
+  past :data:`BOMB_MEMORY`, and a refused import must leave the repository unchanged.
 
 Inputs are mutations (bit flips, interesting bytes, inserted, deleted, repeated and
 spliced ranges, huge LEB128 lengths, truncations) of valid seeds: encodings of random
@@ -57,6 +63,17 @@ class HostileStats:
     inputs: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: Per target, counts (and ``max_`` maxima) its cases reported (``bombs``: by kind).
+    details: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def note(self, target: str, values: dict[str, float]) -> None:
+        """Add what one case reported: counts add up, ``max_`` values keep the largest."""
+        into = self.details.setdefault(target, {})
+        for key, value in values.items():
+            if key.startswith("max_"):
+                into[key] = max(into.get(key, 0.0), value)
+            else:
+                into[key] = into.get(key, 0.0) + value
 
 
 # ── seeds: random East types and values ─────────────────────────────────────
@@ -206,7 +223,8 @@ class Target:
         rng = random.Random(self.seed * 1_000_003 + case)
         return mutate(rng.choice(self.corpus), rng, self.corpus)
 
-    def run(self, data: bytes) -> None:
+    def run(self, data: bytes) -> dict[str, float] | None:
+        """Read ``data`` as the target does; optionally, numbers to add to the report."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -442,10 +460,14 @@ def make_target(name: str, seed: int) -> Target:
         return PathsTarget(seed)
     if name == "zip":
         return ZipTarget(seed)
+    if name == "bombs":
+        from fuzz.bomb_target import BombTarget
+
+        return BombTarget(seed)
     raise ValueError(name)
 
 
-TARGETS = ["beast2", "json", "east", "api", "paths", "zip"]
+TARGETS = ["beast2", "json", "east", "api", "paths", "zip", "bombs"]
 
 
 # ── workers ─────────────────────────────────────────────────────────────────
@@ -460,7 +482,9 @@ def _worker(name: str, seed: int, start: int, stop: int, progress: Any, out: Any
             progress.value = case
             data = target.input(case)
             try:
-                target.run(data)
+                report = target.run(data)
+                if report:
+                    out.put(("stat", case, report))
             except Exception as exc:
                 out.put(
                     (
@@ -494,9 +518,7 @@ def fuzz_target(
     while jobs:
         still = []
         for proc, progress, out, start, stop in jobs:
-            while not out.empty():
-                kind, case, detail = out.get()
-                stats.findings.append(Finding(name, seed, case, kind, detail))
+            _drain(out, name, seed, stats)
             proc.join(0.2)
             if proc.is_alive():
                 last = progress.value
@@ -520,12 +542,20 @@ def fuzz_target(
                 )
                 _restart(ctx, name, seed, last + 1, stop, still, stats)
             else:
-                while not out.empty():
-                    kind, case, detail = out.get()
-                    stats.findings.append(Finding(name, seed, case, kind, detail))
+                _drain(out, name, seed, stats)
         jobs = still
     stats.inputs[name] = stats.inputs.get(name, 0) + inputs
     stats.seconds[name] = stats.seconds.get(name, 0.0) + time.monotonic() - t0
+
+
+def _drain(out: Any, name: str, seed: int, stats: HostileStats) -> None:
+    """Take what a worker reported: findings, and numbers for the report."""
+    while not out.empty():
+        kind, case, detail = out.get()
+        if kind == "stat":
+            stats.note(name, detail)
+        else:
+            stats.findings.append(Finding(name, seed, case, kind, detail))
 
 
 def _restart(

@@ -14,6 +14,9 @@ from tests_support import Served, Target, run_cli, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# The fuzz package (its input builders are shared with the hostile tests) lives at the root.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 E3_BIN = Path(sys.executable).with_name("e3")
 
 

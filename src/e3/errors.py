@@ -31,6 +31,7 @@ Tree::
     │   ├── DecodeError                      decode_error
     │   ├── TypeMismatch                     type_mismatch
     │   ├── InvalidPackage         (422)     package_invalid
+    │   ├── ValueTooLarge          (413)     value_too_large
     │   └── PackageSourceError               package_source_error
     ├── PermissionDenied           exit 6   HTTP 403  permission_denied
     ├── CorruptObject              exit 7   HTTP 500  object_corrupt
@@ -42,6 +43,7 @@ Tree::
     ├── RunnerError                exit 1   HTTP 500  runner_error
     ├── AuthError                  exit 8   HTTP 401  unauthorized
     └── RemoteError                exit 9   HTTP 502  remote_error
+        └── ServiceUnavailable              HTTP 503  service_unavailable
 
 This module imports nothing from e3 (it is a leaf every layer may use).
 """
@@ -50,6 +52,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+#: Longest error message kept (characters). Messages quote what the caller sent
+#: (a name, a path), and a caller may send megabytes: every reply, log line and
+#: terminal gets at most this much of it.
+MAX_MESSAGE = 1000
+#: Longest value of one ``details`` entry (a user traceback is the long legitimate one).
+MAX_DETAIL = 16 << 10
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, marked with how much was left out."""
+    if len(text) <= limit:
+        return text
+    marker = f"… ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(marker))] + marker
 
 
 class E3Error(Exception):
@@ -63,8 +80,10 @@ class E3Error(Exception):
     default_message: ClassVar[str] = "e3 error"
 
     def __init__(self, message: str | None = None, **details: str) -> None:
-        self.message = " ".join((message or self.default_message).split())
-        self.details = {k: str(v) for k, v in details.items()}
+        self.message = clip(
+            " ".join(clip(message or self.default_message, 4 * MAX_MESSAGE).split())
+        )
+        self.details = {k: clip(str(v), MAX_DETAIL) for k, v in details.items()}
         super().__init__(self.message)
 
     @property
@@ -185,6 +204,14 @@ class PackageSourceError(InvalidInputError):
     """
 
 
+class ValueTooLarge(InvalidInputError):
+    """A value, zip entry or archive that decodes to more bytes than a limit allows.
+
+    Compressed input (Beast2 deflate frames, zip entries) can claim a thousand
+    times its own size; such limits apply to what it decompresses to.
+    """
+
+
 class PermissionDenied(E3Error):
     """The operation is not allowed on this target (e.g. writing a task output)."""
 
@@ -223,6 +250,10 @@ class AuthError(E3Error):
 
 class RemoteError(E3Error):
     """A remote e3 server could not be reached or answered outside the protocol."""
+
+
+class ServiceUnavailable(RemoteError):
+    """The server is at its connection limit (or shutting down): try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +295,7 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     DecodeError: ErrorSpec(5, 400, "decode_error"),
     TypeMismatch: ErrorSpec(5, 400, "type_mismatch"),
     InvalidPackage: ErrorSpec(5, 422, "package_invalid"),
+    ValueTooLarge: ErrorSpec(5, 413, "value_too_large"),
     PackageSourceError: ErrorSpec(5, 400, "package_source_error"),
     PermissionDenied: ErrorSpec(6, 403, "permission_denied"),
     CorruptObject: ErrorSpec(7, 500, "object_corrupt"),
@@ -275,6 +307,7 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     RunnerError: ErrorSpec(1, 500, "runner_error"),
     AuthError: ErrorSpec(8, 401, "unauthorized"),
     RemoteError: ErrorSpec(9, 502, "remote_error"),
+    ServiceUnavailable: ErrorSpec(9, 503, "service_unavailable"),
 }
 
 #: Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells expect.

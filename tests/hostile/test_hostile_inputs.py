@@ -372,7 +372,7 @@ def _unsupported_compression(env: Env) -> bytes:
 
 
 def _declared_huge_zip64(env: Env) -> bytes:
-    """A zip64 entry declaring 16 GiB (over the 8 GiB per-entry cap), holding 1 KB."""
+    """A zip64 entry declaring 16 GiB (over the 1 GiB default per-entry cap), holding 1 KB."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in env.entries.items():

@@ -12,10 +12,12 @@ dataflow code.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from e3.base.paths import DatasetPath
 from e3.model.protocol import StartsRuns
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     )
     from e3.records.dataflow import DataflowRun
     from e3.records.package import PackageObject
+    from e3.store.zipfmt import ZipLimits
 
 
 class LocalRepository(StartsRuns):
@@ -133,12 +136,32 @@ class LocalRepository(StartsRuns):
         """An object's bytes, checked against its hash (``CorruptObject`` if damaged)."""
         return self.store.objects.get(hash_, verify=True)
 
+    def open_object(self, hash_: str) -> BinaryIO:
+        """An object's file, open for reading (the caller closes it).
+
+        Streaming readers use it instead of :meth:`object_bytes`: nothing is read
+        whole, and an open file stays readable even if garbage collection removes
+        the object meanwhile. Nothing is verified: readers check the hash as the
+        bytes go by (the server sends it as ``X-Content-SHA256``).
+
+        Raises:
+            ObjectNotFound: no such object.
+        """
+        from e3.errors import ObjectNotFound
+
+        try:
+            return open(self.store.objects.file_of(hash_), "rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {hash_[:12]}… not found", hash=hash_) from None
+
     # ── packages ─────────────────────────────────────────────────────────
-    def package_import(self, zip_path: Path, *, force: bool = False) -> ImportResult:
-        """Import a package zip."""
+    def package_import(
+        self, zip_path: Path, *, force: bool = False, limits: ZipLimits | None = None
+    ) -> ImportResult:
+        """Import a package zip (``limits``: what it may decompress to; a server sets them)."""
         from e3.core import package_zip
 
-        return package_zip.import_package(self.store, zip_path, force=force)
+        return package_zip.import_package(self.store, zip_path, force=force, limits=limits)
 
     def package_export(self, spec: str, out: Path) -> ExportResult:
         """Export a package."""
@@ -204,11 +227,13 @@ class LocalRepository(StartsRuns):
 
         return workspace_zip.export_workspace(self.store, ws, out, name=name, version=version)
 
-    def workspace_import(self, ws: str, zip_path: Path, *, force: bool = False) -> ImportResult:
-        """Import and deploy."""
+    def workspace_import(
+        self, ws: str, zip_path: Path, *, force: bool = False, limits: ZipLimits | None = None
+    ) -> ImportResult:
+        """Import and deploy (``limits`` as for :meth:`package_import`)."""
         from e3.core import workspace_zip
 
-        return workspace_zip.import_workspace(self.store, ws, zip_path, force=force)
+        return workspace_zip.import_workspace(self.store, ws, zip_path, force=force, limits=limits)
 
     def workspace_status(self, ws: str) -> WorkspaceStatus:
         """Dry-run status."""
@@ -245,11 +270,47 @@ class LocalRepository(StartsRuns):
 
         return datasets.get_dataset(self.store, ws, path)
 
-    def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
-        """Set a dataset from Beast2 bytes."""
+    def dataset_object(self, ws: str, path: DatasetPath) -> tuple[Any, str | None]:
+        """A dataset's type and the hash of the object holding its value (``None``: null).
+
+        With :meth:`open_object`, how a server streams a value without reading it whole.
+        """
         from e3.core import datasets
 
-        return datasets.set_dataset_bytes(self.store, ws, path, data)
+        return datasets.dataset_object(self.store, ws, path)
+
+    def dataset_save(self, ws: str, path: DatasetPath, out: Path) -> tuple[Any, int | None]:
+        """Write a dataset's Beast2 bytes to ``out`` (atomically); its type and size.
+
+        Raises:
+            UsageError: the dataset holds null, which has no Beast2 bytes.
+        """
+        import shutil
+
+        from e3.base.atomic import staging_name, storage_error
+
+        east_type, h = self.dataset_object(ws, path)
+        if h is None:
+            return east_type, None
+        tmp = staging_name(out)
+        try:
+            with self.open_object(h) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise storage_error(exc, "write", out) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return east_type, out.stat().st_size
+
+    def dataset_set(
+        self, ws: str, path: DatasetPath, data: bytes, *, limit: int | None = None
+    ) -> str:
+        """Set a dataset from Beast2 bytes (``limit``: most bytes they may decode to)."""
+        from e3.core import datasets
+
+        return datasets.set_dataset_bytes(self.store, ws, path, data, limit=limit)
 
     # ── dataflows ────────────────────────────────────────────────────────
     def start_with(self, ws: str, options: StartOptions) -> RunHandle:

@@ -18,7 +18,8 @@ from e3.errors import StorageError
 PARTIAL_SUFFIX = ".partial"
 
 
-def _staging_name(final: Path) -> Path:
+def staging_name(final: Path) -> Path:
+    """A unique ``*.partial`` name next to ``final``, where a write stages its bytes."""
     return final.with_name(f"{final.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}")
 
 
@@ -50,7 +51,7 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
     With ``durable`` the data is fsynced before the rename and the directory
     after it, so the new content survives power loss once this returns.
     """
-    tmp = _staging_name(final)
+    tmp = staging_name(final)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     except FileNotFoundError:
@@ -111,7 +112,7 @@ def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
     Returns ``False`` (and changes nothing) if ``final`` exists. Two racing
     callers cannot both succeed: the file is staged, then hard-linked into place.
     """
-    tmp = _staging_name(final)
+    tmp = staging_name(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

@@ -98,6 +98,12 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     from e3.codec.formats import render_value
 
     ws, path = parse_workspace_path(args.path)
+    if args.format == "beast2" and args.output is not None:  # streamed, never held whole
+        _type, size = ctx.repository(args.repo).dataset_save(ws, path, args.output)
+        if size is None:
+            raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
+        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": size})
+        return 0
     east_type, data = ctx.repository(args.repo).dataset_get(ws, path)
     if args.format == "beast2":
         if data is None:

@@ -25,7 +25,7 @@ from e3.base.paths import DatasetPath
 from e3.base.versions import version_key
 from e3.client.http import Http, quote, split_url
 from e3.client.runs import RemoteRun
-from e3.client.transfers import download, file_chunks, wait_job
+from e3.client.transfers import download, file_chunks, read_all, save, wait_job
 from e3.codec import beast2
 from e3.codec.types import ArrayType
 from e3.errors import PackageNotFound, RemoteError, StorageError, UsageError
@@ -313,15 +313,28 @@ class RemoteRepository(StartsRuns):
         return result
 
     def dataset_get(self, ws: str, path: DatasetPath) -> tuple[Any, bytes | None]:
-        """A dataset's type and bytes (one request when it holds a value)."""
-        resp = self.http.check(self.http.request("GET", self._dataset(ws, path)))
-        if resp.headers.get("x-e3-null"):
+        """A dataset's type and bytes (one streamed request when it holds a value)."""
+        resp = self.http.check(self.http.request("GET", self._dataset(ws, path), stream=True))
+        try:
+            null = bool(resp.headers.get("x-e3-null"))
+            data = None if null else read_all(resp)
+        finally:
+            resp.close()
+        if data is None:
             return self.dataset_status(ws, path).type, None
-        data = resp.content
-        expected = resp.headers.get("x-content-sha256")
-        if expected and hashlib.sha256(data).hexdigest() != expected:
-            raise RemoteError("received bytes do not match their hash")
         return beast2.read_type(data), data
+
+    def dataset_save(self, ws: str, path: DatasetPath, out: Path) -> tuple[Any, int | None]:
+        """Stream a dataset's Beast2 bytes into ``out``; its type and size (``None``: null)."""
+        resp = self.http.check(self.http.request("GET", self._dataset(ws, path), stream=True))
+        try:
+            size = None if resp.headers.get("x-e3-null") else save(resp, out)
+        finally:
+            resp.close()
+        if size is None:
+            return self.dataset_status(ws, path).type, None
+        with open(out, "rb") as f:
+            return beast2.read_type(f.read(beast2.MAX_TYPE_SECTION + 64)), size
 
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset (through the upload flow above 1 MiB)."""

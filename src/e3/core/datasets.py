@@ -88,8 +88,8 @@ def _size(repo: RepoStore, ref: DatasetRef) -> int | None:
     return 0 if ref.kind == "null" else None
 
 
-def get_dataset(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, bytes | None]:
-    """Declared type and canonical Beast2 bytes of a dataset (``None`` if null).
+def dataset_object(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, str | None]:
+    """Declared type and object hash of a dataset's value (``None`` if null).
 
     Raises:
         DatasetUnassigned: the dataset has no value yet.
@@ -107,13 +107,26 @@ def get_dataset(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, 
         )
     if ref.kind == "null" or ref.hash is None:
         return spec.type, None
+    return spec.type, ref.hash
+
+
+def get_dataset(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, bytes | None]:
+    """Declared type and canonical Beast2 bytes of a dataset (``None`` if null).
+
+    Raises:
+        DatasetUnassigned: the dataset has no value yet.
+        CorruptObject: its object no longer matches its hash.
+    """
+    east_type, h = dataset_object(repo, ws, path)
+    if h is None:
+        return east_type, None
     try:
-        data = repo.objects.get(ref.hash, verify=True)
+        data = repo.objects.get(h, verify=True)
     except CorruptObject as exc:
         raise CorruptObject(
-            f"dataset {format_workspace_path(ws, path)}: {exc.message}", hash=ref.hash
+            f"dataset {format_workspace_path(ws, path)}: {exc.message}", hash=h
         ) from exc
-    return spec.type, data
+    return east_type, data
 
 
 def get_value(repo: RepoStore, ws: str, path: DatasetPath) -> tuple[EastType, EastValue | None]:
@@ -151,15 +164,21 @@ def check_type(dep: Deployed, path: DatasetPath, spec: DatasetSpec, given: EastT
         )
 
 
-def set_dataset_bytes(repo: RepoStore, ws: str, path: DatasetPath, data: bytes) -> str:
-    """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash."""
+def set_dataset_bytes(
+    repo: RepoStore, ws: str, path: DatasetPath, data: bytes, *, limit: int | None = None
+) -> str:
+    """Set a dataset from Beast2 bytes (any byte form); returns the stored object hash.
+
+    ``limit`` bounds the value's decoded size (bytes from a network client:
+    see :func:`e3.codec.beast2.value_size`); nothing is written for a refusal.
+    """
     with workspaces.locked(repo, ws, "shared", "dataset_write"):
         dep = workspaces.open_deployed(repo, ws)
         spec = check_writable(dep, path)
         found = beast2.read_type(data)
         if not fits(found, spec.type):
             check_type(dep, path, spec, found)
-        _, canonical = beast2.canonicalize(data, spec.type)
+        _, canonical = beast2.canonicalize(data, spec.type, limit=limit)
         h = repo.objects.put(canonical)
         workspaces.write_input_ref(repo, dep, path, DatasetRef.of(h))
         return h

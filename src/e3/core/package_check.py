@@ -40,6 +40,9 @@ if TYPE_CHECKING:  # zipfile is imported only by commands that read or write zip
 
 from e3.core.packages import read_package_object
 
+#: Most bytes a task object being imported may decode to (they are a few hundred).
+TASK_DECODED = 16 << 20
+
 # ── validation ──────────────────────────────────────────────────────────────
 
 
@@ -164,7 +167,7 @@ def _check_task(
     if data is None:
         raise InvalidPackage(f"{where}: task {name!r} (object {h[:12]}…) is missing")
     try:
-        task = task_record.decode(data)
+        task = task_record.decode(data, limit=TASK_DECODED)
     except DecodeError as exc:
         raise InvalidPackage(f"{where}: task {name!r} does not decode ({exc.message})") from exc
     reachable.add(ObjectHash(h))

@@ -13,6 +13,7 @@ always names the execution that produced the result.)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from e3.base import atomic
 from e3.base.names import check_package_name, check_version, check_workspace_name
@@ -27,6 +28,9 @@ from e3.records.dataset_ref import DatasetRef
 from e3.records.package import PackageObject
 from e3.store.objects import object_relpath
 from e3.store.repository import RepoStore
+
+if TYPE_CHECKING:  # zipfile is imported only by commands that read or write zips
+    from e3.store.zipfmt import ZipLimits
 
 
 def export_workspace(
@@ -75,11 +79,16 @@ def export_workspace(
 
 
 def import_workspace(
-    repo: RepoStore, ws: str, zip_path: Path, *, force: bool = False
+    repo: RepoStore,
+    ws: str,
+    zip_path: Path,
+    *,
+    force: bool = False,
+    limits: ZipLimits | None = None,
 ) -> ImportResult:
     """Import a package zip, create ``ws`` if needed and deploy the package into it."""
     check_workspace_name(ws)
-    result = package_zip.import_package(repo, zip_path, force=force)
+    result = package_zip.import_package(repo, zip_path, force=force, limits=limits)
     workspaces.deploy(repo, ws, f"{result.name}@{result.version}")
     return result
 

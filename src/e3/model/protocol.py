@@ -268,6 +268,14 @@ class Repository(Protocol):
         """Declared type and canonical Beast2 bytes (``None`` for null)."""
         ...
 
+    def dataset_save(self, ws: str, path: DatasetPath, out: Path) -> tuple[Any, int | None]:
+        """Write a dataset's Beast2 bytes to ``out`` without holding them in memory.
+
+        Returns the declared type and the size written (``None``, and nothing
+        written, for null).
+        """
+        ...
+
     def dataset_set(self, ws: str, path: DatasetPath, data: bytes) -> str:
         """Set a dataset from Beast2 bytes; returns the stored hash."""
         ...

@@ -177,9 +177,21 @@ def from_east(value: Any, py_type: Any) -> Any:
     return value
 
 
-def decode_body(data: bytes, py_type: Any) -> Any:
-    """A request body (Beast2 of the wire type of ``py_type``) as a Python value."""
-    return from_east(beast2.decode(data, east_type_of(py_type), trusted=False), py_type)
+#: Most bytes a typed request body may decode to. Bodies are small records (names,
+#: options, a size and a hash); a deflate frame could make a 1 MiB body claim a
+#: gigabyte, so the decoded size is bounded too, before east-c sees the bytes.
+MAX_BODY_DECODED = 1 << 20
+
+
+def decode_body(data: bytes, py_type: Any, *, limit: int = MAX_BODY_DECODED) -> Any:
+    """A request body (Beast2 of the wire type of ``py_type``) as a Python value.
+
+    Raises:
+        ValueTooLarge: the body decodes to more than ``limit`` bytes.
+        DecodeError: it is not Beast2 of that type.
+    """
+    value = beast2.decode(data, east_type_of(py_type), trusted=False, limit=limit)
+    return from_east(value, py_type)
 
 
 @lru_cache(maxsize=256)

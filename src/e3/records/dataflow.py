@@ -213,6 +213,6 @@ def encode(run: DataflowRun) -> bytes:
     return beast2.encode(to_east(run), DataflowRunType)
 
 
-def decode(data: bytes) -> DataflowRun:
-    """Parse a run record."""
-    return from_east(beast2.decode(data, DataflowRunType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> DataflowRun:
+    """Parse a run record (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, DataflowRunType, trusted=False, limit=limit))

@@ -182,6 +182,6 @@ def encode(status: ExecutionStatus) -> bytes:
     return beast2.encode(to_east(status), ExecutionStatusType)
 
 
-def decode(data: bytes) -> ExecutionStatus:
-    """Parse a ``status.beast2`` file."""
-    return from_east(beast2.decode(data, ExecutionStatusType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> ExecutionStatus:
+    """Parse a ``status.beast2`` file (``limit``: most bytes it may decode to)."""
+    return from_east(beast2.decode(data, ExecutionStatusType, trusted=False, limit=limit))

@@ -60,6 +60,6 @@ def encode(pkg: PackageObject) -> bytes:
     return beast2.encode(to_east(pkg), PackageObjectType)
 
 
-def decode(data: bytes) -> PackageObject:
-    """Parse a package object."""
-    return from_east(beast2.decode(data, PackageObjectType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> PackageObject:
+    """Parse a package object (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, PackageObjectType, trusted=False, limit=limit))

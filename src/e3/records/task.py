@@ -63,6 +63,6 @@ def encode(task: TaskObject) -> bytes:
     return beast2.encode(to_east(task), TaskObjectType)
 
 
-def decode(data: bytes) -> TaskObject:
-    """Parse a task object."""
-    return from_east(beast2.decode(data, TaskObjectType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> TaskObject:
+    """Parse a task object (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, TaskObjectType, trusted=False, limit=limit))

@@ -9,14 +9,16 @@ a file outside its repository.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from e3.base.names import check_field_name
 from e3.base.paths import DatasetPath
@@ -35,6 +37,8 @@ from e3.model import wire
 MAX_BODY = 1 << 20
 #: Longest a long-poll waits (seconds).
 MAX_WAIT = 30.0
+#: Bytes read from disk at a time when a file is streamed to a client.
+STREAM_CHUNK = 1 << 20
 
 Role = Literal["read", "write", "admin"]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -73,16 +77,54 @@ def east_reply(value: Any, east_type: Any, status: int = 200) -> Response:
     )
 
 
-def error_reply(exc: E3Error, headers: dict[str, str] | None = None) -> Response:
-    """An error reply with the status the error table gives the error."""
+def error_reply(
+    exc: E3Error, headers: dict[str, str] | None = None, *, media: str = wire.BEAST2
+) -> Response:
+    """An error reply with the status the error table gives the error.
+
+    Routes that answer in JSON (the web view's) get their errors in JSON too,
+    ``{"error": {"code", "message"}}``: a page cannot decode Beast2.
+    """
     extra = dict(headers or {})
     if isinstance(exc, AuthError):
         extra["WWW-Authenticate"] = "Bearer"
+    if media != wire.BEAST2:
+        body = {"error": {"code": exc.spec.code, "message": exc.message}}
+        return JSONResponse(body, status_code=exc.spec.http_status, headers=extra or None)
     return Response(
         wire.encode_error(exc),
         status_code=exc.spec.http_status,
         media_type=wire.BEAST2,
         headers=extra or None,
+    )
+
+
+def file_reply(
+    request: Request, f: BinaryIO, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
+    """Stream an open file to the client (and close it), never holding more than a chunk.
+
+    Each chunk is read in the thread pool, so a slow disk never stalls the event
+    loop, and the next is read only once the previous one is handed to the
+    connection (uvicorn waits while the client is slow to read): a reply costs
+    ``STREAM_CHUNK`` bytes of memory whatever the file's size.
+    """
+    size = os.fstat(f.fileno()).st_size
+    extra = {**(headers or {}), "Content-Length": str(size)}
+    if request.method == "HEAD":
+        f.close()
+        return Response(status_code=200, media_type=media_type, headers=extra)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await blocking(f.read, STREAM_CHUNK):
+                yield chunk
+        finally:
+            f.close()
+
+    # The background close also runs when the client leaves before the first chunk.
+    return StreamingResponse(
+        chunks(), media_type=media_type, headers=extra, background=BackgroundTask(f.close)
     )
 
 

@@ -7,18 +7,21 @@ transfers. Nothing here knows about routes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from e3.api.local import LocalRepository
 from e3.server.auth import Provider, TokenValidator
 from e3.server.jobs import Jobs
+from e3.server.limits import Limits
+from e3.server.policy import Policy
 from e3.server.repos import Repositories
 from e3.server.transfers import Transfers
 
-#: Largest upload (package zips, large dataset values).
-MAX_UPLOAD = 5 << 30
+if TYPE_CHECKING:  # uvicorn's, imported by servers that run under it
+    from e3.server.connections import ConnectionGuard
 
 
 @dataclass
@@ -30,7 +33,11 @@ class ServerConfig:
     cors: bool = False
     provider: Provider | None = None
     validator: TokenValidator | None = None
-    max_upload: int = MAX_UPLOAD
+    limits: Limits = field(default_factory=Limits)
+    #: Who may do what (:mod:`e3.server.policy`); by default everyone is admin.
+    policy: Policy = field(default_factory=Policy.everyone_admin)
+    #: The connection guard of the uvicorn server running the app, if any.
+    connections: ConnectionGuard | None = None
 
 
 class ServerState:

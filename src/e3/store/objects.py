@@ -10,9 +10,10 @@ SDK. Both pass the same conformance suite (``tests/store/test_objects.py``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +50,17 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Store an object arriving in chunks, never holding it whole in memory.
+
+        Its bytes must hash to ``expected``: otherwise nothing is stored and
+        :class:`CorruptObject` is raised (an exception from ``chunks`` also
+        leaves nothing behind). ``sync`` as for :meth:`put`.
+        """
+        ...
+
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """The bytes of an object; ``verify`` re-hashes them and raises :class:`CorruptObject`."""
         ...
@@ -72,6 +84,14 @@ class ObjectStore(Protocol):
     def hashes(self) -> Iterator[ObjectHash]:
         """Every stored object's hash (order unspecified)."""
         ...
+
+
+def _storage(path: Path, fn: Callable[..., object], *args: object) -> None:
+    """``fn(*args)``, an ``OSError`` from it raised as the :class:`StorageError` of ``path``."""
+    try:
+        fn(*args)
+    except OSError as exc:
+        raise atomic.storage_error(exc, "write", path) from exc
 
 
 def _not_found(hash_: str) -> ObjectNotFound:
@@ -114,6 +134,41 @@ class LocalObjectStore:
             return h
         atomic.write_bytes(Path(path), data, durable=self.durable and sync, mode=0o444)
         return h
+
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Stage the chunks next to the object's file while hashing them, then rename.
+
+        The staging file is named like every other interrupted write's
+        (``*.partial`` in the object's directory), so a writer killed midway
+        leaves something garbage collection removes.
+        """
+        final = Path(self.file_of(expected))
+        tmp = atomic.staging_name(final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except OSError as exc:
+            raise atomic.storage_error(exc, "write", final) from exc
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                for chunk in chunks:  # the source's own errors propagate as they are
+                    digest.update(chunk)
+                    _storage(final, atomic.write_all, f.fileno(), chunk)
+                if digest.hexdigest() != expected:
+                    raise _corrupt(expected, digest.hexdigest())
+                if self.durable and sync:
+                    _storage(final, os.fsync, f.fileno())
+            _storage(final, os.rename, tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if self.durable and sync:
+            atomic.fsync_dir(final.parent)
+        return ObjectHash(expected)
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """Read an object, optionally checking its hash."""
@@ -199,6 +254,17 @@ class MemoryObjectStore:
         if h not in self._data:
             self._data[h] = (bytes(data), time.time())
         return h
+
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Join the chunks (memory is where this store keeps objects) and check their hash."""
+        check_hash(expected)
+        data = b"".join(chunks)
+        actual = object_hash(data)
+        if actual != expected:
+            raise _corrupt(expected, actual)
+        return self.put(data)
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """The stored bytes."""

@@ -7,8 +7,13 @@ permissions and a fixed deflate level. It writes ``<out>.partial`` and renames.
 The reader refuses anything that could escape or confuse the importer before a
 single byte is written to a repository: absolute paths, ``..`` segments,
 backslashes, NUL bytes, undecodable names, encrypted entries, and archives
-that are truncated or fail their CRC. Entry bodies are read in chunks with a
-size cap, so a zip bomb cannot exhaust memory.
+that are truncated or fail their CRC. Entry bodies are only ever read in
+chunks, and what they decompress to is capped per entry and in total
+(:class:`ZipLimits`), counted as the bytes come out of the decompressor rather
+than trusted from the archive's own size fields: a zip bomb is refused with
+a :class:`~e3.errors.ValueTooLarge` after at most the cap's worth of inflating,
+and the importer streams entries to the object store, so no entry is ever
+held in memory whole.
 """
 
 from __future__ import annotations
@@ -23,13 +28,28 @@ from pathlib import Path
 from typing import BinaryIO
 
 from e3.base.atomic import fsync_dir, storage_error
-from e3.errors import InvalidPackage
+from e3.errors import InvalidPackage, ValueTooLarge
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _COMPRESS_LEVEL = 6
-#: Largest single entry the reader accepts (uncompressed).
-MAX_ENTRY_BYTES = 8 << 30
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """How much the entries of one archive may decompress to.
+
+    ``entry``: any single entry; ``total``: every byte read from the archive,
+    summed over all its entries (an importer reading an entry twice, to check
+    and then to store it, counts it once per read). Refusals name the limit.
+    """
+
+    entry: int = 1 << 30
+    total: int = 4 << 30
+
+
+#: Limits of imports that are not given any (the CLI's, on the user's own files).
+DEFAULT_LIMITS = ZipLimits()
 
 
 def write_zip(out: Path, entries: dict[str, bytes], *, durable: bool = True) -> int:
@@ -82,8 +102,13 @@ def _check_name(name: str, where: str) -> str:
 class SafeZip:
     """A zip archive opened for validation-first reading."""
 
-    def __init__(self, source: Path | BinaryIO, label: str) -> None:
+    def __init__(
+        self, source: Path | BinaryIO, label: str, limits: ZipLimits = DEFAULT_LIMITS
+    ) -> None:
         self.label = label
+        self.limits = limits
+        #: Bytes decompressed from this archive so far (every read counts).
+        self.inflated = 0
         try:
             self._zf = zipfile.ZipFile(source, "r")
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
@@ -119,13 +144,18 @@ class SafeZip:
                 continue
             if info.flag_bits & 0x1:
                 raise InvalidPackage(f"{self.label}: encrypted entry {info.filename!r}")
-            if info.file_size > MAX_ENTRY_BYTES:
-                raise InvalidPackage(f"{self.label}: entry {info.filename!r} is too large")
+            if info.file_size > self.limits.entry:
+                raise self._too_large(info.filename, info.file_size)
             out.append(ZipEntry(_check_name(info.filename, self.label), info))
         return out
 
     def chunks(self, entry: ZipEntry) -> Iterator[bytes]:
-        """The entry's bytes in chunks; CRC and size are checked by the end."""
+        """The entry's bytes in chunks; CRC, size and the limits are checked as they come.
+
+        Raises:
+            ValueTooLarge: the entry, or the archive so far, decompresses past a limit.
+            InvalidPackage: the entry is corrupt or longer than it declares.
+        """
         total = 0
         try:
             with self._zf.open(entry.info, "r") as f:
@@ -134,9 +164,18 @@ class SafeZip:
                     if not chunk:
                         break
                     total += len(chunk)
+                    self.inflated += len(chunk)
                     if total > entry.info.file_size:
                         raise InvalidPackage(
                             f"{self.label}: entry {entry.name!r} is longer than declared"
+                        )
+                    if total > self.limits.entry:
+                        raise self._too_large(entry.name, total)
+                    if self.inflated > self.limits.total:
+                        raise ValueTooLarge(
+                            f"{self.label}: the archive is too large: it decompresses to "
+                            f"more than {self.limits.total} bytes (the limit of one import)",
+                            limit=str(self.limits.total),
                         )
                     yield chunk
         except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError) as exc:
@@ -146,8 +185,22 @@ class SafeZip:
                 f"{self.label}: entry {entry.name!r} uses an unsupported compression ({exc})"
             ) from exc
 
-    def read(self, entry: ZipEntry, limit: int = 64 << 20) -> bytes:
-        """An entry's whole content (for small entries; refuses more than ``limit`` bytes)."""
+    def read(self, entry: ZipEntry, limit: int = 1 << 20) -> bytes:
+        """An entry's whole content, for records (refuses more than ``limit`` bytes).
+
+        Object and log entries can be large: they are streamed with
+        :meth:`chunks`, never read whole.
+        """
         if entry.info.file_size > limit:
-            raise InvalidPackage(f"{self.label}: entry {entry.name!r} is unexpectedly large")
+            raise InvalidPackage(
+                f"{self.label}: entry {entry.name!r} is {entry.info.file_size} bytes, "
+                f"more than such an entry may be ({limit})"
+            )
         return b"".join(self.chunks(entry))
+
+    def _too_large(self, name: str, size: int) -> ValueTooLarge:
+        return ValueTooLarge(
+            f"{self.label}: entry {name!r} is too large: it decompresses to more than "
+            f"{self.limits.entry} bytes (at least {size}; the limit of one entry)",
+            limit=str(self.limits.entry),
+        )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,11 +19,13 @@ from e3.model.bodies import UploadRequest, UploadTicket
 from e3.model.results import DatasetEntry
 from e3.server.http import (
     MAX_BODY,
+    STREAM_CHUNK,
     Endpoint,
     absolute_url,
     beast2_reply,
     blocking,
     dataset_path,
+    file_reply,
     param,
     query_flag,
     raw_segments,
@@ -52,29 +55,41 @@ async def list_or_get(request: Request) -> Response:
         return beast2_reply(entries, list[DatasetEntry])
     if query_flag(request, "status"):
         return beast2_reply(await blocking(repo.dataset_status, ws, path), DatasetEntry)
-    _type, data = await blocking(repo.dataset_get, ws, path)
-    if data is None:
+    _type, h = await blocking(repo.dataset_object, ws, path)
+    if h is None:
         return Response(b"", media_type=wire.BEAST2, headers={"X-E3-Null": "1"})
-    h = hashlib.sha256(data).hexdigest()
-    if len(data) > MAX_BODY and query_flag(request, "redirect"):
-        fd, tmp = tempfile.mkstemp(dir=server.transfers.spool)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        d = server.transfers.new_download(Path(tmp), wire.BEAST2, h)
+    f = await blocking(repo.open_object, h)
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_BODY and query_flag(request, "redirect"):
+        try:
+            tmp = await blocking(_spool_copy, f, server.transfers.spool)
+        finally:
+            f.close()
+        d = server.transfers.new_download(tmp, wire.BEAST2, h)
         return JSONResponse(
             {"url": absolute_url(request, f"/api/downloads/{d.id}")},
-            headers={"X-Content-Length": str(len(data)), "X-Content-SHA256": h},
+            headers={"X-Content-Length": str(size), "X-Content-SHA256": h},
         )
-    return Response(data, media_type=wire.BEAST2, headers={"X-Content-SHA256": h})
+    return file_reply(request, f, wire.BEAST2, {"X-Content-SHA256": h})
+
+
+def _spool_copy(f: BinaryIO, spool: Path) -> Path:
+    """A copy of an open file in the transfer spool (for a one-time download)."""
+    fd, tmp = tempfile.mkstemp(dir=spool)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(f, out, STREAM_CHUNK)
+    return Path(tmp)
 
 
 async def set_dataset(request: Request) -> Response:
-    """Set a dataset from a Beast2 body (up to 1 MiB)."""
+    """Set a dataset from a Beast2 body (up to 1 MiB, decoding to at most ``--max-value``)."""
     require_beast2(request)
     data = await read_body(request)
-    repo = server_of(request).repo(request)
+    server = server_of(request)
+    repo = server.repo(request)
     path = dataset_path(raw_segments(request, 6))
-    h = await blocking(repo.dataset_set, param(request, "ws"), path, data)
+    limit = server.config.limits.max_value
+    h = await blocking(repo.dataset_set, param(request, "ws"), path, data, limit=limit)
     return beast2_reply(h, str)
 
 
@@ -102,7 +117,10 @@ async def upload_dataset(request: Request) -> Response:
             raise PermissionDenied(
                 f"dataset {format_keypath(path)} is not writable", path=format_keypath(path)
             )
-        limit = server.config.max_upload
+        # Beast2 bytes are never much larger than what they decode to (a header and
+        # frame lengths): an upload beyond the value limit could never be committed.
+        limits = server.config.limits
+        limit = min(limits.max_upload, limits.max_value + MAX_BODY)
         if not 0 < body.size <= limit:
             raise UsageError(f"upload size must be 1..{limit} bytes")
         up = server.transfers.new_upload(name, body.size, "dataset", target=target, hash_=body.hash)
@@ -112,7 +130,8 @@ async def upload_dataset(request: Request) -> Response:
     up = server.transfers.claim(commit, name, "dataset", target)
     try:
         data = await blocking(up.path.read_bytes)
-        h = await blocking(repo.dataset_set, ws, path, data)  # lock + type + writable checks
+        # lock + type + writable checks, and the decoded size bounded
+        h = await blocking(repo.dataset_set, ws, path, data, limit=server.config.limits.max_value)
     finally:
         server.transfers.finish_upload(up.id)
     return beast2_reply(h, str)

@@ -49,7 +49,7 @@ async def announce_import(request: Request) -> Response:
     body: ImportRequest = await typed_body(request, ImportRequest)
     server = server_of(request)
     server.repo(request)
-    limit = server.config.max_upload
+    limit = server.config.limits.max_upload
     if not 0 < body.size <= limit:
         raise UsageError(f"upload size must be 1..{limit} bytes")
     up = server.transfers.new_upload(
@@ -68,7 +68,9 @@ async def run_import(request: Request) -> Response:
 
     def work() -> JobStatus:
         try:
-            res: ImportResult = repo.package_import(up.path, force=up.target == "force")
+            res: ImportResult = repo.package_import(
+                up.path, force=up.target == "force", limits=server.config.limits.zip
+            )
             return JobStatus("succeeded", imported=res)
         finally:
             server.transfers.finish_upload(up.id)

@@ -11,14 +11,26 @@ from e3.model import wire
 from e3.model.bodies import JobStatus
 from e3.model.results import RepoStatus
 from e3.model.retention import GcPolicy
-from e3.server.http import Endpoint, beast2_reply, blocking, param, query_flag, typed_body
+from e3.server.http import (
+    Endpoint,
+    beast2_reply,
+    blocking,
+    file_reply,
+    param,
+    query_flag,
+    typed_body,
+)
 from e3.server.routes.common import job_reply, start_job
 from e3.server.state import server_of
 
 
 async def list_repos(request: Request) -> Response:
-    """Names of the served repositories."""
-    return beast2_reply(await blocking(server_of(request).repos.names), list[str])
+    """Names of the served repositories the caller may read."""
+    server = server_of(request)
+    identity = getattr(request.state, "identity", None)
+    names = await blocking(server.repos.names)
+    visible = [n for n in names if server.config.policy.allows(identity, n, "read")]
+    return beast2_reply(visible, list[str])
 
 
 async def create_repo(request: Request) -> Response:
@@ -75,11 +87,11 @@ async def verify_status(request: Request) -> Response:
 
 
 async def get_object(request: Request) -> Response:
-    """The raw bytes of an object, checked against its hash."""
+    """The raw bytes of an object, streamed (the client checks them against the hash header)."""
     repo = server_of(request).repo(request)
     h = check_hash(param(request, "hash"))
-    data = await blocking(repo.object_bytes, h)
-    return Response(data, media_type=wire.BEAST2, headers={"X-Content-SHA256": h})
+    f = await blocking(repo.open_object, h)
+    return file_reply(request, f, wire.BEAST2, {"X-Content-SHA256": h})
 
 
 ENDPOINTS = [

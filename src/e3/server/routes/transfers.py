@@ -106,6 +106,8 @@ async def start_run(request: Request) -> Response:
         raise
 
     def work() -> JobStatus:
+        for up, item in zip(ups, body.inputs, strict=True):
+            check_value_file(up.path, item.name, server.config.limits.max_value)
         hashes: list[str] = []
         fd, tmp = tempfile.mkstemp(dir=server.transfers.spool, suffix=".beast2")
         os.close(fd)
@@ -133,6 +135,22 @@ async def start_run(request: Request) -> Response:
                 server.transfers.finish_upload(u.id)
 
     return start_job(request, "run", work)
+
+
+def check_value_file(path: Path, label: str, limit: int) -> None:
+    """Refuse a Beast2 input file that decodes to more than ``limit`` bytes.
+
+    Text inputs are not compressed: their upload size already bounds them.
+    """
+    from e3.codec import beast2
+
+    with open(path, "rb") as f:
+        head = f.read(len(beast2.MAGIC_V5))
+    if beast2.is_beast2(head):
+        try:
+            beast2.value_size(path.read_bytes(), limit)
+        except E3Error as exc:
+            raise type(exc)(f"{label[:200]}: {exc.message}", **exc.details) from exc
 
 
 async def run_status(request: Request) -> Response:
