@@ -22,7 +22,9 @@ So the rule (:func:`judge`) is:
   repository's tree is byte-for-byte unchanged, and any traceback runs through no e3 code:
   no frame in the ``e3`` package and no console-script line after its import of e3 (a frame
   at "line 0" is a module that had not started its first statement: allowed);
-* **interrupted**: exit 130, "Interrupted." as the last line of stderr, no traceback;
+* **interrupted**: exit 130 and no traceback, with "Interrupted." as the last line of
+  stderr or, from ``e3 start`` once its engine runs, its report of the cancelled run
+  ("Aborted." and why, on stdout: the engine cancels the run cleanly instead);
 * **finished**: one of the command's normal exit codes (the interrupt came after it had
   finished, or the interpreter dropped it as above), with no traceback on stderr other
   than the interpreter's report of a dropped interrupt;
@@ -164,8 +166,9 @@ def judge(
             raise broken("died by the interrupt after changing the repository")
         return BEFORE_E3
     if returncode == 130:
-        if last != "Interrupted.":
-            raise broken("exit 130 without 'Interrupted.' as the last line")
+        aborted = "Aborted." in stdout.splitlines()  # e3 start's report of a cancelled run
+        if last != "Interrupted." and not aborted:
+            raise broken("exit 130 without 'Interrupted.' (stderr) or 'Aborted.' (stdout)")
         if "Traceback" in stderr or "Exception ignored" in stderr:
             raise broken("exit 130 with a traceback")
         return INTERRUPTED

@@ -359,6 +359,8 @@ class Scenario:
             )
         except RuleBroken as exc:
             raise self.fail(f"{what}: {exc}") from None
+        key = f"cancel: {kind}"
+        self.stats.by_kind[key] = self.stats.by_kind.get(key, 0) + 1
         return f"start, SIGINT after {delay * 1000:.0f} ms -> {proc.returncode} ({kind})"
 
     def op_kill(self) -> str:
