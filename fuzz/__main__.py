@@ -82,11 +82,18 @@ def _faults(args: argparse.Namespace) -> int:
 
 
 def _interrupts(args: argparse.Namespace) -> int:
-    from fuzz.interrupts import BEFORE_E3, FINISHED, INTERRUPTED, RuleBroken, hello_repository
+    from fuzz.interrupts import (
+        BEFORE_E3,
+        DROPPED,
+        FINISHED,
+        INTERRUPTED,
+        RuleBroken,
+        hello_repository,
+    )
     from fuzz.interrupts import sweep as run_sweep
 
     t0 = time.monotonic()
-    kinds = (BEFORE_E3, INTERRUPTED, FINISHED)
+    kinds = (BEFORE_E3, INTERRUPTED, FINISHED, DROPPED)
     with tempfile.TemporaryDirectory(prefix="e3-interrupts-") as tmp:
         repo = hello_repository(Path(tmp))
         commands = [

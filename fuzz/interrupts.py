@@ -52,6 +52,7 @@ E3 = Path(sys.executable).with_name("e3")
 BEFORE_E3 = "before e3"
 INTERRUPTED = "interrupted"
 FINISHED = "finished"
+DROPPED = "dropped"  # finished: the interpreter reported the interrupt and dropped it
 
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
 #: How the interpreter reports an interrupt it then drops (the command carries on).
@@ -136,7 +137,8 @@ def judge(
     normal: Collection[int],
     script: Path = E3,
 ) -> str:
-    """The kind of ending (:data:`BEFORE_E3`, :data:`INTERRUPTED`, :data:`FINISHED`).
+    """The kind of ending: :data:`BEFORE_E3`, :data:`INTERRUPTED`, :data:`FINISHED` or
+    :data:`DROPPED` (finished after the interpreter dropped the interrupt).
 
     Raises :class:`RuleBroken` for any ending the rule in the module docstring forbids.
     ``normal`` are the exit codes the command has when it is not interrupted.
@@ -176,7 +178,7 @@ def judge(
         rest = _without_dropped_reports(stderr)
         if "Traceback" in rest or "Interrupted." in rest:
             raise broken("finished with a traceback or 'Interrupted.'")
-        return FINISHED
+        return FINISHED if rest == stderr else DROPPED
     raise broken(f"exit {returncode} is none of {sorted(normal)}, 130 or an interrupted start-up")
 
 
