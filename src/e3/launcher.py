@@ -9,7 +9,8 @@ command with ``Interrupted.`` and exit code 130:
   (nothing has been read or written yet, so there is nothing to clean up);
 * from then on, by the ``KeyboardInterrupt`` handling of :func:`entry` and of the CLI, as
   Python's own handler is put back first (asyncio and the dataflow engine install their
-  own handlers only over Python's).
+  own handlers only over Python's);
+* once the command is over, not at all: SIGINT is blocked, and its exit code stands.
 
 Before that (the interpreter's own start-up, ``site``, the script's ``import re``, the
 search for the ``e3`` package) no e3 code has run: a Ctrl-C there ends the process as it
@@ -67,17 +68,27 @@ def entry() -> None:
             # this, one landing while Python tears down (after it has reset its
             # handlers) kills the process by the signal after the work is done.
             _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT})
-    except KeyboardInterrupt:
-        code = _interrupted()
-    except RuntimeError as exc:
-        # An interrupt inside a class body's __set_name__ (while the standard library is
-        # still being imported) reaches here wrapped in a RuntimeError.
-        if not isinstance(exc.__cause__, KeyboardInterrupt):
+    except BaseException as exc:
+        if not _is_interrupt(exc):
             raise
-        code = _interrupted()
+        sys.stderr.write("Interrupted.\n")
+        code = EXIT_INTERRUPTED
     sys.exit(code)
 
 
-def _interrupted() -> int:
-    sys.stderr.write("Interrupted.\n")
-    return EXIT_INTERRUPTED
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt, or was raised from one.
+
+    Python 3.11 turns a KeyboardInterrupt that lands in a ``__set_name__`` call (a dataclass
+    field, while a module defines its classes) into a RuntimeError raised from it: the
+    user still pressed Ctrl-C. (:func:`e3.cli.main` has the same test for its commands;
+    this module imports nothing from e3 on the way to "Interrupted.".)
+    """
+    cause: BaseException | None = exc
+    for _ in range(100):  # a chain of causes is short; a cycle must not hang us
+        if cause is None:
+            return False
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause = cause.__cause__
+    return False

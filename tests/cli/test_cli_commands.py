@@ -211,6 +211,48 @@ def test_ctrl_c_while_the_cli_is_still_importing_is_a_clean_interrupt() -> None:
     assert proc.stderr == "Interrupted.\n"
 
 
+_INTERRUPT_IN_SET_NAME = """
+import sys
+
+class CtrlC:
+    def __set_name__(self, owner, name):
+        raise KeyboardInterrupt
+
+class Finder:  # a Ctrl-C that lands while a module the command loads defines a class
+    def find_spec(self, name, path=None, target=None):
+        if name == MODULE:
+            class Record:
+                field = CtrlC()  # Python 3.11 raises RuntimeError from the KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Finder())
+sys.argv = ["e3", "repo", "status", "nowhere"]
+from e3.launcher import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "e3.cli.repo",  # loaded while main() builds its parser: escapes main()
+        "e3.api.local",  # loaded by the command's handler: caught by main()
+    ],
+)
+def test_ctrl_c_that_python_turns_into_a_runtime_error_is_still_an_interrupt(
+    module: str,
+) -> None:
+    """Found by the interrupt sweep (python -m fuzz interrupts): SIGINT while a dataclass
+    field was being created ended `e3 start` with "Internal error: RuntimeError: Error
+    calling __set_name__ …" and exit 70; escaping main() it was a traceback and exit 1."""
+    proc = subprocess.run(
+        [sys.executable, "-c", f"MODULE = {module!r}\n{_INTERRUPT_IN_SET_NAME}"],
+        capture_output=True,
+        text=True,
+    )
+    assert (proc.returncode, proc.stderr) == (130, "Interrupted.\n")
+
+
 def test_console_script_enters_through_the_launcher() -> None:
     assert "from e3.launcher import entry" in E3_BIN.read_text()
 
