@@ -5,8 +5,9 @@ entry``; Python runs ``e3/__init__.py`` (which imports and calls nothing) and th
 module, whose first call installs a SIGINT handler. From then on an interrupt ends the
 command with ``Interrupted.`` and exit code 130:
 
-* until :func:`entry` starts, by :func:`_interrupted_while_starting`, which leaves at once
-  (nothing has been read or written yet, so there is nothing to clean up);
+* until the CLI's modules are loaded (in :func:`entry`), by
+  :func:`_interrupted_while_starting`, which leaves at once (nothing has been read or
+  written yet, so there is nothing to clean up);
 * from then on, by the ``KeyboardInterrupt`` handling of :func:`entry` and of the CLI, as
   Python's own handler is put back first (asyncio and the dataflow engine install their
   own handlers only over Python's);
@@ -34,13 +35,13 @@ else:
     # would build its enums first (a few hundred microseconds with no handler in place).
     import _signal
 
-#: e3.errors.EXIT_INTERRUPTED, not imported (e3.errors loads the error table);
+#: e3.errors.EXIT_INTERRUPTED, not imported from there (see the module docstring);
 #: tests/cli/test_cli_commands.py checks that they agree.
 EXIT_INTERRUPTED = 130
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """SIGINT before :func:`entry` has started: nothing has been done, so leave now."""
+    """SIGINT before the CLI is loaded: nothing has been done, so leave now."""
     os.write(2, b"Interrupted.\n")
     os._exit(EXIT_INTERRUPTED)
 
