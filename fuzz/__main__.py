@@ -96,11 +96,15 @@ def _interrupts(args: argparse.Namespace) -> int:
     kinds = (BEFORE_E3, INTERRUPTED, FINISHED, DROPPED)
     with tempfile.TemporaryDirectory(prefix="e3-interrupts-") as tmp:
         repo = hello_repository(Path(tmp))
-        commands = [
-            (["--help"], {0}, None, args.until_help),
-            (["start", str(repo), "ws"], {0}, repo, args.until_start),
-        ]
-        for argv, normal, tree, until in commands:
+        # name -> (arguments, normal exit codes, tree to watch, default last moment in ms)
+        table: dict[str, tuple[list[str], set[int], Path | None, float]] = {
+            "help": (["--help"], {0}, None, 100.0),
+            "status": (["repo", "status", str(repo)], {0}, repo, 100.0),
+            "start": (["start", str(repo), "ws"], {0}, repo, 300.0),
+        }
+        for command in args.commands.split(","):
+            argv, normal, tree, default_until = table[command]
+            until = args.until if args.until is not None else default_until
             delays = [i * args.step for i in range(int(until / args.step) + 1)] * args.reps
             try:
                 probes = run_sweep(argv, delays, normal=normal, repo=tree)
@@ -192,10 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     f.set_defaults(run=_faults)
     i = sub.add_parser("interrupts", help="Ctrl-C of e3 at a sweep of moments, judged")
     i.add_argument("--step", type=float, default=2.0, help="ms between interrupt moments")
-    i.add_argument("--until-help", type=float, default=100.0, help="last moment for e3 --help")
-    i.add_argument("--until-start", type=float, default=300.0, help="last moment for e3 start")
+    i.add_argument(
+        "--commands",
+        default="help,status,start",
+        help="which of help (e3 --help), status (e3 repo status <repo>), start (e3 start <repo> "
+        "ws), comma-separated",
+    )
+    i.add_argument(
+        "--until",
+        type=float,
+        help="last moment, ms after exec (default 100; 300 for start, to reach its run)",
+    )
     i.add_argument("--reps", type=int, default=1, help="sweeps of each command")
-    i.add_argument("--quick", action="store_true", help="CI budget (0-100 ms, 2.5 ms steps)")
+    i.add_argument(
+        "--quick", action="store_true", help="CI budget (help and status, 0-100 ms, 2.5 ms steps)"
+    )
     i.set_defaults(run=_interrupts)
     h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
     h.add_argument("--seed", type=int, default=1)
@@ -213,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quick", False) and args.tool == "scenario":
         args.seeds, args.ops = 3, 15
     if getattr(args, "quick", False) and args.tool == "interrupts":
-        args.step, args.until_help, args.until_start, args.reps = 2.5, 100.0, 100.0, 1
+        args.step, args.commands, args.until, args.reps = 2.5, "help,status", 100.0, 1
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
     result: int = args.run(args)
