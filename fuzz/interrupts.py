@@ -7,7 +7,8 @@ CPython 3.11 ends it in one of these ways (each seen in sweeps of this module):
 * killed by SIGINT, nothing printed: the interpreter had not installed its handler yet;
 * exit 1 with ``Fatal Python error: <step>: …`` and a ``KeyboardInterrupt`` traceback:
   interrupted while setting up (``init_sys_streams``, ``init_import_site``, …);
-* exit 1 with a bare ``KeyboardInterrupt``: interrupted while reading the script;
+* exit 1 with a bare ``KeyboardInterrupt`` (interrupted while reading the script), or
+  with "python: failed to set __main__.__loader__" and a ``KeyboardInterrupt`` traceback;
 * killed by SIGINT after a ``KeyboardInterrupt`` traceback through ``site``, the console
   script's ``import re`` or the search for the ``e3`` package;
 * the interrupt is printed and *dropped* ("Failed checking if argv[0] is an import path
@@ -152,17 +153,16 @@ def judge(
         raise broken(f"traceback through e3's code: {inside[-1]}")
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    startup_exit = (
-        returncode == 1
-        and last == "KeyboardInterrupt"
-        and (lines[0].startswith("Fatal Python error: ") or len(lines) == 1)
-    )
+    python_interrupted = last in ("KeyboardInterrupt", "KeyboardInterrupt:")
+    # Exit 1 ending in a KeyboardInterrupt comes from the interpreter failing to start
+    # (a KeyboardInterrupt that escapes a running script kills the process by SIGINT).
+    startup_exit = returncode == 1 and python_interrupted
     if returncode == -signal.SIGINT or startup_exit:
         if stdout:
             raise broken(f"died by the interrupt after printing {stdout[:200]!r}")
         if "Interrupted." in stderr:
             raise broken("died by the interrupt after saying 'Interrupted.'")
-        if lines and last != "KeyboardInterrupt":
+        if lines and not python_interrupted:
             raise broken("died by the interrupt with more than Python's start-up traceback")
         if tree_changed:
             raise broken("died by the interrupt after changing the repository")
@@ -244,21 +244,24 @@ def sweep(
 
 def hello_repository(workdir: Path) -> Path:
     """A repository with the hello package deployed as ``ws`` and run once (so that a
-    ``start`` has nothing to compute and only records its run)."""
+    ``start`` has nothing to compute and only records its run), made with the ``e3``
+    command itself and the public authoring API."""
     from east import East, IntegerType
 
     import e3
-    from e3.core import packages, workspaces
-    from e3.store.repository import create_repository
 
     x = e3.input("x", IntegerType, default=10)
     double = e3.task("double", [x], East.function([IntegerType], IntegerType, lambda b, v: v * 2))
     zip_path = workdir / "hello.zip"
     e3.export(e3.package("hello", "1.0.0", double), zip_path)
-    repo, _ = create_repository(workdir / "repo", durable=False)
-    packages.import_package(repo, zip_path)
-    workspaces.deploy(repo, "ws", "hello@1.0.0")
-    first = subprocess.run([str(E3), "start", str(repo.root), "ws"], capture_output=True)
-    if first.returncode != 0:
-        raise RuntimeError(f"e3 start on the hello repository failed: {first.stderr!r}")
-    return repo.root
+    root = workdir / "repo"
+    for argv in (
+        ["repo", "create", str(root)],
+        ["package", "import", str(root), str(zip_path)],
+        ["workspace", "deploy", str(root), "ws", "hello"],
+        ["start", str(root), "ws"],
+    ):
+        done = subprocess.run([str(E3), *argv], capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"e3 {' '.join(argv)} failed: {done.stderr!r}")
+    return root
