@@ -337,8 +337,9 @@ class Scenario:
 
     def op_gc(self) -> str:
         from e3.core import gc
+        from e3.model.retention import GcPolicy
 
-        res = gc.collect(self.repo, min_age=0.0)
+        res = gc.collect(self.repo, GcPolicy(min_age_seconds=0.0))
         return f"gc -> deleted {res.deleted_objects}, kept {res.retained_objects}"
 
     def op_cancel(self) -> str:
