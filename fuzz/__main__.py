@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     i.add_argument("--reps", type=int, default=1, help="sweeps of each command")
     i.add_argument(
-        "--quick", action="store_true", help="CI budget (help and status, 0-100 ms, 2.5 ms steps)"
+        "--quick", action="store_true", help="CI budget (help and status, 0-100 ms, 1.5 ms steps)"
     )
     i.set_defaults(run=_interrupts)
     h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quick", False) and args.tool == "scenario":
         args.seeds, args.ops = 3, 15
     if getattr(args, "quick", False) and args.tool == "interrupts":
-        args.step, args.commands, args.until, args.reps = 2.5, "help,status", 100.0, 1
+        args.step, args.commands, args.until, args.reps = 1.5, "help,status", 100.0, 1
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
     result: int = args.run(args)
