@@ -30,6 +30,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     import signal as _signal
+    from typing import NoReturn
 else:
     # The C module behind `signal`, already loaded by the interpreter: `import signal`
     # would build its enums first (a few hundred microseconds with no handler in place).
@@ -40,14 +41,20 @@ else:
 EXIT_INTERRUPTED = 130
 
 
-def _interrupted_while_starting(signum: int, frame: object) -> None:
+def _interrupted_while_starting(signum: int, frame: object) -> "NoReturn":
     """SIGINT before the CLI is loaded: nothing has been done, so leave now."""
     os.write(2, b"Interrupted.\n")
     os._exit(EXIT_INTERRUPTED)
 
 
-# Installed first and checked afterwards, so that no call runs before it is in place.
-_previous = _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+# Installed first and checked afterwards, so that no call runs before it is in place. The
+# call itself first runs the handler in place for any SIGINT already received (Python's:
+# a KeyboardInterrupt here); on a busy machine the process can be descheduled just before
+# it, which stretches those few instructions to milliseconds: found by the sweep.
+try:
+    _previous = _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+except KeyboardInterrupt:
+    _interrupted_while_starting(_signal.SIGINT, None)
 if _previous is not _signal.default_int_handler:
     # SIGINT is ignored (`nohup`, a background job) or someone else's: leave it so.
     _signal.signal(_signal.SIGINT, _previous)
