@@ -2,6 +2,8 @@
 
 * ``scenario`` — random packages and operation sequences, invariants after every step;
 * ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
+* ``interrupts`` — Ctrl-C of ``e3`` at a sweep of moments from its exec on, each ending
+  judged by the rule of :mod:`fuzz.interrupts`;
 * ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
   zips, paths, API bodies).
 
@@ -79,6 +81,55 @@ def _faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupts(args: argparse.Namespace) -> int:
+    from fuzz.interrupts import (
+        BEFORE_E3,
+        DROPPED,
+        FINISHED,
+        INTERRUPTED,
+        RuleBroken,
+        hello_repository,
+    )
+    from fuzz.interrupts import sweep as run_sweep
+
+    t0 = time.monotonic()
+    kinds = (BEFORE_E3, INTERRUPTED, FINISHED, DROPPED)
+    with tempfile.TemporaryDirectory(prefix="e3-interrupts-") as tmp:
+        repo = hello_repository(Path(tmp))
+        # name -> (arguments, normal exit codes, tree to watch, default last moment in ms)
+        table: dict[str, tuple[list[str], set[int], Path | None, float]] = {
+            "help": (["--help"], {0}, None, 100.0),
+            "status": (["repo", "status", str(repo)], {0}, repo, 100.0),
+            "start": (["start", str(repo), "ws"], {0}, repo, 300.0),
+        }
+        for command in args.commands.split(","):
+            argv, normal, tree, default_until = table[command]
+            until = args.until if args.until is not None else default_until
+            delays = [i * args.step for i in range(int(until / args.step) + 1)] * args.reps
+            try:
+                probes = run_sweep(argv, delays, normal=normal, repo=tree)
+            except RuleBroken as exc:
+                print(f"RULE BROKEN\n{exc}", file=sys.stderr)
+                return 1
+            name = "e3 " + " ".join(a if a != str(repo) else "<repo>" for a in argv)
+            print(
+                f"{name}: {len(probes)} interrupts, SIGINT at 0-{until:g} ms every {args.step:g} ms"
+            )
+            print(f"  {'ms':>9}  " + "  ".join(f"{k:>11}" for k in kinds))
+            bucket = 10.0
+            for lo in range(int(until // bucket) + 1):
+                row = [p for p in probes if lo * bucket <= p.delay_ms < (lo + 1) * bucket]
+                counts = [sum(1 for p in row if p.kind == k) for k in kinds]
+                label = f"{lo * bucket:g}-{(lo + 1) * bucket:g}"
+                print(f"  {label:>9}  " + "  ".join(f"{c:>11}" for c in counts))
+            for k in kinds:
+                at = [p.delay_ms for p in probes if p.kind == k]
+                span = f"{min(at):.0f}-{max(at):.0f} ms" if at else "-"
+                print(f"  {k:<12} {len(at):>4}  (SIGINT sent at {span})")
+    print(f"interrupts: 0 rule violations, {time.monotonic() - t0:.1f} s")
+    return 0
+
+
 def _hostile(args: argparse.Namespace) -> int:
     from fuzz.hostile import TARGETS, run_hostile
 
@@ -148,6 +199,24 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--kills", type=int, default=200, help="SIGKILLs of a running e3 start")
     f.add_argument("--quick", action="store_true", help="CI budget (10 kills, few of the rest)")
     f.set_defaults(run=_faults)
+    i = sub.add_parser("interrupts", help="Ctrl-C of e3 at a sweep of moments, judged")
+    i.add_argument("--step", type=float, default=2.0, help="ms between interrupt moments")
+    i.add_argument(
+        "--commands",
+        default="help,status,start",
+        help="which of help (e3 --help), status (e3 repo status <repo>), start (e3 start <repo> "
+        "ws), comma-separated",
+    )
+    i.add_argument(
+        "--until",
+        type=float,
+        help="last moment, ms after exec (default 100; 300 for start, to reach its run)",
+    )
+    i.add_argument("--reps", type=int, default=1, help="sweeps of each command")
+    i.add_argument(
+        "--quick", action="store_true", help="CI budget (help and status, 0-100 ms, 1.5 ms steps)"
+    )
+    i.set_defaults(run=_interrupts)
     h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
     h.add_argument("--seed", type=int, default=1)
     h.add_argument(
@@ -163,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "quick", False) and args.tool == "scenario":
         args.seeds, args.ops = 3, 15
+    if getattr(args, "quick", False) and args.tool == "interrupts":
+        args.step, args.commands, args.until, args.reps = 1.5, "help,status", 100.0, 1
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
     result: int = args.run(args)

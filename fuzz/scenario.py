@@ -12,7 +12,10 @@ and SIGKILL of a running engine. After every operation:
 * the workspace is settled (``start --keep-going``), and then every task output
   equals the oracle's value for the current inputs, computed without e3, and
   every task the oracle says fails is reported failed (never up to date);
-* a command that lost a race for a lock failed with the lock error, nothing else.
+* a command that lost a race for a lock failed with the lock error, nothing else;
+* an interrupted ``e3 start`` ended as :mod:`fuzz.interrupts` allows: "Interrupted." and
+  exit 130, or finished normally, or died in Python's own start-up with the repository's
+  tree unchanged and no traceback through e3's code.
 
 Everything is reproducible from the seed; a violation raises :class:`Violation`
 naming the seed, the step and the operations so far.
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from fuzz.interrupts import RuleBroken, tree_digest
+from fuzz.interrupts import judge as judge_interrupt
 from fuzz.model import FAIL, PackageSpec, random_package
 
 E3 = str(Path(sys.executable).with_name("e3"))
@@ -176,13 +181,16 @@ class Scenario:
         return self._judge(proc, self._stderr_at_exit(proc, what), allowed, what)
 
     def _stderr_at_exit(self, proc: subprocess.Popen[bytes], what: str) -> str:
+        return self._output_at_exit(proc, what)[1]
+
+    def _output_at_exit(self, proc: subprocess.Popen[bytes], what: str) -> tuple[str, str]:
         try:
-            _out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             raise self.fail(f"{what}: did not end within 120 s") from None
-        return err.decode(errors="replace")
+        return out.decode(errors="replace"), err.decode(errors="replace")
 
     def _judge(self, proc: subprocess.Popen[bytes], text: str, allowed: set[int], what: str) -> int:
         if proc.returncode not in allowed:
@@ -329,21 +337,32 @@ class Scenario:
 
     def op_gc(self) -> str:
         from e3.core import gc
+        from e3.model.retention import GcPolicy
 
-        res = gc.collect(self.repo, min_age=0.0)
+        res = gc.collect(self.repo, GcPolicy(min_age_seconds=0.0))
         return f"gc -> deleted {res.deleted_objects}, kept {res.retained_objects}"
 
     def op_cancel(self) -> str:
+        before = tree_digest(self.repo.root)
         proc = self._cli("start", str(self.repo.root), "ws")
         delay = self.rng.uniform(0, 0.4)
         time.sleep(delay)  # fault injection: interrupt at a random moment
         proc.send_signal(signal.SIGINT)
-        what = "start interrupted by SIGINT"
-        err = self._stderr_at_exit(proc, what)
-        if _died_starting_python(proc.returncode, err):
-            return f"start, SIGINT after {delay * 1000:.0f} ms -> Python was still starting"
-        code = self._judge(proc, err, {0, 1, 130}, what)
-        return f"start, SIGINT after {delay * 1000:.0f} ms -> {code}"
+        what = f"start interrupted by SIGINT after {delay * 1000:.0f} ms"
+        out, err = self._output_at_exit(proc, what)
+        try:
+            kind = judge_interrupt(
+                proc.returncode,
+                out,
+                err,
+                tree_changed=tree_digest(self.repo.root) != before,
+                normal={0, 1},
+            )
+        except RuleBroken as exc:
+            raise self.fail(f"{what}: {exc}") from None
+        key = f"cancel: {kind}"
+        self.stats.by_kind[key] = self.stats.by_kind.get(key, 0) + 1
+        return f"start, SIGINT after {delay * 1000:.0f} ms -> {proc.returncode} ({kind})"
 
     def op_kill(self) -> str:
         proc = self._cli("start", str(self.repo.root), "ws")
@@ -415,23 +434,6 @@ class Scenario:
         self.stats.operations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self.check()
-
-
-def _died_starting_python(returncode: int, stderr: str) -> bool:
-    """Whether an interrupted ``e3`` ended before any e3 code ran.
-
-    In the first milliseconds the interpreter itself is starting (``site``, the
-    console script's own imports): SIGINT there ends the process as it ends any
-    Python program, by the signal or with a KeyboardInterrupt traceback that holds no
-    e3 frame. e3 has done nothing yet, and check() still runs afterwards.
-    """
-    if returncode == -signal.SIGINT and not stderr:
-        return True
-    return (
-        returncode in (1, -signal.SIGINT)
-        and stderr.rstrip().endswith("KeyboardInterrupt")
-        and "/e3/" not in stderr
-    )
 
 
 def _short(value: Any) -> str:

@@ -11,13 +11,15 @@ Running dataflows (see :mod:`e3.api`)::
 Authoring packages (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
 ``e3.custom_task``, ``e3.package``, ``e3.export``.
 
-Every name is loaded on first use, so ``import e3`` (as the CLI does) costs
-nothing beyond this module.
+Every name is loaded on first use from the module the table ``_EXPORTS`` names;
+exposing another name is one line there.
+
+This body must stay free of imports and calls. The ``e3`` console script enters through
+:mod:`e3.launcher`, and Python runs this file first: until the launcher has installed its
+SIGINT handler, a Ctrl-C ends the process with a traceback through whatever is running.
+Here that is nothing but the binding of a few constants and functions, which change
+nothing (docs/reliability.md, "Ctrl-C at start-up").
 """
-
-from __future__ import annotations
-
-import importlib
 
 #: Public name → the module that defines it.
 _EXPORTS = {
@@ -37,13 +39,27 @@ _EXPORTS = {
     "export": "e3.sdk",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [*_EXPORTS]  # unpacking, not sorted() or list(): no call runs here (see above)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a few ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> "Any":
+    """Import the module that defines ``name`` and keep the value (once per name)."""
+    from importlib import import_module
+
     module = _EXPORTS.get(name)
     if module is None:
         if name == "sdk":
-            return importlib.import_module("e3.sdk")
+            return import_module("e3.sdk")
         raise AttributeError(f"module 'e3' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the ones not loaded yet."""
+    return sorted({*globals(), *_EXPORTS})

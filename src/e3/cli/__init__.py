@@ -163,6 +163,9 @@ def main(
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:
+        if _raised_from_interrupt(exc):
+            out.error("Interrupted.")
+            return EXIT_INTERRUPTED
         out.error(f"Internal error: {type(exc).__name__}: {exc}")
         if settings.debug:
             import traceback
@@ -171,6 +174,21 @@ def main(
         else:
             out.error("(set E3_DEBUG=1 for a traceback; please report this)")
         return EXIT_INTERNAL
+
+
+def _raised_from_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised from a KeyboardInterrupt.
+
+    Python 3.11 turns one that lands in a ``__set_name__`` call (a dataclass field, while a
+    module loads) into a RuntimeError raised from it: a Ctrl-C, not a bug of e3 (the
+    launcher has the same test for what escapes :func:`main`).
+    """
+    cause = exc.__cause__
+    for _ in range(100):  # a chain of causes is short; a cycle must not hang us
+        if cause is None or isinstance(cause, KeyboardInterrupt):
+            return cause is not None
+        cause = cause.__cause__
+    return False
 
 
 def entry() -> None:
