@@ -24,7 +24,8 @@ Tree::
     │   ├── PackageExists                    package_exists
     │   ├── WorkspaceExists                  workspace_exists
     │   ├── WorkspaceNotDeployed             workspace_not_deployed
-    │   └── LockConflict                     workspace_locked
+    │   ├── LockConflict                     workspace_locked
+    │   └── ClusterVersionMismatch           cluster_version_mismatch
     ├── InvalidInputError          exit 5   HTTP 400  invalid_input
     │   ├── InvalidName                      invalid_name
     │   ├── InvalidPath                      invalid_path
@@ -42,6 +43,7 @@ Tree::
     ├── RunnerError                exit 1   HTTP 500  runner_error
     ├── AuthError                  exit 8   HTTP 401  unauthorized
     └── RemoteError                exit 9   HTTP 502  remote_error
+        └── ClusterUnavailable               cluster_unavailable
 
 This module imports nothing from e3 (it is a leaf every layer may use).
 """
@@ -225,6 +227,17 @@ class RemoteError(E3Error):
     """A remote e3 server could not be reached or answered outside the protocol."""
 
 
+class ClusterUnavailable(RemoteError):
+    """The Dask scheduler a run executes on could not be reached, or was lost during the run.
+
+    It stops the run (finished results stay cached; the next start resumes).
+    """
+
+
+class ClusterVersionMismatch(ConflictError):
+    """A cluster worker runs another version of e3 or east-py than the engine."""
+
+
 @dataclass(frozen=True)
 class ErrorSpec:
     """How one error kind surfaces: CLI exit code, HTTP status, wire code."""
@@ -275,6 +288,8 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     RunnerError: ErrorSpec(1, 500, "runner_error"),
     AuthError: ErrorSpec(8, 401, "unauthorized"),
     RemoteError: ErrorSpec(9, 502, "remote_error"),
+    ClusterUnavailable: ErrorSpec(9, 502, "cluster_unavailable"),
+    ClusterVersionMismatch: ErrorSpec(4, 409, "cluster_version_mismatch"),
 }
 
 #: Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells expect.

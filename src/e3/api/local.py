@@ -261,6 +261,7 @@ class LocalRepository:
         keep_going: bool = False,
         timeout: float | None = None,
         isolation: Isolation = "warm",
+        cluster: str | None = None,
     ) -> RunHandle:
         """Start the dataflow on this handle's engine (refusals raise here)."""
         options = start_options(
@@ -270,6 +271,7 @@ class LocalRepository:
             keep_going=keep_going,
             timeout=timeout,
             isolation=isolation,
+            cluster=cluster,
         )
         return self.start_with(ws, options)
 

@@ -356,6 +356,7 @@ class RemoteRepository:
         keep_going: bool = False,
         timeout: float | None = None,
         isolation: Isolation = "warm",
+        cluster: str | None = None,
     ) -> RemoteRun:
         """Start a run on the server (refusals raise here) and return its handle."""
         options = start_options(
@@ -365,6 +366,7 @@ class RemoteRepository:
             keep_going=keep_going,
             timeout=timeout,
             isolation=isolation,
+            cluster=cluster,
         )
         started: JobStarted = self.http.call(
             "POST",

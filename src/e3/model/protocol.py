@@ -251,6 +251,7 @@ class Repository(Protocol):
         keep_going: bool = False,
         timeout: float | None = None,
         isolation: Isolation = "warm",
+        cluster: str | None = None,
     ) -> Run:
         """Start the workspace's dataflow and return at once.
 

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from e3.errors import E3Error, UsageError
+from e3.model.runs import start_options
 from e3.server.options import add_options
 
 if TYPE_CHECKING:
@@ -55,8 +56,18 @@ def run_server(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     if args.repos is not None and not args.repos.is_dir():
         raise UsageError(f"--repos {args.repos}: not a directory")
     provider, validator = _authentication(args, base_url)
+    cluster = args.cluster or settings.cluster
+    if cluster is not None:
+        start_options(cluster=cluster)  # a malformed address is refused before serving
     app = create_app(
-        ServerConfig(repos, base_url, cors=args.cors, provider=provider, validator=validator)
+        ServerConfig(
+            repos,
+            base_url,
+            cors=args.cors,
+            provider=provider,
+            validator=validator,
+            cluster=cluster,
+        )
     )
     out = stdout or sys.stdout
     print(f"e3 API server listening on {listen_url}", file=out, flush=True)

@@ -31,6 +31,8 @@ class ServerConfig:
     provider: Provider | None = None
     validator: TokenValidator | None = None
     max_upload: int = MAX_UPLOAD
+    #: Where dataflows started over HTTP run their tasks (``e3 serve --cluster``).
+    cluster: str | None = None
 
 
 class ServerState:
