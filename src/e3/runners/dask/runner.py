@@ -62,6 +62,8 @@ class DaskRunner:
         self.versions = local_versions()
         self._client: Any = None
         self._cluster: Any = None
+        #: Clients whose scheduler was lost: closed with the runner.
+        self._broken: list[tuple[Any, Any]] = []
         self._connecting: asyncio.Lock | None = None
         self._inline_limit: int | None = None
         #: Repository root → whether workers read inputs from it (until one cannot).
@@ -106,13 +108,20 @@ class DaskRunner:
     async def close(self) -> None:
         """Disconnect (and stop a local cluster)."""
         await self._drop_client()
+        broken, self._broken = self._broken, []
+        for client, cluster in broken:
+            await _close(client, cluster)
 
-    def _lost(self, client: Any, why: object) -> ClusterUnavailable:
-        detail = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    def _lost(self, client: Any, why: BaseException) -> ClusterUnavailable:
         if client is self._client:
-            self._client = None  # the next run connects again
-            asyncio.get_running_loop().create_task(_close(client, self._cluster))
-            self._cluster = None
+            # The next run connects again; this client is closed with the runner.
+            self._broken.append((client, self._cluster))
+            self._client = self._cluster = None
+        if "connection-lost" in str(why) or isinstance(why, concurrent.futures.CancelledError):
+            detail = "the connection closed (the scheduler stopped, or its host is unreachable)"
+        else:
+            text = str(why).strip()
+            detail = text.splitlines()[0] if text else type(why).__name__
         return ClusterUnavailable(f"lost the Dask scheduler at {self.address}: {detail}")
 
     # ── running ──────────────────────────────────────────────────────────
