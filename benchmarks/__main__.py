@@ -12,13 +12,14 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, dataflow, remote, runners
+from benchmarks import cli_get, cluster, dataflow, remote, runners
 
 SUITES = {
     "cli": cli_get.run,
     "runners": runners.run,
     "dataflow": dataflow.run,
     "remote": remote.run,
+    "cluster": cluster.run,
 }
 
 
