@@ -1,7 +1,8 @@
 """Reliability tools, run on demand: ``python -m fuzz <tool> [options]``.
 
 * ``scenario`` — random packages and operation sequences, invariants after every step;
-* ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
+* ``faults`` — SIGKILL of engines, tasks, servers, Dask workers and schedulers, a full
+  disk, unreadable files;
 * ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
   zips, paths, API bodies).
 
@@ -65,7 +66,15 @@ def _faults(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="e3-faults-") as tmp:
         try:
-            stats = run_faults(args.seed, args.kills, Path(tmp), quick=args.quick)
+            stats = run_faults(
+                args.seed,
+                args.kills,
+                Path(tmp),
+                quick=args.quick,
+                worker_kills=args.worker_kills,
+                scheduler_kills=args.scheduler_kills,
+                only_cluster=args.only_cluster,
+            )
         except Violation as exc:
             print(f"INVARIANT VIOLATED\n{exc}", file=sys.stderr)
             return 1
@@ -142,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--kills", type=int, default=200, help="SIGKILLs of a running e3 start")
     f.add_argument("--quick", action="store_true", help="CI budget (10 kills, few of the rest)")
+    f.add_argument(
+        "--worker-kills", type=int, default=20, help="SIGKILLs of a Dask worker during a run"
+    )
+    f.add_argument(
+        "--scheduler-kills", type=int, default=5, help="SIGKILLs of the Dask scheduler during a run"
+    )
+    f.add_argument(
+        "--only-cluster", action="store_true", help="only the Dask worker and scheduler kills"
+    )
     f.set_defaults(run=_faults)
     h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
     h.add_argument("--seed", type=int, default=1)
@@ -160,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.ops = 3, 15
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
+        args.worker_kills, args.scheduler_kills = 3, 1
     result: int = args.run(args)
     return result
 
