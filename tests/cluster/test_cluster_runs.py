@@ -16,7 +16,7 @@ import e3
 from e3.errors import ClusterUnavailable, UsageError
 from e3.model.runs import start_options
 from e3.runners.dask.cluster import parse_address
-from tests_support import export_to, run_cli, run_e3
+from tests_support import export_to, run_cli, run_e3, start_server
 
 EXAMPLES = ["hello", "diamond", "typed_data", "shell", "platform_calls"]
 
@@ -120,3 +120,27 @@ def test_unreachable_scheduler_refuses_the_run(build_example: object, tmp_path: 
         with pytest.raises(ClusterUnavailable, match="cannot reach the Dask scheduler"):
             repo.start("ws", cluster=f"tcp://127.0.0.1:{port}")
         assert repo.runs("ws") == []  # refused before the run existed
+
+
+def test_a_server_started_with_a_cluster_runs_http_dataflows_there(
+    build_example: object, tmp_path: Path, dask_cluster: object
+) -> None:
+    address = dask_cluster.address  # type: ignore[attr-defined]
+    root = tmp_path / "repos"
+    root.mkdir()
+    server = start_server("--repos", root, "--cluster", address, log=tmp_path / "server.log")
+    try:
+        url = server.repo_url("team")
+        assert run_cli("repo", "create", url).code == 0
+        with e3.open(url) as repo:
+            repo.package_import(build_example("diamond"))  # type: ignore[operator]
+            repo.workspace_deploy("ws", "diamond")
+            with pytest.raises(UsageError, match="this server decides where tasks run"):
+                repo.start("ws", cluster="local:1")
+            run = repo.start("ws")
+            assert run.wait(120).status == "completed"
+            workers = {e.worker for e in run.events() if e.kind == "task_completed"}
+            assert workers and workers <= set(dask_cluster.worker_pids())  # type: ignore[attr-defined]
+            assert run_cli("get", url, "ws.tasks.merge").out.strip() == "65"
+    finally:
+        server.stop()
