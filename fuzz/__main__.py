@@ -1,7 +1,8 @@
 """Reliability tools, run on demand: ``python -m fuzz <tool> [options]``.
 
 * ``scenario`` — random packages and operation sequences, invariants after every step;
-* ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
+* ``faults`` — SIGKILL of engines, tasks, servers, Dask workers and schedulers, a full
+  disk, unreadable files;
 * ``interrupts`` — Ctrl-C of ``e3`` at a sweep of moments from its exec on, each ending
   judged by the rule of :mod:`fuzz.interrupts`;
 * ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
@@ -67,7 +68,15 @@ def _faults(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="e3-faults-") as tmp:
         try:
-            stats = run_faults(args.seed, args.kills, Path(tmp), quick=args.quick)
+            stats = run_faults(
+                args.seed,
+                args.kills,
+                Path(tmp),
+                quick=args.quick,
+                worker_kills=args.worker_kills,
+                scheduler_kills=args.scheduler_kills,
+                only_cluster=args.only_cluster,
+            )
         except Violation as exc:
             print(f"INVARIANT VIOLATED\n{exc}", file=sys.stderr)
             return 1
@@ -198,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--kills", type=int, default=200, help="SIGKILLs of a running e3 start")
     f.add_argument("--quick", action="store_true", help="CI budget (10 kills, few of the rest)")
+    f.add_argument(
+        "--worker-kills", type=int, default=20, help="SIGKILLs of a Dask worker during a run"
+    )
+    f.add_argument(
+        "--scheduler-kills", type=int, default=5, help="SIGKILLs of the Dask scheduler during a run"
+    )
+    f.add_argument(
+        "--only-cluster", action="store_true", help="only the Dask worker and scheduler kills"
+    )
     f.set_defaults(run=_faults)
     i = sub.add_parser("interrupts", help="Ctrl-C of e3 at a sweep of moments, judged")
     i.add_argument("--step", type=float, default=2.0, help="ms between interrupt moments")
@@ -236,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         args.step, args.commands, args.until, args.reps = 1.5, "help,status", 100.0, 1
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
+        # The cluster faults need a Dask cluster each (tests/cluster covers them in CI).
+        args.worker_kills, args.scheduler_kills = 0, 0
     result: int = args.run(args)
     return result
 

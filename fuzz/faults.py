@@ -415,19 +415,32 @@ def _quote(name: str) -> str:
     return format_keypath((name,)).lstrip(".")
 
 
-def run_faults(seed: int, kills: int, workdir: Path, *, quick: bool) -> FaultStats:
-    """Every fault kind, with ``kills`` engine kills."""
+def run_faults(
+    seed: int,
+    kills: int,
+    workdir: Path,
+    *,
+    quick: bool,
+    worker_kills: int = 0,
+    scheduler_kills: int = 0,
+    only_cluster: bool = False,
+) -> FaultStats:
+    """Every fault kind, with ``kills`` engine kills (and Dask worker and scheduler kills)."""
+    from fuzz.cluster_faults import run_cluster_faults
+
     stats = FaultStats()
-    sc = Scenario(seed, workdir / "engine", max_tasks=30)
-    try:
-        sc.check()
-        engine_kills(sc, kills, stats)
-        task_kills(sc, 3 if quick else 30, stats, workdir / "markers")
-    finally:
-        sc.close()
-    server_kills(seed + 1, 2 if quick else 30, stats, workdir / "server")
-    full_disk(seed, stats, workdir / "disk", steps=8 if quick else 40)
-    unreadable(seed, stats, workdir, files=2 if quick else 12)
+    if not only_cluster:
+        sc = Scenario(seed, workdir / "engine", max_tasks=30)
+        try:
+            sc.check()
+            engine_kills(sc, kills, stats)
+            task_kills(sc, 3 if quick else 30, stats, workdir / "markers")
+        finally:
+            sc.close()
+        server_kills(seed + 1, 2 if quick else 30, stats, workdir / "server")
+        full_disk(seed, stats, workdir / "disk", steps=8 if quick else 40)
+        unreadable(seed, stats, workdir, files=2 if quick else 12)
+    run_cluster_faults(seed + 2, worker_kills, scheduler_kills, stats, workdir / "cluster")
     return stats
 
 

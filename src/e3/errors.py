@@ -24,7 +24,8 @@ Tree::
     │   ├── PackageExists                    package_exists
     │   ├── WorkspaceExists                  workspace_exists
     │   ├── WorkspaceNotDeployed             workspace_not_deployed
-    │   └── LockConflict                     workspace_locked
+    │   ├── LockConflict                     workspace_locked
+    │   └── ClusterVersionMismatch           cluster_version_mismatch
     ├── InvalidInputError          exit 5   HTTP 400  invalid_input
     │   ├── InvalidName                      invalid_name
     │   ├── InvalidPath                      invalid_path
@@ -43,7 +44,8 @@ Tree::
     ├── RunnerError                exit 1   HTTP 500  runner_error
     ├── AuthError                  exit 8   HTTP 401  unauthorized
     └── RemoteError                exit 9   HTTP 502  remote_error
-        └── ServiceUnavailable              HTTP 503  service_unavailable
+        ├── ServiceUnavailable              HTTP 503  service_unavailable
+        └── ClusterUnavailable               cluster_unavailable
 
 This module imports nothing from e3 (it is a leaf every layer may use).
 """
@@ -256,6 +258,17 @@ class ServiceUnavailable(RemoteError):
     """The server is at its connection limit (or shutting down): try again shortly."""
 
 
+class ClusterUnavailable(RemoteError):
+    """The Dask scheduler a run executes on could not be reached, or was lost during the run.
+
+    It stops the run (finished results stay cached; the next start resumes).
+    """
+
+
+class ClusterVersionMismatch(ConflictError):
+    """A cluster worker runs another version of e3 or east-py than the engine."""
+
+
 @dataclass(frozen=True)
 class ErrorSpec:
     """How one error kind surfaces: CLI exit code, HTTP status, wire code."""
@@ -308,6 +321,8 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     AuthError: ErrorSpec(8, 401, "unauthorized"),
     RemoteError: ErrorSpec(9, 502, "remote_error"),
     ServiceUnavailable: ErrorSpec(9, 503, "service_unavailable"),
+    ClusterUnavailable: ErrorSpec(9, 502, "cluster_unavailable"),
+    ClusterVersionMismatch: ErrorSpec(4, 409, "cluster_version_mismatch"),
 }
 
 #: Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells expect.

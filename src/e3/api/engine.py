@@ -5,6 +5,11 @@ at once) and executed on the engine's loop. The runners, above all the pool of
 warm East workers, live on that loop as long as the engine does: a server's
 engine serves every run from workers that have already imported east-py and
 compiled its functions, where each CLI process pays for starting them once.
+
+A run on a cluster (``StartOptions.cluster``) uses runners of their own, kept
+per cluster address: the engine connects (or starts a local cluster) and
+checks the workers before the run is accepted, so an unreachable scheduler or
+a worker of another version is a refusal raised by :meth:`Engine.start`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import threading
 from e3.api.runs import LocalRun
 from e3.dataflow.prepare import PreparedRun, prepare_run
 from e3.dataflow.scheduler import execute_run
-from e3.errors import E3Error
+from e3.errors import ClusterUnavailable, E3Error
 from e3.model.runs import StartOptions
 from e3.runners.base import RunnerRegistry
 from e3.runners.registry import default_registry
@@ -26,6 +31,8 @@ from e3.store.repository import RepoStore
 MAX_WORKERS = 64
 #: Finished runs kept in memory for callers that ask about them again.
 KEEP_FINISHED = 256
+#: How long connecting to a cluster (or starting a local one) may take before a run is refused.
+CLUSTER_START_TIMEOUT = 120.0
 
 
 class Engine:
@@ -36,7 +43,7 @@ class Engine:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._registries: dict[str, RunnerRegistry] = {}
+        self._registries: dict[tuple[str, str | None], RunnerRegistry] = {}
         self._runs: dict[str, LocalRun] = {}
 
     def _engine_loop(self) -> asyncio.AbstractEventLoop:
@@ -48,16 +55,35 @@ class Engine:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def _registry(self, isolation: str) -> RunnerRegistry:
-        """Runners shared by every run of one isolation mode (engine loop only)."""
-        reg = self._registries.get(isolation)
+    def _registry(self, isolation: str, cluster: str | None = None) -> RunnerRegistry:
+        """Runners shared by every run of one isolation mode and cluster (engine loop only)."""
+        reg = self._registries.get((isolation, cluster))
         if reg is None:
-            reg = default_registry(isolation=isolation, max_workers=self.max_workers)
-            self._registries[isolation] = reg
+            reg = default_registry(
+                isolation=isolation, max_workers=self.max_workers, cluster=cluster
+            )
+            self._registries[(isolation, cluster)] = reg
         return reg
+
+    def _connect(self, options: StartOptions) -> None:
+        """Connect to the run's cluster and check its workers (refusals raise here)."""
+        if options.cluster is None:
+            return
+
+        async def connect() -> None:
+            await self._registry(options.isolation, options.cluster).prepare()
+
+        loop = self._engine_loop()
+        try:
+            asyncio.run_coroutine_threadsafe(connect(), loop).result(CLUSTER_START_TIMEOUT)
+        except TimeoutError:
+            raise ClusterUnavailable(
+                f"the cluster {options.cluster} was not ready after {CLUSTER_START_TIMEOUT:g} s"
+            ) from None
 
     def start(self, store: RepoStore, ws: str, options: StartOptions) -> LocalRun:
         """Prepare a run here (refusals raise now), then execute it in the background."""
+        self._connect(options)
         prepared = prepare_run(store, ws, options)
         try:
             loop = self._engine_loop()
@@ -75,7 +101,7 @@ class Engine:
 
     async def _execute(self, prepared: PreparedRun, run: LocalRun, cancel: asyncio.Event) -> None:
         try:
-            registry = self._registry(prepared.options.isolation)
+            registry = self._registry(prepared.options.isolation, prepared.options.cluster)
             outcome = await execute_run(
                 prepared, registry=registry, on_event=run.add_event, cancel=cancel
             )

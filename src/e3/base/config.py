@@ -18,6 +18,8 @@ ENV_VARS: dict[str, str] = {
     "E3_FSYNC": "set to 0 to skip fsync (faster, not crash-durable; benchmarks and tests only)",
     "E3_HOME": "directory for e3's own files (credentials); default ~/.e3",
     "E3_CREDENTIALS_PATH": "credentials file for remote servers; default $E3_HOME/credentials.json",
+    "E3_CLUSTER": "Dask cluster for e3 start and e3 serve when --cluster is left out "
+    "(tcp://HOST:PORT or local:N)",
 }
 
 
@@ -30,6 +32,8 @@ class Settings:
     durable: bool = True
     home: Path = field(default_factory=lambda: Path("~/.e3").expanduser())
     credentials_path: Path | None = None
+    #: Where ``e3 start`` and ``e3 serve`` run tasks when no ``--cluster`` is given.
+    cluster: str | None = None
 
     @property
     def credentials_file(self) -> Path:
@@ -54,4 +58,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         durable=_flag(env.get("E3_FSYNC"), True),
         home=home,
         credentials_path=Path(creds).expanduser() if creds else None,
+        cluster=(env.get("E3_CLUSTER") or "").strip() or None,
     )

@@ -78,10 +78,13 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
             )
             for s in streams
         }
-        ctx.out.data({"task": task, "execution_id": ex.execution_id, **data})
+        where = {"worker": ex.worker} if ex.worker else {}
+        ctx.out.data({"task": task, "execution_id": ex.execution_id, **where, **data})
         return 0
     ctx.out.line(f"Task: {task}")
     ctx.out.line(f"Execution: {ex.task_hash[:8]}/{ex.inputs_hash[:8]}/{ex.execution_id[:8]}")
+    if ex.worker:
+        ctx.out.line(f"Worker: {ex.worker}")
     empty = True
     for s in streams:
         chunk = repo.read_log(ws, task, s, 0, 1 << 30, ex.execution_id)

@@ -63,6 +63,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "(default: warm east-py workers)",
     )
     s.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the tasks on a Dask cluster: tcp://HOST:PORT (a dask scheduler), or local:N "
+        "for N worker processes started for the run (default: $E3_CLUSTER, else here)",
+    )
+    s.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -95,7 +101,9 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def start_waiting(repo: Repository, ws: str, args: argparse.Namespace) -> Run:
+def start_waiting(
+    repo: Repository, ws: str, args: argparse.Namespace, cluster: str | None = None
+) -> Run:
     """Start the run, retrying for ``--wait`` seconds while another run holds the workspace."""
     deadline = time.monotonic() + max(0.0, args.wait)
     delay = 0.1
@@ -109,6 +117,7 @@ def start_waiting(repo: Repository, ws: str, args: argparse.Namespace) -> Run:
                 keep_going=args.keep_going,
                 timeout=args.timeout,
                 isolation=args.isolation,
+                cluster=cluster,
             )
         except LockConflict:
             if time.monotonic() + delay > deadline:
@@ -174,22 +183,26 @@ def choose_view(ctx: Context) -> Any:
 
 def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     """Run the dataflow, showing progress, and summarise."""
+    cluster = args.cluster or ctx.settings.cluster
     start_options(  # refuse bad flags before opening anything
         filter=args.filter,
         concurrency=args.concurrency,
         timeout=args.timeout,
         isolation=args.isolation,
+        cluster=cluster,
     )
     out = ctx.out.stdout
     view = choose_view(ctx)
     repo = ctx.repository(args.repo)
-    run = start_waiting(repo, args.workspace, args)
+    run = start_waiting(repo, args.workspace, args, cluster)
     if not ctx.out.json_mode:
         with contextlib.suppress(BrokenPipeError):
             out.write(f"Starting tasks in workspace: {args.workspace}\n")
             if args.filter:
                 out.write(f"Filter: {', '.join(args.filter)}\n")
             out.write(f"Concurrency: {args.concurrency}\n")
+            if cluster:
+                out.write(f"Cluster: {cluster}\n")
             if args.force:
                 out.write("Force: re-executing all tasks\n")
             out.flush()

@@ -22,12 +22,13 @@ from e3.dataflow.execute import Emit, TaskExecutor, TaskOutcome, task_env
 from e3.dataflow.plan import Plan, State
 from e3.dataflow.prepare import PreparedRun, read_roots
 from e3.dataflow.publish import Publisher
+from e3.errors import E3Error
 from e3.model.runs import Counts, FinalStatus, RunOutcome, TaskProblem
 from e3.records import dataset_ref, structure
 from e3.records._util import utc_now
 from e3.records.dataflow import RunSummary, TaskExecution
 from e3.records.dataset_ref import DatasetRef
-from e3.runners.base import RunnerRegistry
+from e3.runners.base import STOPS_RUN, RunnerRegistry
 
 #: The loop wakes at least this often (log copies, cancel requests, new inputs).
 TICK = 0.2
@@ -79,10 +80,13 @@ class RunLoop:
             counts=Counts(total=len(self.plan.runs)),
         )
         cancelled = False
+        stopped: E3Error | None = None  # a runner that cannot go on (its cluster is lost)
         try:
             cancelled = await self._loop()
         except (asyncio.CancelledError, KeyboardInterrupt):
             cancelled = True
+        except STOPS_RUN as exc:
+            cancelled, stopped = True, exc
         if cancelled:
             for task in self.running:
                 task.cancel()
@@ -91,10 +95,13 @@ class RunLoop:
             self.plan.cancel_pending("cancelled")
         try:
             await self.publisher.drain()
-            return self._finish(cancelled, time.monotonic() - t0)
+            outcome = self._finish(cancelled, time.monotonic() - t0, stopped)
         finally:
             self.executor.close()
             self.flush_events()
+        if stopped is not None:
+            raise stopped  # finished results are published; the next start resumes
+        return outcome
 
     async def _loop(self) -> bool:
         """Turn until the plan is finished; returns whether the run was cancelled."""
@@ -117,8 +124,15 @@ class RunLoop:
             done, _ = await asyncio.wait(
                 self.running, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
+            stop: BaseException | None = None
             for task in done:
-                self._collect(self.running.pop(task), task.result())
+                i = self.running.pop(task)
+                if isinstance(task.exception(), STOPS_RUN):
+                    stop = task.exception()  # after collecting the other tasks that ended
+                    continue
+                self._collect(i, task.result())
+            if stop is not None:
+                raise stop
             if self.publisher.due_in(time.monotonic()) == 0.0:
                 self.publisher.flush()
             self.executor.tick()
@@ -177,6 +191,7 @@ class RunLoop:
                 duration=res.duration,
                 execution_id=res.execution_id,
                 output_hash=res.output_hash,
+                worker=res.worker,
             )
             return
         skipped = self.plan.fail(i, res.error or "failed")
@@ -190,6 +205,7 @@ class RunLoop:
                 detail=res.error,
                 execution_id=res.execution_id,
                 stderr=res.stderr_tail or None,
+                worker=res.worker,
             )
         for s in skipped:
             self.reported.add(s)
@@ -245,8 +261,13 @@ class RunLoop:
             self.reported.discard(t)
             self.emit("task_invalidated", task=self.graph.tasks[t].name, detail="an input changed")
 
-    def _finish(self, cancelled: bool, duration: float) -> RunOutcome:
-        """Write the final record, make the run durable, emit ``run_finished``."""
+    def _finish(
+        self, cancelled: bool, duration: float, stopped: E3Error | None = None
+    ) -> RunOutcome:
+        """Write the final record, make the run durable, emit ``run_finished``.
+
+        ``stopped``: why a runner stopped the run; it is recorded as failed, with that error.
+        """
         plan, graph = self.plan, self.graph
         counts = plan.counts()
         failed = [
@@ -267,12 +288,15 @@ class RunLoop:
             if r.state in (State.PENDING, State.RUNNING)
         ]
         status: FinalStatus = "cancelled" if cancelled else ("failed" if failed else "completed")
+        error = failed[0].reason if failed else None
+        if stopped is not None:
+            status, error = "failed", stopped.message
         final = replace(
             self.p.record,
             status=status,
             completed_at=utc_now(),
             failed_task=failed[0].name if failed else None,
-            error=failed[0].reason if failed else None,
+            error=error,
             output_versions={
                 format_keypath(graph.tasks[i].output): r.output_hash
                 for i, r in plan.runs.items()
@@ -292,5 +316,11 @@ class RunLoop:
         if status == "completed" and not (counts.pending or counts.waiting or counts.skipped):
             runs.set_current_run(self.p.repo, self.p.ws, self.p.run_id)
         executions.durability_barrier(self.p.repo)
-        self.emit("run_finished", outcome=status, duration=duration, counts=counts)
+        self.emit(
+            "run_finished",
+            outcome=status,
+            duration=duration,
+            counts=counts,
+            detail=stopped.message if stopped is not None else None,
+        )
         return RunOutcome(self.p.run_id, status, counts, duration, failed, waiting, not_started)

@@ -38,7 +38,7 @@ from e3.model.runs import StartOptions
 from e3.records import execution as exec_record
 from e3.records._util import utc_now
 from e3.records.execution import ExecutionStatus
-from e3.runners.base import RunnerRegistry, RunRequest, RunResult
+from e3.runners.base import STOPS_RUN, RunnerRegistry, RunRequest, RunResult, TaskFiles
 from e3.store.repository import RepoStore
 
 #: A task running longer than this gets a ``running`` status and live logs.
@@ -63,6 +63,8 @@ class TaskOutcome:
     duration: float = 0.0
     stderr_tail: str = ""
     publish: Callable[[], None] | None = None
+    #: The cluster worker it ran on (``None``: this machine).
+    worker: str | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class _Active:
     spool_err: Path
     logs: LogCopier
     pid: int | None = None
+    worker: str | None = None
     status_written: bool = False
     copied: bool = field(default=False)
 
@@ -250,6 +253,7 @@ class TaskExecutor:
         self.active[eid] = active
         try:
             result = await self._launch(node, input_hashes, slot_dir, out_path, active)
+            active.worker = result.worker
             active.copy_logs(final=True)
             if not result.ok:
                 if result.timed_out:
@@ -262,6 +266,9 @@ class TaskExecutor:
         except asyncio.CancelledError:
             active.copy_logs(final=True)
             attempt.finish("error", message="cancelled")
+            raise
+        except STOPS_RUN as exc:  # the runner cannot go on (its cluster is lost): the run stops
+            attempt.finish("error", message=exc.message)
             raise
         except E3Error as exc:
             return attempt.fail("error", exc.message)
@@ -316,6 +323,14 @@ class TaskExecutor:
             stderr=active.spool_err,
             timeout=self.options.timeout,
             label=node.name,
+            files=TaskFiles(
+                node.command_ir,
+                ir,
+                tuple(zip(input_hashes, paths, strict=True)),
+                out_path,
+                str(self.repo.root),
+                self.options.log_limit,
+            ),
         )
 
         def on_start(pid: int) -> None:
@@ -350,12 +365,13 @@ class TaskExecutor:
         h = self.repo.objects.put(canonical, sync=False)  # synced with its publication batch
         a = attempt.active
         status = ExecutionStatus(
-            "success", a.eid, a.input_hashes, a.started, utc_now(), output_hash=h
+            "success", a.eid, a.input_hashes, a.started, utc_now(), output_hash=h, worker=a.worker
         )
         return TaskOutcome(
             h,
             a.eid,
             duration=attempt.elapsed(),
+            worker=a.worker,
             publish=functools.partial(
                 executions.write_success_files, a.edir, exec_record.encode(status), h
             ),
@@ -381,7 +397,14 @@ class _Attempt:
     ) -> None:
         a = self.active
         status = ExecutionStatus(
-            state, a.eid, a.input_hashes, a.started, utc_now(), exit_code=exit_code, message=message
+            state,
+            a.eid,
+            a.input_hashes,
+            a.started,
+            utc_now(),
+            exit_code=exit_code,
+            message=message,
+            worker=a.worker,
         )
         try:
             a.edir.mkdir(parents=True, exist_ok=True)
@@ -402,6 +425,7 @@ class _Attempt:
             exit_code=exit_code,
             duration=self.elapsed(),
             stderr_tail=stderr_tail(self.active.spool_err),
+            worker=self.active.worker,
         )
 
 

@@ -82,7 +82,8 @@ def execution_info(ex: Execution) -> ExecutionInfo:
     state: str = ex.status.state if ex.status else "unknown"
     if state == "running" and ex.status and not executions.is_live(ex.status):
         state = "died"
-    return ExecutionInfo(ex.task_hash, ex.inputs_hash, ex.execution_id, state)
+    worker = ex.status.worker if ex.status else None
+    return ExecutionInfo(ex.task_hash, ex.inputs_hash, ex.execution_id, state, worker)
 
 
 #: An execution with no live process and no activity for this long is over for good

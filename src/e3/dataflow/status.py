@@ -101,7 +101,12 @@ def _task_state(
     if cached is not None:
         out_ref = refs.get(node.output)
         if out_ref is not None and out_ref.kind == "value" and out_ref.hash == cached[1]:
-            return TaskStatus(node.name, "up-to-date", "cached", deps, execution_id=cached[0])
+            done = st if latest is not None and latest.execution_id == cached[0] else None
+            done = done or executions.read_status(repo, node.hash, ih, cached[0])
+            worker = done.worker if done is not None else None
+            return TaskStatus(
+                node.name, "up-to-date", "cached", deps, execution_id=cached[0], worker=worker
+            )
         return TaskStatus(node.name, "ready", "result in the cache", deps)
     if st is not None and st.state == "failed":
         return TaskStatus(
@@ -111,9 +116,17 @@ def _task_state(
             deps,
             exit_code=st.exit_code,
             execution_id=st.execution_id,
+            worker=st.worker,
         )
     if st is not None and st.state == "error":
-        return TaskStatus(node.name, "error", st.message or "", deps, execution_id=st.execution_id)
+        return TaskStatus(
+            node.name,
+            "error",
+            st.message or "",
+            deps,
+            execution_id=st.execution_id,
+            worker=st.worker,
+        )
     return TaskStatus(node.name, "ready", "", deps)
 
 

@@ -140,6 +140,7 @@ class StartsRuns:
         keep_going: bool = False,
         timeout: float | None = None,
         isolation: Isolation = "warm",
+        cluster: str | None = None,
     ) -> Run:
         """Start the workspace's dataflow and return at once (see :meth:`Repository.start`)."""
         return self.start_with(
@@ -151,6 +152,7 @@ class StartsRuns:
                 keep_going=keep_going,
                 timeout=timeout,
                 isolation=isolation,
+                cluster=cluster,
             ),
         )
 
@@ -291,6 +293,7 @@ class Repository(Protocol):
         keep_going: bool = False,
         timeout: float | None = None,
         isolation: Isolation = "warm",
+        cluster: str | None = None,
     ) -> Run:
         """Start the workspace's dataflow and return at once.
 

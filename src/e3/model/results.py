@@ -170,6 +170,8 @@ class TaskStatus:
     pid: int | None = None
     exit_code: int | None = None
     execution_id: str | None = None
+    #: The cluster worker its execution ran on (``None``: the engine's machine).
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ class ExecutionInfo:
     inputs_hash: str
     execution_id: str
     state: str
+    #: The cluster worker it ran on (``None``: the engine's machine).
+    worker: str | None = None
 
 
 @dataclass(frozen=True)

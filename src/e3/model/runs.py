@@ -7,11 +7,15 @@ prints them), so a run looks the same whether it ran here or on a server.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from e3.errors import UsageError
+
+#: What ``cluster`` may be (checked again, fully, by the runner that connects).
+_CLUSTER = re.compile(r"local:[1-9][0-9]{0,2}|(tcp|tls|ws|wss|inproc|ucx)://\S{1,300}")
 
 #: Default size cap of each of a task's stdout and stderr logs.
 DEFAULT_LOG_LIMIT = 10 << 20
@@ -35,6 +39,9 @@ class StartOptions:
     timeout: float | None = None
     isolation: Isolation = "warm"
     log_limit: int = DEFAULT_LOG_LIMIT
+    #: Where tasks run: ``None`` here, else a Dask scheduler (``tcp://host:port``)
+    #: or ``local:N`` (a local Dask cluster of N worker processes).
+    cluster: str | None = None
 
 
 @dataclass
@@ -93,6 +100,7 @@ def start_options(
     timeout: float | None = None,
     isolation: str = "warm",
     log_limit: int = DEFAULT_LOG_LIMIT,
+    cluster: str | None = None,
 ) -> StartOptions:
     """Checked :class:`StartOptions` (the one place the CLI, the server and the API check them).
 
@@ -108,5 +116,11 @@ def start_options(
         raise UsageError(f"isolation must be warm or process, not {isolation[:40]!r}")
     if log_limit < 0:
         raise UsageError("log limit must not be negative")
+    if cluster is not None:
+        cluster = cluster.strip() or None
+    if cluster is not None and not _CLUSTER.fullmatch(cluster):
+        raise UsageError(
+            f"cluster must be tcp://HOST:PORT (a Dask scheduler) or local:N, not {cluster[:60]!r}"
+        )
     mode: Isolation = "process" if isolation == "process" else "warm"
-    return StartOptions(filters, concurrency, force, keep_going, timeout, mode, log_limit)
+    return StartOptions(filters, concurrency, force, keep_going, timeout, mode, log_limit, cluster)

@@ -10,7 +10,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from e3.errors import RunnerError
+from e3.errors import ClusterUnavailable, ClusterVersionMismatch, E3Error, RunnerError
+
+#: Errors a runner raises when it cannot go on at all (its cluster is gone or
+#: unfit): the run stops instead of recording a failure of the task.
+STOPS_RUN: tuple[type[E3Error], ...] = (ClusterUnavailable, ClusterVersionMismatch)
+
+
+@dataclass(frozen=True)
+class TaskFiles:
+    """The task behind a command, for runners that execute it on another machine.
+
+    Such a runner cannot use the local paths in ``argv``: it evaluates the
+    command IR again with paths of its own, fetching the inputs by hash, and
+    writes the output it gets back to ``output``.
+    """
+
+    command_hash: str
+    command_ir: bytes
+    #: ``(hash, local path of the stored object)`` per input, in order.
+    inputs: tuple[tuple[str, str], ...]
+    output: Path
+    repo_root: str
+    log_limit: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,7 @@ class RunRequest:
     stderr: Path
     timeout: float | None = None
     label: str = ""
+    files: TaskFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,8 @@ class RunResult:
     error: str | None = None
     timed_out: bool = False
     pid: int = 0
+    #: Where it ran, when that is not this machine (a cluster worker's address).
+    worker: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -128,6 +153,17 @@ class RunnerRegistry:
             if runner.accepts(argv):
                 return runner
         raise RunnerError(f"no runner accepts the command {argv[0]!r}")
+
+    async def prepare(self) -> None:
+        """Instantiate every runner and let those that connect somewhere do it now.
+
+        A runner with an ``async prepare()`` method (a cluster runner) connects and
+        checks what it connects to, so that a run is refused before it starts.
+        """
+        for name in list(self.order):
+            hook = getattr(self.get(name), "prepare", None)
+            if hook is not None:
+                await hook()
 
     async def close(self) -> None:
         """Close every instantiated runner (and shared helpers such as the guardian)."""

@@ -11,12 +11,18 @@ from e3.runners.base import RunnerRegistry
 
 
 def default_registry(
-    *, isolation: str = "warm", max_workers: int = 4, guardian: object | None = None
+    *,
+    isolation: str = "warm",
+    max_workers: int = 4,
+    guardian: object | None = None,
+    cluster: str | None = None,
 ) -> RunnerRegistry:
     """The built-in runners, plus any from the ``e3.runners`` entry-point group.
 
     ``isolation="process"`` leaves the warm East runner out, so every task
-    runs in a process of its own.
+    runs in a process of its own. ``cluster`` (``tcp://host:port`` or
+    ``local:N``) puts the Dask runner first: it accepts every command, so every
+    task runs on the cluster's workers (with ``isolation`` applied there).
     """
     from e3.runners.guardian import Guardian
     from e3.runners.process import ProcessRunner
@@ -32,6 +38,11 @@ def default_registry(
             "east-warm", lambda: WarmEastRunner(max_workers=max_workers, guardian=guard), first=True
         )
     reg.register("process", lambda: ProcessRunner(guardian=guard))
+    if cluster is not None:
+        from e3.runners.dask import dask_runner
+
+        runner = dask_runner(cluster, isolation=isolation)
+        reg.register("dask", lambda: runner, first=True)
     return reg
 
 

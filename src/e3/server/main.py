@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from e3.errors import E3Error, UsageError
+from e3.model.runs import start_options
 from e3.server.options import add_options
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ def run_server(
         log_filter=log_filter,
     )
     policy, policy_note = _policy(args, validator)
+    cluster = args.cluster or settings.cluster
+    if cluster is not None:
+        start_options(cluster=cluster)  # a malformed address is refused before serving
     app = create_app(
         ServerConfig(
             repos,
@@ -96,6 +100,7 @@ def run_server(
             limits=limits,
             policy=policy,
             connections=guard,
+            cluster=cluster,
         )
     )
     out = stdout or sys.stdout

@@ -34,6 +34,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cors", action="store_true", help="allow requests from any web origin")
     p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the tasks of every dataflow on this Dask cluster: tcp://HOST:PORT, or "
+        "local:N for N local worker processes (default: $E3_CLUSTER, else here)",
+    )
+    p.add_argument(
         "--oidc",
         action="store_true",
         help="require logins, with the server as its own identity provider "

@@ -38,6 +38,8 @@ class ServerConfig:
     policy: Policy = field(default_factory=Policy.everyone_admin)
     #: The connection guard of the uvicorn server running the app, if any.
     connections: ConnectionGuard | None = None
+    #: Where dataflows started over HTTP run their tasks (``e3 serve --cluster``).
+    cluster: str | None = None
 
 
 class ServerState:

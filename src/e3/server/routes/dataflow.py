@@ -43,6 +43,12 @@ MAX_CONCURRENCY = 64
 async def start_dataflow(request: Request) -> Response:
     """Start a run; a refusal (workspace locked, unknown task) is the reply, not a later error."""
     body: StartOptions = await typed_body(request, StartOptions)
+    cluster = server_of(request).config.cluster
+    if body.cluster is not None and body.cluster != cluster:
+        raise UsageError(
+            "this server decides where tasks run (e3 serve --cluster); "
+            f"a client cannot choose the cluster {body.cluster[:60]!r}"
+        )
     options = start_options(
         filter=body.filters,
         concurrency=min(max(1, body.concurrency), MAX_CONCURRENCY),
@@ -51,6 +57,7 @@ async def start_dataflow(request: Request) -> Response:
         timeout=body.timeout,
         isolation=body.isolation,
         log_limit=body.log_limit,
+        cluster=cluster,
     )
     repo = server_of(request).repo(request)
     run = await blocking(repo.start_with, param(request, "ws"), options)
