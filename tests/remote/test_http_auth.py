@@ -320,6 +320,13 @@ def refusal_problem(endpoint: Endpoint, resp: httpx.Response, presented: Present
         return "401 without WWW-Authenticate: Bearer"
     if endpoint.method == "HEAD":
         return None  # no body to look at
+    if resp.headers.get("content-type", "").startswith("application/json"):
+        error = resp.json().get("error", {})  # the web view's routes answer in JSON
+        if error.get("code") != "unauthorized":
+            return f"401 carrying {error!r}"
+        if len(presented.secret) > 8 and presented.secret in str(error.get("message")):
+            return f"the error echoes the credential: {error}"
+        return None
     try:
         wire.decode_reply(resp.content, type(None))
     except AuthError as exc:
