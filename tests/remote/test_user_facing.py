@@ -244,3 +244,32 @@ def test_licence_and_dependency_ranges() -> None:
     assert "elaraai-east-py==1.0.97" in locked and "httpx==" in locked
     assert subprocess.run([sys.executable, "-c", "import e3"], check=False).returncode == 0
     assert E3_BIN.exists()
+
+
+def test_an_interrupt_while_a_remote_run_starts_never_leaves_it_running(
+    api_server: Served, tmp_path: Path
+) -> None:
+    """Ctrl-C at any moment of ``e3 start <url>`` (before the server's 202 reply too) cancels."""
+    url, _path = api_server.new_repo()
+    target = Target("remote", url, _path)
+    _deploy(target, shell_package("sleep 60; cp {inputs[0]} {output}"), tmp_path)
+    for delay in (0.05, 0.15, 0.25, 0.35, 0.5, 0.8):
+        proc = subprocess.Popen(
+            [str(E3_BIN), "start", url, "ws"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=DEADLINE)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode in (130, 1, 0), (delay, proc.returncode)
+        wait_for(
+            lambda: all(r["status"] != "running" for r in _runs(target)),
+            f"no run left going after an interrupt at {delay} s",
+        )
+    assert all(r["status"] == "cancelled" for r in _runs(target)), _runs(target)

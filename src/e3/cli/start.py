@@ -102,12 +102,21 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def start_waiting(
-    repo: Repository, ws: str, args: argparse.Namespace, cluster: str | None = None
+    repo: Repository,
+    ws: str,
+    args: argparse.Namespace,
+    cluster: str | None = None,
+    interrupted: list[int] | None = None,
 ) -> Run:
-    """Start the run, retrying for ``--wait`` seconds while another run holds the workspace."""
+    """Start the run, retrying for ``--wait`` seconds while another run holds the workspace.
+
+    An interrupt noted while waiting to retry (``interrupted``) ends the waiting.
+    """
     deadline = time.monotonic() + max(0.0, args.wait)
     delay = 0.1
     while True:
+        if interrupted:
+            raise KeyboardInterrupt
         try:
             return repo.start(
                 ws,
@@ -133,10 +142,43 @@ def _discard_output() -> None:
     os.close(devnull)
 
 
-def follow(run: Run, view: Any) -> RunOutcome:
-    """Show a run's events until it ends; the first interrupt cancels it, a second stops waiting."""
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[list[int]]:
+    """Within the block a first Ctrl-C or SIGTERM is noted (in the list given), not raised.
+
+    Starting a run is one request: interrupted half-way, the run may have been
+    accepted (on a server, say) without this command knowing its id, and would go
+    on with nobody to cancel it. So the first interrupt waits until the start has
+    returned and is then acted on (the run is cancelled); a second one, for a start
+    that hangs, interrupts at once.
+    """
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        if noted:
+            raise KeyboardInterrupt
+        noted.append(signum)
+
+    try:
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (an embedding program): nothing to install
+        yield noted
+        return
+    try:
+        yield noted
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def follow(run: Run, view: Any, *, cancelled: bool = False) -> RunOutcome:
+    """Show a run's events until it ends; the first interrupt cancels it, a second stops waiting.
+
+    ``cancelled``: an interrupt came while the run was being started (it is cancelled now).
+    """
     offset = 0
-    cancelled = False
+    if cancelled:
+        run.cancel()
     tick = getattr(view, "TICK", 5.0)
     with terminate_as_interrupt():
         while True:
@@ -194,7 +236,8 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     out = ctx.out.stdout
     view = choose_view(ctx)
     repo = ctx.repository(args.repo)
-    run = start_waiting(repo, args.workspace, args, cluster)
+    with interrupts_deferred() as interrupted:
+        run = start_waiting(repo, args.workspace, args, cluster, interrupted)
     if not ctx.out.json_mode:
         with contextlib.suppress(BrokenPipeError):
             out.write(f"Starting tasks in workspace: {args.workspace}\n")
@@ -206,7 +249,7 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
             if args.force:
                 out.write("Force: re-executing all tasks\n")
             out.flush()
-    outcome = follow(run, view)
+    outcome = follow(run, view, cancelled=bool(interrupted))
     try:
         view.close()
         if not ctx.out.json_mode:
