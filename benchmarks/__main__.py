@@ -12,13 +12,16 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, dataflow, remote, runners
+from benchmarks import cli_get, cluster, dataflow, goals, remote, runners, web_view
 
 SUITES = {
     "cli": cli_get.run,
     "runners": runners.run,
     "dataflow": dataflow.run,
     "remote": remote.run,
+    "web": web_view.run,
+    "goals": goals.run,
+    "cluster": cluster.run,
 }
 
 

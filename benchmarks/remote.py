@@ -104,15 +104,15 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
             rps1 = _reads_per_second(url, window, 1)
             rps4 = _reads_per_second(url, window, 4)
 
-            from e3.client.service import open_remote
-            from e3.config import load_settings
-            from e3.local import LocalService
-            from e3.repository import open_repository
+            from e3.api.local import LocalRepository
+            from e3.base.config import load_settings
+            from e3.client.remote import open_remote
+            from e3.store.repository import open_repository
 
             svc = open_remote(remote, load_settings({}))
             lib_remote = _per_call(lambda: svc.dataset_get("ws", ("inputs", "x")), repeat * 10)
             svc.close()
-            lsvc = LocalService(open_repository(local))
+            lsvc = LocalRepository(open_repository(local))
             lib_local = _per_call(lambda: lsvc.dataset_get("ws", ("inputs", "x")), repeat * 10)
 
             import fanout

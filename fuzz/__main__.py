@@ -1,7 +1,10 @@
 """Reliability tools, run on demand: ``python -m fuzz <tool> [options]``.
 
 * ``scenario`` — random packages and operation sequences, invariants after every step;
-* ``faults`` — SIGKILL of engines, tasks and servers, a full disk, unreadable files;
+* ``faults`` — SIGKILL of engines, tasks, servers, Dask workers and schedulers, a full
+  disk, unreadable files;
+* ``interrupts`` — Ctrl-C of ``e3`` at a sweep of moments from its exec on, each ending
+  judged by the rule of :mod:`fuzz.interrupts`;
 * ``hostile`` — mutated inputs for every reader of user data (Beast2, JSON, .east,
   zips, paths, API bodies);
 * ``powercut`` — workloads traced with strace, crash states of what a power cut
@@ -67,7 +70,15 @@ def _faults(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="e3-faults-") as tmp:
         try:
-            stats = run_faults(args.seed, args.kills, Path(tmp), quick=args.quick)
+            stats = run_faults(
+                args.seed,
+                args.kills,
+                Path(tmp),
+                quick=args.quick,
+                worker_kills=args.worker_kills,
+                scheduler_kills=args.scheduler_kills,
+                only_cluster=args.only_cluster,
+            )
         except Violation as exc:
             print(f"INVARIANT VIOLATED\n{exc}", file=sys.stderr)
             return 1
@@ -78,6 +89,55 @@ def _faults(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     for skipped in stats.skipped:
         print(f"  skipped: {skipped}")
+    return 0
+
+
+def _interrupts(args: argparse.Namespace) -> int:
+    from fuzz.interrupts import (
+        BEFORE_E3,
+        DROPPED,
+        FINISHED,
+        INTERRUPTED,
+        RuleBroken,
+        hello_repository,
+    )
+    from fuzz.interrupts import sweep as run_sweep
+
+    t0 = time.monotonic()
+    kinds = (BEFORE_E3, INTERRUPTED, FINISHED, DROPPED)
+    with tempfile.TemporaryDirectory(prefix="e3-interrupts-") as tmp:
+        repo = hello_repository(Path(tmp))
+        # name -> (arguments, normal exit codes, tree to watch, default last moment in ms)
+        table: dict[str, tuple[list[str], set[int], Path | None, float]] = {
+            "help": (["--help"], {0}, None, 100.0),
+            "status": (["repo", "status", str(repo)], {0}, repo, 100.0),
+            "start": (["start", str(repo), "ws"], {0}, repo, 300.0),
+        }
+        for command in args.commands.split(","):
+            argv, normal, tree, default_until = table[command]
+            until = args.until if args.until is not None else default_until
+            delays = [i * args.step for i in range(int(until / args.step) + 1)] * args.reps
+            try:
+                probes = run_sweep(argv, delays, normal=normal, repo=tree)
+            except RuleBroken as exc:
+                print(f"RULE BROKEN\n{exc}", file=sys.stderr)
+                return 1
+            name = "e3 " + " ".join(a if a != str(repo) else "<repo>" for a in argv)
+            print(
+                f"{name}: {len(probes)} interrupts, SIGINT at 0-{until:g} ms every {args.step:g} ms"
+            )
+            print(f"  {'ms':>9}  " + "  ".join(f"{k:>11}" for k in kinds))
+            bucket = 10.0
+            for lo in range(int(until // bucket) + 1):
+                row = [p for p in probes if lo * bucket <= p.delay_ms < (lo + 1) * bucket]
+                counts = [sum(1 for p in row if p.kind == k) for k in kinds]
+                label = f"{lo * bucket:g}-{(lo + 1) * bucket:g}"
+                print(f"  {label:>9}  " + "  ".join(f"{c:>11}" for c in counts))
+            for k in kinds:
+                at = [p.delay_ms for p in probes if p.kind == k]
+                span = f"{min(at):.0f}-{max(at):.0f} ms" if at else "-"
+                print(f"  {k:<12} {len(at):>4}  (SIGINT sent at {span})")
+    print(f"interrupts: 0 rule violations, {time.monotonic() - t0:.1f} s")
     return 0
 
 
@@ -92,6 +152,7 @@ def _hostile(args: argparse.Namespace) -> int:
             "api": 5_000,
             "paths": 5_000,
             "zip": 300,
+            "bombs": 40,
         }
     else:
         n = args.inputs
@@ -102,6 +163,7 @@ def _hostile(args: argparse.Namespace) -> int:
             "api": n // 5,
             "paths": n // 5,
             "zip": max(1, n // 200),
+            "bombs": max(1, n // 5_000),
         }
     if args.only:
         budget = {k: v for k, v in budget.items() if k in args.only}
@@ -115,6 +177,9 @@ def _hostile(args: argparse.Namespace) -> int:
                 f"  {name:<8} {stats.inputs[name]:>10,} inputs  {stats.seconds[name]:7.1f} s  "
                 f"{found} findings"
             )
+            for key, value in sorted(stats.details.get(name, {}).items()):
+                shown = f"{value:.1f}" if key.startswith("max_") else f"{value:,.0f}"
+                print(f"    {key:<40} {shown:>10}")
     for f in stats.findings[:20]:
         print(
             f"FINDING {f.target} seed {f.seed} case {f.case}: {f.kind}: {f.detail[:500]}"
@@ -202,14 +267,41 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--kills", type=int, default=200, help="SIGKILLs of a running e3 start")
     f.add_argument("--quick", action="store_true", help="CI budget (10 kills, few of the rest)")
+    f.add_argument(
+        "--worker-kills", type=int, default=20, help="SIGKILLs of a Dask worker during a run"
+    )
+    f.add_argument(
+        "--scheduler-kills", type=int, default=5, help="SIGKILLs of the Dask scheduler during a run"
+    )
+    f.add_argument(
+        "--only-cluster", action="store_true", help="only the Dask worker and scheduler kills"
+    )
     f.set_defaults(run=_faults)
+    i = sub.add_parser("interrupts", help="Ctrl-C of e3 at a sweep of moments, judged")
+    i.add_argument("--step", type=float, default=2.0, help="ms between interrupt moments")
+    i.add_argument(
+        "--commands",
+        default="help,status,start",
+        help="which of help (e3 --help), status (e3 repo status <repo>), start (e3 start <repo> "
+        "ws), comma-separated",
+    )
+    i.add_argument(
+        "--until",
+        type=float,
+        help="last moment, ms after exec (default 100; 300 for start, to reach its run)",
+    )
+    i.add_argument("--reps", type=int, default=1, help="sweeps of each command")
+    i.add_argument(
+        "--quick", action="store_true", help="CI budget (help and status, 0-100 ms, 1.5 ms steps)"
+    )
+    i.set_defaults(run=_interrupts)
     h = sub.add_parser("hostile", help="mutated inputs for every reader of user data")
     h.add_argument("--seed", type=int, default=1)
     h.add_argument(
         "--inputs",
         type=int,
         default=1_000_000,
-        help="inputs for the Beast2 reader (the others get a fifth, zips 1/200)",
+        help="inputs for the Beast2 reader (the others get a fifth, zips 1/200, bombs 1/5000)",
     )
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--only", action="append", help="only this target (repeatable)")
@@ -230,8 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "quick", False) and args.tool == "scenario":
         args.seeds, args.ops = 3, 15
+    if getattr(args, "quick", False) and args.tool == "interrupts":
+        args.step, args.commands, args.until, args.reps = 1.5, "help,status", 100.0, 1
     if getattr(args, "quick", False) and args.tool == "faults":
         args.kills = 10
+        # The cluster faults need a Dask cluster each (tests/cluster covers them in CI).
+        args.worker_kills, args.scheduler_kills = 0, 0
     result: int = args.run(args)
     return result
 

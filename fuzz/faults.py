@@ -49,13 +49,13 @@ Attempts = dict[tuple[str, str], tuple[int, bool]]
 
 def _attempts(sc: Scenario) -> Attempts:
     """(task hash, inputs hash) -> (number of attempts, whether one succeeded)."""
-    from e3 import executions
+    from e3.core import executions
 
     out: dict[tuple[str, str], tuple[int, bool]] = {}
     root = sc.repo.executions_dir
     if not root.is_dir():
         return out
-    from e3.names import is_hash
+    from e3.base.names import is_hash
 
     for th in os.listdir(root):
         if not is_hash(th):
@@ -71,7 +71,7 @@ def _attempts(sc: Scenario) -> Attempts:
 
 def _after_fault(sc: Scenario, before: Attempts) -> None:
     """The checks every fault is followed by (see the module docstring)."""
-    from e3.verify import verify
+    from e3.core.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
@@ -166,8 +166,9 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     from east import IntegerType
 
     import e3
-    from e3 import packages, workspaces
-    from e3.dataflow.scheduler import StartOptions, run_dataflow
+    from e3.core import package_zip, workspaces
+    from e3.dataflow.scheduler import run_dataflow
+    from e3.model.runs import StartOptions
     from e3.sdk import export
 
     marker_dir.mkdir(parents=True, exist_ok=True)
@@ -183,12 +184,12 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
     after = e3.custom_task("after", [slow], IntegerType, "cp {inputs[0]} {output}")
     zip_path = marker_dir / "victim.zip"
     export(e3.package("victim", "1.0.0", after), zip_path)
-    packages.import_package(sc.repo, zip_path)
+    package_zip.import_package(sc.repo, zip_path)
     workspaces.deploy(sc.repo, "victim", "victim")
     for i in range(kills):
         pid_file.unlink(missing_ok=True)
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
 
         datasets.set_dataset_bytes(
             sc.repo, "victim", ("inputs", "x"), beast2.encode(i, IntegerType)
@@ -210,11 +211,11 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
             return await task
 
         outcome = sc.loop.run_until_complete(run_and_kill())
-        if outcome.status != "failed" or [n for n, _ in outcome.failed] != ["victim"]:
+        if outcome.status != "failed" or [p.name for p in outcome.failed] != ["victim"]:
             raise sc.fail(f"a killed task must fail its run: {outcome.status} {outcome.failed}")
         stats.add("task SIGKILL")
     workspaces.remove_workspace(sc.repo, "victim")
-    from e3.verify import verify
+    from e3.core.verify import verify
 
     report = verify(sc.repo, sc.verify_cache)
     if report.problems:
@@ -223,9 +224,8 @@ def task_kills(sc: Scenario, kills: int, stats: FaultStats, marker_dir: Path) ->
 
 def server_kills(seed: int, kills: int, stats: FaultStats, workdir: Path) -> None:
     """SIGKILL an API server while it runs a dataflow, restart it, check and resume."""
-    from e3.client.service import open_remote
-    from e3.config import load_settings
-    from e3.dataflow.scheduler import StartOptions
+    from e3.base.config import load_settings
+    from e3.client.remote import open_remote
 
     served = workdir / "served"
     server = Server.start(served)
@@ -250,7 +250,7 @@ def server_kills(seed: int, kills: int, stats: FaultStats, workdir: Path) -> Non
             sc.remote = open_remote(f"{server.url}/repos/{sc.repo_name}", load_settings({}))
             sc.log.append("server SIGKILL during a remote start")
             # Resume through the new server, then the usual checks.
-            sc.remote.dataflow_start("ws", StartOptions(keep_going=True))
+            sc.remote.start("ws", keep_going=True).wait()
             _after_fault(sc, before)
             stats.add("server SIGKILL")
     finally:
@@ -410,24 +410,37 @@ def unreadable(seed: int, stats: FaultStats, workdir: Path, *, files: int = 8) -
 
 
 def _quote(name: str) -> str:
-    from e3.paths import format_keypath
+    from e3.base.paths import format_keypath
 
     return format_keypath((name,)).lstrip(".")
 
 
-def run_faults(seed: int, kills: int, workdir: Path, *, quick: bool) -> FaultStats:
-    """Every fault kind, with ``kills`` engine kills."""
+def run_faults(
+    seed: int,
+    kills: int,
+    workdir: Path,
+    *,
+    quick: bool,
+    worker_kills: int = 0,
+    scheduler_kills: int = 0,
+    only_cluster: bool = False,
+) -> FaultStats:
+    """Every fault kind, with ``kills`` engine kills (and Dask worker and scheduler kills)."""
+    from fuzz.cluster_faults import run_cluster_faults
+
     stats = FaultStats()
-    sc = Scenario(seed, workdir / "engine", max_tasks=30)
-    try:
-        sc.check()
-        engine_kills(sc, kills, stats)
-        task_kills(sc, 3 if quick else 30, stats, workdir / "markers")
-    finally:
-        sc.close()
-    server_kills(seed + 1, 2 if quick else 30, stats, workdir / "server")
-    full_disk(seed, stats, workdir / "disk", steps=8 if quick else 40)
-    unreadable(seed, stats, workdir, files=2 if quick else 12)
+    if not only_cluster:
+        sc = Scenario(seed, workdir / "engine", max_tasks=30)
+        try:
+            sc.check()
+            engine_kills(sc, kills, stats)
+            task_kills(sc, 3 if quick else 30, stats, workdir / "markers")
+        finally:
+            sc.close()
+        server_kills(seed + 1, 2 if quick else 30, stats, workdir / "server")
+        full_disk(seed, stats, workdir / "disk", steps=8 if quick else 40)
+        unreadable(seed, stats, workdir, files=2 if quick else 12)
+    run_cluster_faults(seed + 2, worker_kills, scheduler_kills, stats, workdir / "cluster")
     return stats
 
 

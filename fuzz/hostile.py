@@ -8,7 +8,13 @@ Targets (what the CLI and the API apply to bytes a user or a client sends):
 * ``api``: typed API request bodies, decoded as the server decodes them;
 * ``paths``: dataset paths (``ws.a.`b c```) and every name validator;
 * ``zip``: the package importer, on mutated package zips, into a real repository
-  whose bytes must not change when the import is refused.
+  whose bytes must not change when the import is refused;
+* ``bombs``: decompression bombs (:mod:`fuzz.bombs`): Beast2 values whose deflate frames
+  inflate far past the decoded-size limit (dataset values, typed API bodies), forged
+  frame sizes, and package zips whose entries do (a huge default object, many large
+  ``data/`` entries, a tree nested 1,000 deep), plain and mutated. Each must be refused
+  (or accepted if within the limits) quickly, without the worker's peak memory rising
+  past :data:`BOMB_MEMORY`, and a refused import must leave the repository unchanged.
 
 Inputs are mutations (bit flips, interesting bytes, inserted, deleted, repeated and
 spliced ranges, huge LEB128 lengths, truncations) of valid seeds: encodings of random
@@ -57,6 +63,17 @@ class HostileStats:
     inputs: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: Per target, counts (and ``max_`` maxima) its cases reported (``bombs``: by kind).
+    details: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def note(self, target: str, values: dict[str, float]) -> None:
+        """Add what one case reported: counts add up, ``max_`` values keep the largest."""
+        into = self.details.setdefault(target, {})
+        for key, value in values.items():
+            if key.startswith("max_"):
+                into[key] = max(into.get(key, 0.0), value)
+            else:
+                into[key] = into.get(key, 0.0) + value
 
 
 # ── seeds: random East types and values ─────────────────────────────────────
@@ -206,7 +223,8 @@ class Target:
         rng = random.Random(self.seed * 1_000_003 + case)
         return mutate(rng.choice(self.corpus), rng, self.corpus)
 
-    def run(self, data: bytes) -> None:
+    def run(self, data: bytes) -> dict[str, float] | None:
+        """Read ``data`` as the target does; optionally, numbers to add to the report."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -255,7 +273,7 @@ class TextTarget(Target):
         self.corpus = [d for _, d in self.seeds]
 
     def run(self, data: bytes) -> None:
-        from e3.convert import read_value
+        from e3.codec.formats import read_value
         from e3.errors import E3Error
 
         rng = random.Random(len(data))
@@ -271,28 +289,31 @@ class ApiTarget(Target):
 
     def __init__(self, seed: int) -> None:
         super().__init__(seed)
-        from e3 import api_types, model, wire
         from e3.codec import beast2
+        from e3.model import bodies as api_types
+        from e3.model import retention, runs, wire
 
         self.types: list[Any] = [
-            api_types.GcRequest,
+            retention.GcPolicy,
             api_types.ImportRequest,
             api_types.WorkspaceRequest,
             api_types.DeployRequest,
             api_types.WorkspaceExportRequest,
             api_types.UploadRequest,
-            api_types.RunRequest,
-            model.DataflowRequest,
+            api_types.TaskRunRequest,
+            runs.StartOptions,
         ]
         samples = [
-            api_types.GcRequest(True, 5.0),
+            retention.GcPolicy(True, 5.0),
             api_types.ImportRequest(10, False),
             api_types.WorkspaceRequest("ws"),
             api_types.DeployRequest("pkg@1.0.0"),
             api_types.WorkspaceExportRequest("n", "1.0"),
             api_types.UploadRequest("a" * 64, 3),
-            api_types.RunRequest("p", "t", [api_types.RunInput("a.east", "x")], True, "warm", 1.0),
-            model.DataflowRequest(["a*"], 4, True, False, None, "warm"),
+            api_types.TaskRunRequest(
+                "p", "t", [api_types.RunInput("a.east", "x")], True, "warm", 1.0
+            ),
+            runs.StartOptions(("a*",), 4, True, False, None, "warm"),
         ]
         self.corpus = [
             beast2.encode(wire.to_east(v, t), wire.east_type_of(t))
@@ -300,9 +321,9 @@ class ApiTarget(Target):
         ]
 
     def run(self, data: bytes) -> None:
-        from e3 import wire
         from e3.codec import beast2
         from e3.errors import E3Error
+        from e3.model import wire
 
         for t in self.types:
             try:
@@ -334,7 +355,7 @@ class PathsTarget(Target):
         self.corpus = [s.encode() for s in self._seeds]
 
     def run(self, data: bytes) -> None:
-        from e3 import names, paths
+        from e3.base import names, paths
         from e3.errors import E3Error
 
         text = data.decode("utf-8", "surrogateescape")
@@ -373,8 +394,8 @@ class ZipTarget(Target):
         from east import IntegerType
 
         import e3
-        from e3.repository import create_repository
         from e3.sdk import export
+        from e3.store.repository import create_repository
 
         self.tmp = Path(tempfile.mkdtemp(prefix="e3-zipfuzz-"))
         x = e3.input("x", IntegerType, default=1)
@@ -391,13 +412,13 @@ class ZipTarget(Target):
         return mutate(self.corpus[0], rng, self.corpus + self.members)
 
     def run(self, data: bytes) -> None:
-        from e3 import packages
+        from e3.core import package_zip, packages
         from e3.errors import E3Error
 
         self.case_file.write_bytes(data)
         before = _listing(self.repo.root)
         try:
-            packages.import_package(self.repo, self.case_file)
+            package_zip.import_package(self.repo, self.case_file)
         except E3Error:
             after = _listing(self.repo.root)
             if after != before:
@@ -439,10 +460,14 @@ def make_target(name: str, seed: int) -> Target:
         return PathsTarget(seed)
     if name == "zip":
         return ZipTarget(seed)
+    if name == "bombs":
+        from fuzz.bomb_target import BombTarget
+
+        return BombTarget(seed)
     raise ValueError(name)
 
 
-TARGETS = ["beast2", "json", "east", "api", "paths", "zip"]
+TARGETS = ["beast2", "json", "east", "api", "paths", "zip", "bombs"]
 
 
 # ── workers ─────────────────────────────────────────────────────────────────
@@ -457,7 +482,9 @@ def _worker(name: str, seed: int, start: int, stop: int, progress: Any, out: Any
             progress.value = case
             data = target.input(case)
             try:
-                target.run(data)
+                report = target.run(data)
+                if report:
+                    out.put(("stat", case, report))
             except Exception as exc:
                 out.put(
                     (
@@ -491,9 +518,7 @@ def fuzz_target(
     while jobs:
         still = []
         for proc, progress, out, start, stop in jobs:
-            while not out.empty():
-                kind, case, detail = out.get()
-                stats.findings.append(Finding(name, seed, case, kind, detail))
+            _drain(out, name, seed, stats)
             proc.join(0.2)
             if proc.is_alive():
                 last = progress.value
@@ -517,12 +542,20 @@ def fuzz_target(
                 )
                 _restart(ctx, name, seed, last + 1, stop, still, stats)
             else:
-                while not out.empty():
-                    kind, case, detail = out.get()
-                    stats.findings.append(Finding(name, seed, case, kind, detail))
+                _drain(out, name, seed, stats)
         jobs = still
     stats.inputs[name] = stats.inputs.get(name, 0) + inputs
     stats.seconds[name] = stats.seconds.get(name, 0.0) + time.monotonic() - t0
+
+
+def _drain(out: Any, name: str, seed: int, stats: HostileStats) -> None:
+    """Take what a worker reported: findings, and numbers for the report."""
+    while not out.empty():
+        kind, case, detail = out.get()
+        if kind == "stat":
+            stats.note(name, detail)
+        else:
+            stats.findings.append(Finding(name, seed, case, kind, detail))
 
 
 def _restart(

@@ -12,7 +12,10 @@ and SIGKILL of a running engine. After every operation:
 * the workspace is settled (``start --keep-going``), and then every task output
   equals the oracle's value for the current inputs, computed without e3, and
   every task the oracle says fails is reported failed (never up to date);
-* a command that lost a race for a lock failed with the lock error, nothing else.
+* a command that lost a race for a lock failed with the lock error, nothing else;
+* an interrupted ``e3 start`` ended as :mod:`fuzz.interrupts` allows: "Interrupted." and
+  exit 130, or finished normally, or died in Python's own start-up with the repository's
+  tree unchanged and no traceback through e3's code.
 
 Everything is reproducible from the seed; a violation raises :class:`Violation`
 naming the seed, the step and the operations so far.
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from fuzz.interrupts import RuleBroken, tree_digest
+from fuzz.interrupts import judge as judge_interrupt
 from fuzz.model import FAIL, PackageSpec, random_package
 
 E3 = str(Path(sys.executable).with_name("e3"))
@@ -72,8 +77,8 @@ class Scenario:
     def __init__(
         self, seed: int, workdir: Path, *, max_tasks: int = 12, server: Server | None = None
     ) -> None:
-        from e3.repository import create_repository
-        from e3.runners.base import default_registry
+        from e3.runners.registry import default_registry
+        from e3.store.repository import create_repository
 
         self.seed = seed
         self.rng = random.Random(seed)
@@ -85,8 +90,8 @@ class Scenario:
         self.repo, _ = create_repository(root, durable=False)
         self.remote: Any = None
         if server is not None:
-            from e3.client.service import open_remote
-            from e3.config import load_settings
+            from e3.base.config import load_settings
+            from e3.client.remote import open_remote
 
             self.remote = open_remote(f"{server.url}/repos/{self.repo_name}", load_settings({}))
         self.spec: PackageSpec = random_package(self.rng, max_tasks=max_tasks)
@@ -96,7 +101,7 @@ class Scenario:
         self.loop = asyncio.new_event_loop()
         self.registry = default_registry(isolation="warm", max_workers=2)
         self.versions = 1
-        from e3.verify import VerifyCache
+        from e3.core.verify import VerifyCache
 
         self.verify_cache = VerifyCache()
         self._zip(self.spec)
@@ -115,23 +120,24 @@ class Scenario:
         return Violation(f"seed {self.seed}, step {len(self.log)}: {message}\nlast steps:\n{tail}")
 
     def _zip(self, spec: PackageSpec) -> Path:
-        from e3 import packages
+        from e3.core import package_zip
         from e3.sdk import export
 
         path = self.workdir / f"{spec.name}-{spec.version}.zip"
         if not path.exists():
             export(spec.build(), path)
-            packages.import_package(self.repo, path)
+            package_zip.import_package(self.repo, path)
         return path
 
     def _deploy(self, ws: str) -> None:
-        from e3 import workspaces
+        from e3.core import workspaces
 
         workspaces.deploy(self.repo, ws, f"{self.spec.name}@{self.spec.version}")
         self.values[ws] = self.spec.defaults()
 
     def _start(self, ws: str, **options: Any) -> Any:
-        from e3.dataflow.scheduler import StartOptions, run_dataflow
+        from e3.dataflow.scheduler import run_dataflow
+        from e3.model.runs import StartOptions
 
         opts = StartOptions(concurrency=4, **options)
         return self.loop.run_until_complete(
@@ -141,15 +147,15 @@ class Scenario:
     def _set(self, ws: str, name: str, value: Any) -> None:
         from east import ArrayType, IntegerType
 
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
 
         t = ArrayType(IntegerType) if name == self.spec.big_input else IntegerType
         datasets.set_dataset_bytes(self.repo, ws, ("inputs", name), beast2.encode(value, t))
         self.values[ws][name] = value
 
     def _bytes(self, ws: str, path: tuple[str, ...]) -> bytes | None:
-        from e3 import datasets
+        from e3.core import datasets
         from e3.errors import DatasetUnassigned
 
         try:
@@ -175,13 +181,16 @@ class Scenario:
         return self._judge(proc, self._stderr_at_exit(proc, what), allowed, what)
 
     def _stderr_at_exit(self, proc: subprocess.Popen[bytes], what: str) -> str:
+        return self._output_at_exit(proc, what)[1]
+
+    def _output_at_exit(self, proc: subprocess.Popen[bytes], what: str) -> tuple[str, str]:
         try:
-            _out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             raise self.fail(f"{what}: did not end within 120 s") from None
-        return err.decode(errors="replace")
+        return out.decode(errors="replace"), err.decode(errors="replace")
 
     def _judge(self, proc: subprocess.Popen[bytes], text: str, allowed: set[int], what: str) -> int:
         if proc.returncode not in allowed:
@@ -195,10 +204,10 @@ class Scenario:
     # ── invariants ──────────────────────────────────────────────────────
     def check(self) -> None:
         """Verify the repository, settle every workspace, compare with the oracle."""
-        from e3 import datasets
         from e3.codec import beast2
+        from e3.core import datasets
+        from e3.core.verify import verify
         from e3.dataflow.status import workspace_status
-        from e3.verify import verify
 
         report = verify(self.repo, self.verify_cache)
         if report.problems:
@@ -272,7 +281,8 @@ class Scenario:
         return f"start with sets during it ({', '.join(sets)}) -> {code}"
 
     def op_two_workspaces(self) -> str:
-        from e3.dataflow.scheduler import StartOptions, run_dataflow
+        from e3.dataflow.scheduler import run_dataflow
+        from e3.model.runs import StartOptions
 
         if "ws2" not in self.values:
             self._deploy("ws2")
@@ -305,18 +315,18 @@ class Scenario:
         return f"deploy {self.spec.version} (all workspaces reset to its defaults)"
 
     def op_export_import(self) -> str:
-        from e3 import packages, workspaces
+        from e3.core import package_zip, workspace_zip, workspaces
 
         out = self.workdir / "roundtrip.zip"
         if self.rng.random() < 0.5:
-            packages.export_package(self.repo, f"{self.spec.name}@{self.spec.version}", out)
+            package_zip.export_package(self.repo, f"{self.spec.name}@{self.spec.version}", out)
             original = self.workdir / f"{self.spec.name}-{self.spec.version}.zip"
             if out.read_bytes() != original.read_bytes():
                 raise self.fail("package export differs from the zip it was imported from")
             return "package export (byte-identical)"
         version = f"{self.spec.version}-copy{len(self.log)}"
-        workspaces.export_workspace(self.repo, "ws", out, version=version)
-        workspaces.import_workspace(self.repo, "copy", out)
+        workspace_zip.export_workspace(self.repo, "ws", out, version=version)
+        workspace_zip.import_workspace(self.repo, "copy", out)
         paths = [("inputs", n) for n in self.values["ws"]]
         paths += [("tasks", t.name, "output") for t in self.spec.tasks]
         for path in paths:
@@ -326,22 +336,33 @@ class Scenario:
         return f"workspace export/import as {version} (identical data)"
 
     def op_gc(self) -> str:
-        from e3 import gc
+        from e3.core import gc
+        from e3.model.retention import GcPolicy
 
-        res = gc.collect(self.repo, min_age=0.0)
+        res = gc.collect(self.repo, GcPolicy(min_age_seconds=0.0))
         return f"gc -> deleted {res.deleted_objects}, kept {res.retained_objects}"
 
     def op_cancel(self) -> str:
+        before = tree_digest(self.repo.root)
         proc = self._cli("start", str(self.repo.root), "ws")
         delay = self.rng.uniform(0, 0.4)
         time.sleep(delay)  # fault injection: interrupt at a random moment
         proc.send_signal(signal.SIGINT)
-        what = "start interrupted by SIGINT"
-        err = self._stderr_at_exit(proc, what)
-        if _died_starting_python(proc.returncode, err):
-            return f"start, SIGINT after {delay * 1000:.0f} ms -> Python was still starting"
-        code = self._judge(proc, err, {0, 1, 130}, what)
-        return f"start, SIGINT after {delay * 1000:.0f} ms -> {code}"
+        what = f"start interrupted by SIGINT after {delay * 1000:.0f} ms"
+        out, err = self._output_at_exit(proc, what)
+        try:
+            kind = judge_interrupt(
+                proc.returncode,
+                out,
+                err,
+                tree_changed=tree_digest(self.repo.root) != before,
+                normal={0, 1},
+            )
+        except RuleBroken as exc:
+            raise self.fail(f"{what}: {exc}") from None
+        key = f"cancel: {kind}"
+        self.stats.by_kind[key] = self.stats.by_kind.get(key, 0) + 1
+        return f"start, SIGINT after {delay * 1000:.0f} ms -> {proc.returncode} ({kind})"
 
     def op_kill(self) -> str:
         proc = self._cli("start", str(self.repo.root), "ws")
@@ -364,17 +385,18 @@ class Scenario:
         return f"API set ws.inputs.{name} = {_short(value)}"
 
     def op_api_start(self) -> str:
-        from e3.dataflow.scheduler import StartOptions
         from e3.errors import LockConflict
 
         try:
-            out = self.remote.dataflow_start("ws", StartOptions(keep_going=True))
+            out = self.remote.start("ws", keep_going=True).wait()
         except LockConflict as exc:  # only if something else holds the workspace
             raise self.fail(f"API start refused: {exc.message}") from exc
         return f"API start ws -> {out.status}"
 
     def op_api_gc(self) -> str:
-        res = self.remote.gc(dry_run=False, min_age_seconds=0.0)
+        from e3.model.retention import GcPolicy
+
+        res = self.remote.gc(GcPolicy(min_age_seconds=0.0))
         return f"API gc -> deleted {res.deleted_objects}"
 
     def op_api_export_import(self) -> str:
@@ -412,23 +434,6 @@ class Scenario:
         self.stats.operations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self.check()
-
-
-def _died_starting_python(returncode: int, stderr: str) -> bool:
-    """Whether an interrupted ``e3`` ended before any e3 code ran.
-
-    In the first milliseconds the interpreter itself is starting (``site``, the
-    console script's own imports): SIGINT there ends the process as it ends any
-    Python program, by the signal or with a KeyboardInterrupt traceback that holds no
-    e3 frame. e3 has done nothing yet, and check() still runs afterwards.
-    """
-    if returncode == -signal.SIGINT and not stderr:
-        return True
-    return (
-        returncode in (1, -signal.SIGINT)
-        and stderr.rstrip().endswith("KeyboardInterrupt")
-        and "/e3/" not in stderr
-    )
 
 
 def _short(value: Any) -> str:

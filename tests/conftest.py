@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from e3.repository import Repository, create_repository
+from e3.store.repository import RepoStore, create_repository
+from tests_support import Served, Target, run_cli, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# The fuzz package (its input builders are shared with the hostile tests) lives at the root.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 E3_BIN = Path(sys.executable).with_name("e3")
 
 
@@ -28,7 +32,7 @@ def _isolated_env(
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
+def repo(tmp_path: Path) -> RepoStore:
     """A fresh, empty repository."""
     r, _ = create_repository(tmp_path / "repo")
     return r
@@ -47,3 +51,28 @@ def build_example(tmp_path: Path) -> Iterator[object]:
         return out
 
     return build
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A multi-repository server without authentication."""
+    base = tmp_path_factory.mktemp("api")
+    root = base / "repos"
+    root.mkdir()
+    server = start_server("--repos", root, log=base / "server.log")
+    try:
+        yield Served(server, root)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", "remote"])
+def target(request: pytest.FixtureRequest, tmp_path: Path, api_server: Served) -> Target:
+    """An empty repository, on a local path or on the test server."""
+    if request.param == "local":
+        path = tmp_path / "repo"
+        r = run_cli("repo", "create", path)
+        assert r.code == 0, r.err
+        return Target("local", str(path), path)
+    url, path = api_server.new_repo()
+    return Target("remote", url, path)

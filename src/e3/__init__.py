@@ -1,26 +1,65 @@
 """e3: a durable, content-addressed dataflow engine for East programs.
 
-Authoring API (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
-``e3.custom_task``, ``e3.package``, ``e3.export``. They are loaded on first
-use, so importing ``e3`` (as the CLI does) stays cheap.
+Running dataflows (see :mod:`e3.api`)::
+
+    repo = e3.open("path/to/repo")          # or "http://host:3000/repos/name"
+    run = repo.start("ws")
+    for event in run.events():
+        print(event.kind, event.task)
+    print(run.wait().status)
+
+Authoring packages (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
+``e3.custom_task``, ``e3.package``, ``e3.export``.
+
+Every name is loaded on first use from the module the table ``_EXPORTS`` names;
+exposing another name is one line there.
+
+This body must stay free of imports and calls. The ``e3`` console script enters through
+:mod:`e3.launcher`, and Python runs this file first: until the launcher has installed its
+SIGINT handler, a Ctrl-C ends the process with a traceback through whatever is running.
+Here that is nothing but the binding of a few constants and functions, which change
+nothing (docs/reliability.md, "Ctrl-C at start-up").
 """
 
-from __future__ import annotations
+#: Public name → the module that defines it.
+_EXPORTS = {
+    "open": "e3.api.open",
+    "Repository": "e3.model.protocol",
+    "Run": "e3.model.protocol",
+    "RunOutcome": "e3.model.runs",
+    "StartOptions": "e3.model.runs",
+    "GcPolicy": "e3.model.retention",
+    "Event": "e3.model.events",
+    "Engine": "e3.api.engine",
+    "E3Error": "e3.errors",
+    "input": "e3.sdk",
+    "task": "e3.sdk",
+    "custom_task": "e3.sdk",
+    "package": "e3.sdk",
+    "export": "e3.sdk",
+}
 
-from typing import Any
+__all__ = [*_EXPORTS]  # unpacking, not sorted() or list(): no call runs here (see above)
 
-__all__ = ["custom_task", "export", "input", "package", "task"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a few ms)
+if TYPE_CHECKING:
+    from typing import Any
 
-_SDK_NAMES = frozenset(__all__)
+
+def __getattr__(name: str) -> "Any":
+    """Import the module that defines ``name`` and keep the value (once per name)."""
+    from importlib import import_module
+
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "sdk":
+            return import_module("e3.sdk")
+        raise AttributeError(f"module 'e3' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
 
-def __getattr__(name: str) -> Any:
-    if name == "sdk":
-        import e3.sdk
-
-        return e3.sdk
-    if name in _SDK_NAMES:
-        from e3 import sdk
-
-        return getattr(sdk, name)
-    raise AttributeError(f"module 'e3' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    """The module's names, including the ones not loaded yet."""
+    return sorted({*globals(), *_EXPORTS})

@@ -24,22 +24,28 @@ Tree::
     │   ├── PackageExists                    package_exists
     │   ├── WorkspaceExists                  workspace_exists
     │   ├── WorkspaceNotDeployed             workspace_not_deployed
-    │   └── LockConflict                     workspace_locked
+    │   ├── LockConflict                     workspace_locked
+    │   └── ClusterVersionMismatch           cluster_version_mismatch
     ├── InvalidInputError          exit 5   HTTP 400  invalid_input
     │   ├── InvalidName                      invalid_name
     │   ├── InvalidPath                      invalid_path
     │   ├── DecodeError                      decode_error
     │   ├── TypeMismatch                     type_mismatch
-    │   └── InvalidPackage         (422)     package_invalid
+    │   ├── InvalidPackage         (422)     package_invalid
+    │   ├── ValueTooLarge          (413)     value_too_large
+    │   └── PackageSourceError               package_source_error
     ├── PermissionDenied           exit 6   HTTP 403  permission_denied
     ├── CorruptObject              exit 7   HTTP 500  object_corrupt
     ├── StorageError               exit 10  HTTP 507  storage_error
     ├── DataflowError              exit 1   HTTP 500  dataflow_error
     │   ├── TaskFailed                       task_failed
     │   └── DataflowAborted        exit 130 HTTP 409  dataflow_aborted
+    ├── WaitTimedOut               exit 1   HTTP 504  wait_timed_out
     ├── RunnerError                exit 1   HTTP 500  runner_error
     ├── AuthError                  exit 8   HTTP 401  unauthorized
     └── RemoteError                exit 9   HTTP 502  remote_error
+        ├── ServiceUnavailable              HTTP 503  service_unavailable
+        └── ClusterUnavailable               cluster_unavailable
 
 This module imports nothing from e3 (it is a leaf every layer may use).
 """
@@ -48,6 +54,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+#: Longest error message kept (characters). Messages quote what the caller sent
+#: (a name, a path), and a caller may send megabytes: every reply, log line and
+#: terminal gets at most this much of it.
+MAX_MESSAGE = 1000
+#: Longest value of one ``details`` entry (a user traceback is the long legitimate one).
+MAX_DETAIL = 16 << 10
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, marked with how much was left out."""
+    if len(text) <= limit:
+        return text
+    marker = f"… ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(marker))] + marker
 
 
 class E3Error(Exception):
@@ -61,8 +82,10 @@ class E3Error(Exception):
     default_message: ClassVar[str] = "e3 error"
 
     def __init__(self, message: str | None = None, **details: str) -> None:
-        self.message = " ".join((message or self.default_message).split())
-        self.details = {k: str(v) for k, v in details.items()}
+        self.message = clip(
+            " ".join(clip(message or self.default_message, 4 * MAX_MESSAGE).split())
+        )
+        self.details = {k: clip(str(v), MAX_DETAIL) for k, v in details.items()}
         super().__init__(self.message)
 
     @property
@@ -175,6 +198,22 @@ class InvalidPackage(InvalidInputError):
     """A package zip or definition that is not a valid e3 package."""
 
 
+class PackageSourceError(InvalidInputError):
+    """The Python file defining a package failed (a mistake in it, not in e3).
+
+    The message names the file and line; ``details["traceback"]`` holds the
+    traceback through the user's own frames only.
+    """
+
+
+class ValueTooLarge(InvalidInputError):
+    """A value, zip entry or archive that decodes to more bytes than a limit allows.
+
+    Compressed input (Beast2 deflate frames, zip entries) can claim a thousand
+    times its own size; such limits apply to what it decompresses to.
+    """
+
+
 class PermissionDenied(E3Error):
     """The operation is not allowed on this target (e.g. writing a task output)."""
 
@@ -199,6 +238,10 @@ class DataflowAborted(DataflowError):
     """The dataflow was cancelled (Ctrl-C, cancel request or timeout of the whole run)."""
 
 
+class WaitTimedOut(E3Error, TimeoutError):
+    """Waiting for a run (or a job) ended before it did; it goes on."""
+
+
 class RunnerError(E3Error):
     """A task runner could not start or talk to its process."""
 
@@ -209,6 +252,21 @@ class AuthError(E3Error):
 
 class RemoteError(E3Error):
     """A remote e3 server could not be reached or answered outside the protocol."""
+
+
+class ServiceUnavailable(RemoteError):
+    """The server is at its connection limit (or shutting down): try again shortly."""
+
+
+class ClusterUnavailable(RemoteError):
+    """The Dask scheduler a run executes on could not be reached, or was lost during the run.
+
+    It stops the run (finished results stay cached; the next start resumes).
+    """
+
+
+class ClusterVersionMismatch(ConflictError):
+    """A cluster worker runs another version of e3 or east-py than the engine."""
 
 
 @dataclass(frozen=True)
@@ -250,15 +308,21 @@ ERROR_TABLE: dict[type[E3Error], ErrorSpec] = {
     DecodeError: ErrorSpec(5, 400, "decode_error"),
     TypeMismatch: ErrorSpec(5, 400, "type_mismatch"),
     InvalidPackage: ErrorSpec(5, 422, "package_invalid"),
+    ValueTooLarge: ErrorSpec(5, 413, "value_too_large"),
+    PackageSourceError: ErrorSpec(5, 400, "package_source_error"),
     PermissionDenied: ErrorSpec(6, 403, "permission_denied"),
     CorruptObject: ErrorSpec(7, 500, "object_corrupt"),
     StorageError: ErrorSpec(10, 507, "storage_error"),
     DataflowError: ErrorSpec(1, 500, "dataflow_error"),
     TaskFailed: ErrorSpec(1, 500, "task_failed"),
     DataflowAborted: ErrorSpec(130, 409, "dataflow_aborted"),
+    WaitTimedOut: ErrorSpec(1, 504, "wait_timed_out"),
     RunnerError: ErrorSpec(1, 500, "runner_error"),
     AuthError: ErrorSpec(8, 401, "unauthorized"),
     RemoteError: ErrorSpec(9, 502, "remote_error"),
+    ServiceUnavailable: ErrorSpec(9, 503, "service_unavailable"),
+    ClusterUnavailable: ErrorSpec(9, 502, "cluster_unavailable"),
+    ClusterVersionMismatch: ErrorSpec(4, 409, "cluster_version_mismatch"),
 }
 
 #: Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells expect.

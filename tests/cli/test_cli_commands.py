@@ -11,6 +11,7 @@ import pytest
 
 from e3.codec import beast2
 from e3.codec.types import IntegerType
+from e3.store.repository import create_repository
 from tests_support import E3_BIN, run_cli, run_e3
 
 
@@ -117,11 +118,19 @@ def test_set_refuses_wrong_type_and_task_outputs(hello_repo: Path, tmp_path: Pat
     assert r3.code == 6 and "not writable" in r3.err
 
 
-def test_e3_repo_env_overrides_argument(
+def test_e3_repo_fills_a_missing_argument_and_never_overrides_one(
     hello_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    other, _ = create_repository(tmp_path / "other")
+    monkeypatch.setenv("E3_REPO", str(other.root))
+    # An explicit argument wins (the reference listed E3_REPO's repository instead).
+    assert run_cli("get", hello_repo, "ws.inputs.x").out == "10\n"
+    listed = run_cli("list", other.root)
+    assert listed.code == 0 and "ws" not in listed.out
     monkeypatch.setenv("E3_REPO", str(hello_repo))
-    assert run_cli("get", tmp_path / "not-a-repo", "ws.inputs.x").out == "10\n"
+    assert run_cli("get", "ws.inputs.x").out == "10\n"  # left out: E3_REPO fills it in
+    missing = run_cli("get", tmp_path / "not-a-repo", "ws.inputs.x")
+    assert missing.code == 3 and "not-a-repo" in missing.err
 
 
 def test_gc_output(hello_repo: Path) -> None:
@@ -145,8 +154,15 @@ def test_convert(tmp_path: Path) -> None:
     back = run_cli("convert", b2)
     assert back.out == '(a=1, b=["x"])\n'
     assert run_cli("convert", b2, "--to", "type").out == t + "\n"
+    inferred = run_cli("convert", src, "--to", "type")  # the literal decides its type
+    assert inferred.code == 0 and inferred.out == t + "\n"
+    src.write_text("(a=1, b=[])")
     notype = run_cli("convert", src)
-    assert notype.code == 2 and "needs a type" in notype.err
+    assert notype.code == 2 and "give its type with --type" in notype.err
+    js = tmp_path / "v.json"
+    js.write_text('{"a": "1", "b": []}')
+    untyped_json = run_cli("convert", js)
+    assert untyped_json.code == 2 and "needs a type" in untyped_json.err
 
 
 def test_console_script_and_stdin_beast2(tmp_path: Path) -> None:
@@ -195,5 +211,105 @@ def test_ctrl_c_while_the_cli_is_still_importing_is_a_clean_interrupt() -> None:
     assert proc.stderr == "Interrupted.\n"
 
 
+_INTERRUPT_IN_SET_NAME = """
+import sys
+
+class CtrlC:
+    def __set_name__(self, owner, name):
+        raise KeyboardInterrupt
+
+class Finder:  # a Ctrl-C that lands while a module the command loads defines a class
+    def find_spec(self, name, path=None, target=None):
+        if name == MODULE:
+            class Record:
+                field = CtrlC()  # Python 3.11 raises RuntimeError from the KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Finder())
+sys.argv = ["e3", "repo", "status", "nowhere"]
+from e3.launcher import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "e3.cli.repo",  # loaded while main() builds its parser: escapes main()
+        "e3.api.local",  # loaded by the command's handler: caught by main()
+    ],
+)
+def test_ctrl_c_that_python_turns_into_a_runtime_error_is_still_an_interrupt(
+    module: str,
+) -> None:
+    """Found by the interrupt sweep (python -m fuzz interrupts): SIGINT while a dataclass
+    field was being created ended `e3 start` with "Internal error: RuntimeError: Error
+    calling __set_name__ …" and exit 70; escaping main() it was a traceback and exit 1."""
+    proc = subprocess.run(
+        [sys.executable, "-c", f"MODULE = {module!r}\n{_INTERRUPT_IN_SET_NAME}"],
+        capture_output=True,
+        text=True,
+    )
+    assert (proc.returncode, proc.stderr) == (130, "Interrupted.\n")
+
+
 def test_console_script_enters_through_the_launcher() -> None:
     assert "from e3.launcher import entry" in E3_BIN.read_text()
+
+
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter (importing e3.launcher installs a SIGINT handler,
+    so it never happens in the test process); returns its stdout."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_console_script_loads_nothing_but_e3_and_its_launcher_before_its_handler() -> None:
+    """Issue 20: e3/__init__ imported typing (5-10 ms with no handler in place), and a
+    Ctrl-C there printed a traceback through e3's code. Whatever is imported here runs
+    before e3 can handle an interrupt, so it must be nothing."""
+    new = _fresh_python(
+        "import sys; before = set(sys.modules)\n"
+        "import e3.launcher\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    assert new.split() == ["e3", "e3.launcher"]
+
+
+def test_lazy_names_of_the_package_load_on_first_use() -> None:
+    out = _fresh_python(
+        "import sys, e3\n"
+        "assert 'e3.sdk' not in sys.modules\n"
+        "from e3.sdk import task\n"
+        "assert e3.task is task and 'task' in dir(e3) and 'task' in e3.__all__\n"
+        "try:\n"
+        "    e3.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert out == "module 'e3' has no attribute 'no_such_name'\n"
+
+
+def test_the_launcher_exits_with_e3s_interrupted_code() -> None:
+    out = _fresh_python("import e3.launcher, e3.errors\nprint(e3.launcher.EXIT_INTERRUPTED)")
+    from e3.errors import EXIT_INTERRUPTED
+
+    assert int(out) == EXIT_INTERRUPTED == 130
+
+
+def test_a_ctrl_c_that_e3_was_started_to_ignore_stays_ignored() -> None:
+    """`trap '' INT` (as nohup and background jobs do): the launcher's handler must not
+    replace the inherited SIG_IGN, or a stray SIGINT would end a command meant to be immune."""
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"trap '' INT; exec '{sys.executable}' -c \"$0\"",
+            "import signal, e3.launcher; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True\n"

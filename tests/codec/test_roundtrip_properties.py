@@ -53,8 +53,8 @@ from east.serialization.beast2 import encode_beast2_paged_for, read_beast2_index
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from e3 import convert
 from e3.codec import beast2, text
+from e3.codec import formats as convert
 from e3.codec.types import (
     ArrayType,
     BlobType,

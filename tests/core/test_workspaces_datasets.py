@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from e3 import datasets, packages, workspaces
 from e3.codec import beast2
 from e3.codec.types import ArrayType, FloatType, IntegerType, StringType
+from e3.core import datasets, package_zip, packages, workspace_zip, workspaces
 from e3.errors import (
     DatasetNotFound,
     DatasetUnassigned,
@@ -22,20 +22,20 @@ from e3.errors import (
     WorkspaceNotFound,
 )
 from e3.records import dataset_ref
-from e3.repository import Repository
 from e3.sdk import export
 from e3.store import locks
+from e3.store.repository import RepoStore
 from tests_support import versioned_hello
 
 
 @pytest.fixture
-def hello(repo: Repository, build_example) -> Repository:
-    packages.import_package(repo, build_example("hello"))
+def hello(repo: RepoStore, build_example) -> RepoStore:
+    package_zip.import_package(repo, build_example("hello"))
     workspaces.deploy(repo, "ws", "hello")
     return repo
 
 
-def test_create_list_remove(repo: Repository) -> None:
+def test_create_list_remove(repo: RepoStore) -> None:
     workspaces.create_workspace(repo, "a-b_1")
     assert (repo.root / "workspaces" / "a-b_1.beast2").read_bytes() == b""
     with pytest.raises(WorkspaceExists):
@@ -50,7 +50,7 @@ def test_create_list_remove(repo: Repository) -> None:
         workspaces.remove_workspace(repo, "a-b_1")
 
 
-def test_deploy_writes_one_ref_per_leaf_and_pins_hash(hello: Repository) -> None:
+def test_deploy_writes_one_ref_per_leaf_and_pins_hash(hello: RepoStore) -> None:
     data = hello.root / "workspaces" / "ws" / "data"
     refs = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.ref"))
     assert refs == ["inputs/x.ref", "tasks/double/function_ir.ref", "tasks/double/output.ref"]
@@ -62,7 +62,7 @@ def test_deploy_writes_one_ref_per_leaf_and_pins_hash(hello: Repository) -> None
     assert not (data / workspaces.DEPLOY_MARKER).exists()
 
 
-def test_get_set_roundtrip_and_type_check(hello: Repository) -> None:
+def test_get_set_roundtrip_and_type_check(hello: RepoStore) -> None:
     t, data = datasets.get_dataset(hello, "ws", ("inputs", "x"))
     assert t == IntegerType and data is not None
     assert beast2.decode(data, IntegerType) == 10
@@ -76,7 +76,7 @@ def test_get_set_roundtrip_and_type_check(hello: Repository) -> None:
         datasets.set_dataset_value(hello, "ws", ("inputs", "x"), "no")
 
 
-def test_same_value_from_any_form_gets_one_hash(hello: Repository) -> None:
+def test_same_value_from_any_form_gets_one_hash(hello: RepoStore) -> None:
     from east.serialization.beast2 import (
         encode_beast2_paged_for,
         encode_beast2_with_header_for,
@@ -91,7 +91,7 @@ def test_same_value_from_any_form_gets_one_hash(hello: Repository) -> None:
     assert beast2.canonicalize(paged, arr)[1] == beast2.encode([1.0, 2.0], arr)
 
 
-def test_writable_and_path_errors(hello: Repository) -> None:
+def test_writable_and_path_errors(hello: RepoStore) -> None:
     with pytest.raises(PermissionDenied, match="not writable"):
         datasets.set_dataset_value(hello, "ws", ("tasks", "double", "output"), 1)
     with pytest.raises(DatasetNotFound, match=r"available: x"):
@@ -106,7 +106,7 @@ def test_writable_and_path_errors(hello: Repository) -> None:
         datasets.get_dataset(hello, "nows", ("inputs", "x"))
 
 
-def test_list_and_status(hello: Repository) -> None:
+def test_list_and_status(hello: RepoStore) -> None:
     top = datasets.list_datasets(hello, "ws")
     assert [e.path for e in top] == [("inputs",), ("tasks",)]
     deep = datasets.list_datasets(hello, "ws", recursive=True)
@@ -119,11 +119,11 @@ def test_list_and_status(hello: Repository) -> None:
     assert st.writable and st.hash and st.size == hello.objects.info(st.hash).size
 
 
-def test_redeploy_resets_data_and_new_version_switches(hello: Repository, tmp_path: Path) -> None:
+def test_redeploy_resets_data_and_new_version_switches(hello: RepoStore, tmp_path: Path) -> None:
     datasets.set_dataset_value(hello, "ws", ("inputs", "x"), 99)
     zp = tmp_path / "h2.zip"
     export(versioned_hello("2.0.0", default=5), zp)
-    packages.import_package(hello, zp)
+    package_zip.import_package(hello, zp)
     info = workspaces.deploy(hello, "ws", "hello")
     assert info.version == "2.0.0"
     assert datasets.get_value(hello, "ws", ("inputs", "x")) == (IntegerType, 5)
@@ -131,11 +131,11 @@ def test_redeploy_resets_data_and_new_version_switches(hello: Repository, tmp_pa
     assert datasets.get_value(hello, "ws", ("inputs", "x")) == (IntegerType, 10)
 
 
-def test_interrupted_deploy_is_seen_as_committed(hello: Repository, tmp_path: Path) -> None:
+def test_interrupted_deploy_is_seen_as_committed(hello: RepoStore, tmp_path: Path) -> None:
     """A crash after the data swap but before the state write: readers use the marker."""
     zp = tmp_path / "h2.zip"
     export(versioned_hello("2.0.0", default=5), zp)
-    res = packages.import_package(hello, zp)
+    res = package_zip.import_package(hello, zp)
     from e3.records import workspace as wrec
     from e3.records._util import utc_now
 
@@ -155,7 +155,7 @@ def test_interrupted_deploy_is_seen_as_committed(hello: Repository, tmp_path: Pa
     assert not (wdir / "data" / workspaces.DEPLOY_MARKER).exists()
 
 
-def test_deploy_refused_while_workspace_is_in_use(hello: Repository) -> None:
+def test_deploy_refused_while_workspace_is_in_use(hello: RepoStore) -> None:
     held = locks.acquire(
         hello.workspace_lock_path("ws"), "shared", operation="dataflow", label="workspace 'ws'"
     )
@@ -167,26 +167,28 @@ def test_deploy_refused_while_workspace_is_in_use(hello: Repository) -> None:
         held.release()
 
 
-def test_export_import_workspace(hello: Repository, tmp_path: Path) -> None:
+def test_export_import_workspace(hello: RepoStore, tmp_path: Path) -> None:
     datasets.set_dataset_value(hello, "ws", ("inputs", "x"), 42)
     out = tmp_path / "ws.zip"
-    res = workspaces.export_workspace(hello, "ws", out, version="9.0.0")
+    res = workspace_zip.export_workspace(hello, "ws", out, version="9.0.0")
     assert (res.name, res.version) == ("hello", "9.0.0")
-    other, _ = __import__("e3.repository").repository.create_repository(tmp_path / "other")
-    workspaces.import_workspace(other, "copy", out)
+    other, _ = __import__("e3.store.repository").store.repository.create_repository(
+        tmp_path / "other"
+    )
+    workspace_zip.import_workspace(other, "copy", out)
     assert datasets.get_value(other, "copy", ("inputs", "x")) == (IntegerType, 42)
-    default_version = workspaces.export_workspace(hello, "ws", tmp_path / "w2.zip")
+    default_version = workspace_zip.export_workspace(hello, "ws", tmp_path / "w2.zip")
     assert default_version.version.startswith("1.0.0-")
 
 
-def test_weird_field_names_roundtrip(repo: Repository, tmp_path: Path) -> None:
+def test_weird_field_names_roundtrip(repo: RepoStore, tmp_path: Path) -> None:
     import e3
 
     names = ["a/b", "..", ".", "x.ref", "100%", "with space", "ünï"]
     items = [e3.input(n, IntegerType, default=i) for i, n in enumerate(names)]
     zp = tmp_path / "w.zip"
     export(e3.package("weird", "1.0.0", *items), zp)
-    packages.import_package(repo, zp)
+    package_zip.import_package(repo, zp)
     workspaces.deploy(repo, "ws", "weird")
     for i, n in enumerate(names):
         assert datasets.get_value(repo, "ws", ("inputs", n)) == (IntegerType, i)
@@ -196,19 +198,19 @@ def test_weird_field_names_roundtrip(repo: Repository, tmp_path: Path) -> None:
 
 
 def test_workspace_export_carries_the_last_run(
-    repo: Repository, build_example, tmp_path: Path
+    repo: RepoStore, build_example, tmp_path: Path
 ) -> None:
     """The importing repository finds the exported results in its cache and logs."""
-    from e3 import executions
+    from e3.core import executions
     from e3.dataflow.scheduler import run_sync
-    from e3.repository import create_repository
+    from e3.store.repository import create_repository
     from tests_support import run_cli
 
-    packages.import_package(repo, build_example("platform_calls"))
+    package_zip.import_package(repo, build_example("platform_calls"))
     workspaces.deploy(repo, "ws", "platform")
     run_sync(repo, "ws")
     out = tmp_path / "ws.zip"
-    workspaces.export_workspace(repo, "ws", out, version="2.0.0")
+    workspace_zip.export_workspace(repo, "ws", out, version="2.0.0")
     import zipfile
 
     with zipfile.ZipFile(out) as z:
@@ -216,7 +218,7 @@ def test_workspace_export_carries_the_last_run(
     assert any(n.startswith("dataflows/ws/") for n in names)
     assert any(n.endswith("/stdout.txt") for n in names)
     other, _ = create_repository(tmp_path / "other")
-    workspaces.import_workspace(other, "copy", out)
+    workspace_zip.import_workspace(other, "copy", out)
     again = run_sync(other, "copy")
     assert (again.counts.cached, again.counts.executed) == (1, 0)
     logs = run_cli("logs", other.root, "copy.fingerprint")

@@ -40,16 +40,16 @@ from pathlib import Path
 
 import pytest
 
-from e3 import packages
+from e3.base.atomic import PARTIAL_SUFFIX
 from e3.codec import beast2
 from e3.codec.types import IntegerType
+from e3.core import package_check, packages
 from e3.errors import E3Error
 from e3.records import dataset_ref, workspace
 from e3.records import package as package_record
 from e3.records.dataset_ref import DatasetRef
-from e3.repository import Repository
 from e3.store import locks
-from e3.store.atomic import PARTIAL_SUFFIX
+from e3.store.repository import RepoStore
 from tests_support import run_cli, run_e3
 
 # Read at import time: the autouse fixture in conftest.py removes every E3_* variable.
@@ -65,9 +65,9 @@ WRITER = r"""
 import json, os, random, sys
 from pathlib import Path
 
-from e3 import datasets, packages, workspaces
+from e3.core import datasets, package_zip, packages, workspaces
 from e3.errors import PackageNotFound
-from e3.repository import open_repository
+from e3.store.repository import open_repository
 
 root, zip_path, progress, start, own = sys.argv[1:6]
 repo = open_repository(root)
@@ -95,7 +95,7 @@ while True:
     for h in own_objects:
         repo.objects.delete(h)
     report(i, "removed")
-    packages.import_package(repo, Path(zip_path))
+    package_zip.import_package(repo, Path(zip_path))
     report(i, "import")
     workspaces.deploy(repo, "ws2", "hello@1.0.0")
     report(i, "deploy")
@@ -108,8 +108,8 @@ BLOCKING_WRITER = r"""
 import fnmatch, os, sys, time
 from pathlib import Path
 
-from e3 import datasets, packages
-from e3.repository import open_repository
+from e3.core import datasets, package_zip, packages
+from e3.store.repository import open_repository
 
 root, zip_path, ready, what, pattern = sys.argv[1:6]
 repo = open_repository(root)
@@ -134,7 +134,7 @@ if what == "object":
 elif what == "dataset-ref":
     datasets.set_dataset_value(repo, "ws", ("inputs", "x"), 4242)
 elif what == "package-ref":
-    packages.import_package(repo, Path(zip_path))
+    package_zip.import_package(repo, Path(zip_path))
 raise SystemExit("the blocked write was never reached")
 """
 
@@ -146,7 +146,7 @@ raise SystemExit("the blocked write was never reached")
 class Setup:
     """A repository with hello deployed to ``ws`` and ``ws2``, and a second package's zip."""
 
-    repo: Repository
+    repo: RepoStore
     tmp: Path
     crash_zip: Path
     crash_own_objects: list[str]  # objects only the crash package uses
@@ -162,7 +162,7 @@ def _object_name(data: bytes) -> tuple[str, str]:
 
 
 @pytest.fixture
-def setup(repo: Repository, tmp_path: Path, build_example: Callable[[str], Path]) -> Setup:
+def setup(repo: RepoStore, tmp_path: Path, build_example: Callable[[str], Path]) -> Setup:
     hello_zip = build_example("hello")
     for args in (
         ("package", "import", repo.root, hello_zip),
@@ -205,7 +205,7 @@ def partial_files(root: Path) -> list[Path]:
     return [p for p in _files(root) if p.name.endswith(PARTIAL_SUFFIX)]
 
 
-def check_consistent(repo: Repository) -> None:
+def check_consistent(repo: RepoStore) -> None:
     """The invariants a crash at any instant must preserve."""
     root = repo.root
     # Objects: named by the SHA-256 of their bytes; nothing else but staging files.
@@ -246,7 +246,7 @@ def check_consistent(repo: Repository) -> None:
         assert _HASH_LINE.fullmatch(text), f"torn package ref packages/{rel}: {text!r}"
         h = text.strip()
         assert repo.objects.has(h), f"packages/{rel} points to missing object {h}"
-        packages.package_closure(repo, h)  # raises if a referenced object is missing
+        package_check.package_closure(repo, h)  # raises if a referenced object is missing
         assert ("/".join(rel.parts[:-1]), rel.parts[-1]) in listed
 
 
@@ -413,8 +413,8 @@ LOCK_WRITER = r"""
 import os, sys, time
 from pathlib import Path
 
-from e3 import workspaces
-from e3.repository import open_repository
+from e3.core import workspaces
+from e3.store.repository import open_repository
 
 root, ready = sys.argv[1:3]
 repo = open_repository(root)
@@ -435,11 +435,16 @@ raise SystemExit("the lock was never taken")
 
 def test_kill_while_recording_a_lock_holder_leaves_a_readable_record(setup: Setup) -> None:
     lock_path = setup.repo.workspace_lock_path("ws")
-    # A previous exclusive holder with a long command line left a long record.
+    # A previous exclusive holder with a long command line was killed and left a long record
+    # (a holder that releases the lock clears its record).
     long_command = os.urandom(400).hex()
-    locks.acquire(
+    held = locks.acquire(
         lock_path, "exclusive", operation="deployment", label="ws", command=long_command
-    ).release()
+    )
+    left_behind = lock_path.read_bytes()
+    held.release()
+    assert locks.recorded_state(lock_path) is None
+    lock_path.write_bytes(left_behind)
     assert locks.recorded_state(lock_path) is not None
     script = setup.tmp / "lock_writer.py"
     script.write_text(LOCK_WRITER)

@@ -1,4 +1,4 @@
-"""What a power cut leaves, rebuilt by hand: torn objects and runs left ``running``.
+"""What a power cut leaves, rebuilt by hand: torn objects.
 
 The power-cut explorer (``python -m fuzz powercut``) found these states; here each
 is made directly in a real repository and the next command must cope:
@@ -8,9 +8,9 @@ is made directly in a real repository and the next command must cope:
   leave an empty or zero-filled file under an object's name. ``verify`` counts such
   an unreferenced object as a leftover for gc, not as damage; the next write of the
   same bytes (``put``, an import) replaces it instead of trusting it.
-* an engine that died leaves its run record ``running``; the next ``start`` of the
-  workspace (which holds its dataflow lock, so no other run is alive) records it as
-  failed, interrupted.
+
+(A run a dead engine left ``running`` is closed by the next start:
+``tests/dataflow/test_run_records.py``.)
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from e3 import packages, workspaces
-from e3.dataflow.scheduler import INTERRUPTED
-from e3.names import new_uuid7
-from e3.records import dataflow as run_record
-from e3.records._util import utc_now
-from e3.records.dataflow import DataflowRun
-from e3.repository import Repository
+from e3.core import packages
+from e3.core.package_zip import import_package
 from e3.sdk import export
+from e3.store.repository import RepoStore
 from tests_support import run_cli, versioned_hello
 
 
@@ -36,7 +32,7 @@ def _tear(path: Path, *, zero_fill: bool) -> None:
     path.write_bytes(b"\0" * size if zero_fill else b"")
 
 
-def test_put_replaces_a_torn_object_of_the_right_size(repo: Repository) -> None:
+def test_put_replaces_a_torn_object_of_the_right_size(repo: RepoStore) -> None:
     data = b"an object whose bytes a power cut lost" * 100
     h = repo.objects.put(data, sync=False)
     _tear(repo.objects.path_of(h), zero_fill=True)  # same size, wrong bytes
@@ -44,7 +40,7 @@ def test_put_replaces_a_torn_object_of_the_right_size(repo: Repository) -> None:
     assert repo.objects.get(h, verify=True) == data
 
 
-def test_verify_counts_an_unreferenced_torn_object_as_a_leftover(repo: Repository) -> None:
+def test_verify_counts_an_unreferenced_torn_object_as_a_leftover(repo: RepoStore) -> None:
     h = repo.objects.put(b"written by a run cut short before its batch's sync", sync=False)
     _tear(repo.objects.path_of(h), zero_fill=False)
     result = run_cli("repo", "verify", repo.root, "--json")
@@ -55,11 +51,11 @@ def test_verify_counts_an_unreferenced_torn_object_as_a_leftover(repo: Repositor
 
 
 def test_verify_still_reports_a_torn_object_that_something_refers_to(
-    repo: Repository, tmp_path: Path
+    repo: RepoStore, tmp_path: Path
 ) -> None:
     zip_path = tmp_path / "hello.zip"
     export(versioned_hello("1.0.0"), zip_path)
-    info = packages.import_package(repo, zip_path)
+    info = import_package(repo, zip_path)
     _tear(repo.objects.path_of(info.hash), zero_fill=False)
     result = run_cli("repo", "verify", repo.root, "--json")
     assert result.code == 7
@@ -67,13 +63,13 @@ def test_verify_still_reports_a_torn_object_that_something_refers_to(
 
 
 def test_an_import_after_a_power_cut_replaces_the_objects_it_tore(
-    repo: Repository, tmp_path: Path
+    repo: RepoStore, tmp_path: Path
 ) -> None:
     # The state a power cut during `package import` may leave: its objects in place but
     # torn (written before the import's sync), and no package ref (written after it).
     zip_path = tmp_path / "hello.zip"
     export(versioned_hello("1.0.0"), zip_path)
-    info = packages.import_package(repo, zip_path)
+    info = import_package(repo, zip_path)
     for h in repo.objects.hashes():
         _tear(repo.objects.path_of(h), zero_fill=h[0] in "01234567")
     repo.package_ref_path("hello", "1.0.0").unlink()
@@ -84,31 +80,3 @@ def test_an_import_after_a_power_cut_replaces_the_objects_it_tore(
     assert run_cli("workspace", "deploy", repo.root, "ws", "hello").code == 0
     assert run_cli("start", repo.root, "ws").code == 0
     assert run_cli("get", repo.root, "ws.tasks.double").out.strip() == "20"
-
-
-def _running_record(repo: Repository, ws: str, run_id: str) -> None:
-    run = DataflowRun(run_id, ws, "hello@1.0.0", utc_now(), "running")
-    path = repo.dataflow_run_path(ws, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(run_record.encode(run))
-
-
-def test_the_next_start_closes_runs_a_dead_engine_left_running(
-    repo: Repository, tmp_path: Path
-) -> None:
-    zip_path = tmp_path / "hello.zip"
-    export(versioned_hello("1.0.0"), zip_path)
-    packages.import_package(repo, zip_path)
-    workspaces.deploy(repo, "ws", "hello")
-    assert run_cli("start", repo.root, "ws").code == 0
-    # Two engines died in a row (killed, or a power cut) after that finished run.
-    dead = [new_uuid7(), new_uuid7()]
-    for run_id in dead:
-        _running_record(repo, "ws", run_id)
-    assert run_cli("start", repo.root, "ws").code == 0
-    runs = {r["run_id"]: r for r in json.loads(run_cli("log", repo.root, "ws", "--json").out)}
-    assert [r["status"] for r in runs.values()].count("running") == 0
-    for run_id in dead:
-        assert runs[run_id]["status"] == "failed"
-        assert runs[run_id]["error"] == INTERRUPTED
-    assert sum(r["status"] == "completed" for r in runs.values()) == 2

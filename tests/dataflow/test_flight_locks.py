@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from e3.executions import FlightTable
-from e3.repository import Repository, create_repository
+from e3.core.flights import FlightTable
+from e3.store.repository import RepoStore, create_repository
 
 TASK = "a" * 64
 INPUTS = "b" * 64
@@ -18,11 +18,11 @@ OTHER = "c" * 64
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
+def repo(tmp_path: Path) -> RepoStore:
     return create_repository(tmp_path / "repo", durable=False)[0]
 
 
-def test_another_table_is_excluded_until_release(repo: Repository) -> None:
+def test_another_table_is_excluded_until_release(repo: RepoStore) -> None:
     run_a, run_b = FlightTable(repo), FlightTable(repo)
     try:
         held = run_a.lock(TASK, INPUTS)
@@ -37,7 +37,7 @@ def test_another_table_is_excluded_until_release(repo: Repository) -> None:
         run_b.close()
 
 
-def test_a_pair_held_by_the_run_itself_counts_as_taken(repo: Repository) -> None:
+def test_a_pair_held_by_the_run_itself_counts_as_taken(repo: RepoStore) -> None:
     run = FlightTable(repo)
     try:
         first = run.lock(TASK, INPUTS)
@@ -54,7 +54,7 @@ def test_a_pair_held_by_the_run_itself_counts_as_taken(repo: Repository) -> None
         run.close()
 
 
-def test_many_held_locks_share_one_descriptor(repo: Repository) -> None:
+def test_many_held_locks_share_one_descriptor(repo: RepoStore) -> None:
     run = FlightTable(repo)
     try:
         before = len(os.listdir("/proc/self/fd"))
@@ -65,7 +65,7 @@ def test_many_held_locks_share_one_descriptor(repo: Repository) -> None:
         run.close()
 
 
-def test_close_drops_every_lock_of_the_run(repo: Repository) -> None:
+def test_close_drops_every_lock_of_the_run(repo: RepoStore) -> None:
     run = FlightTable(repo)
     assert run.lock(TASK, INPUTS).try_acquire()
     assert run.lock(TASK, OTHER).try_acquire()
@@ -78,12 +78,12 @@ def test_close_drops_every_lock_of_the_run(repo: Repository) -> None:
         other.close()
 
 
-def test_another_process_is_excluded(repo: Repository) -> None:
+def test_another_process_is_excluded(repo: RepoStore) -> None:
     run = FlightTable(repo)
     probe = (
         "import sys\n"
-        "from e3.executions import FlightTable\n"
-        "from e3.repository import open_repository\n"
+        "from e3.core.flights import FlightTable\n"
+        "from e3.store.repository import open_repository\n"
         f"t = FlightTable(open_repository({str(repo.root)!r}))\n"
         f"sys.exit(0 if t.lock({TASK!r}, {INPUTS!r}).try_acquire() else 3)\n"
     )

@@ -33,11 +33,13 @@ import pytest
 from east import East, IntegerType, StringType
 
 import e3
-from e3 import executions, workspaces
 from e3.codec import beast2
-from e3.dataflow.scheduler import StartOptions, load_graph, run_sync
-from e3.repository import open_repository
+from e3.core import executions, workspaces
+from e3.dataflow.loader import load_graph
+from e3.dataflow.scheduler import run_sync
+from e3.model.runs import StartOptions
 from e3.sdk import Package
+from e3.store.repository import open_repository
 from tests_support import (
     DEADLINE,
     E3_BIN,

@@ -9,10 +9,11 @@ import pytest
 from east import East, IntegerType
 
 import e3
-from e3 import datasets, packages, workspaces
-from e3.dataflow.events import Event
-from e3.dataflow.scheduler import StartOptions, run_sync
-from e3.repository import Repository
+from e3.core import datasets, package_zip, workspaces
+from e3.dataflow.scheduler import run_sync
+from e3.model.events import Event
+from e3.model.runs import StartOptions
+from e3.store.repository import RepoStore
 from tests_support import export_to
 
 
@@ -30,14 +31,14 @@ def fives(version: str = "1.0.0") -> e3.sdk.Package:
 
 
 @pytest.fixture
-def repo_fives(repo: Repository, tmp_path: Path) -> Repository:
-    res = packages.import_package(repo, export_to(fives(), tmp_path))
+def repo_fives(repo: RepoStore, tmp_path: Path) -> RepoStore:
+    res = package_zip.import_package(repo, export_to(fives(), tmp_path))
     workspaces.deploy(repo, "ws", f"{res.name}@{res.version}")
     return repo
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_set_during_run_keeps_the_diamond_consistent(repo_fives: Repository, seed: int) -> None:
+def test_set_during_run_keeps_the_diamond_consistent(repo_fives: RepoStore, seed: int) -> None:
     rnd = random.Random(seed)
     triggers = sorted(rnd.sample(range(1, 12), k=rnd.randint(1, 3)))
     current = {"x": 1}
@@ -61,7 +62,7 @@ def test_set_during_run_keeps_the_diamond_consistent(repo_fives: Repository, see
     assert merged % 5 == 0
 
 
-def test_input_changes_are_reported(repo_fives: Repository) -> None:
+def test_input_changes_are_reported(repo_fives: RepoStore) -> None:
     events: list[Event] = []
     done = {"set": False}
 

@@ -7,30 +7,31 @@ from pathlib import Path
 
 import pytest
 
-from e3 import datasets, executions, packages, workspaces
 from e3.codec.types import IntegerType
-from e3.dataflow.scheduler import StartOptions, run_sync
+from e3.core import datasets, executions, package_zip, workspaces
+from e3.dataflow.scheduler import run_sync
 from e3.errors import TaskNotFound
-from e3.repository import Repository
+from e3.model.runs import StartOptions
+from e3.store.repository import RepoStore
 from tests_support import export_to, failing_package, run_cli
 
 
-def deploy(repo: Repository, zip_path: Path, ws: str = "ws") -> None:
-    res = packages.import_package(repo, zip_path)
+def deploy(repo: RepoStore, zip_path: Path, ws: str = "ws") -> None:
+    res = package_zip.import_package(repo, zip_path)
     workspaces.deploy(repo, ws, f"{res.name}@{res.version}")
 
 
-def value(repo: Repository, path: str, ws: str = "ws") -> object:
+def value(repo: RepoStore, path: str, ws: str = "ws") -> object:
     return datasets.get_value(repo, ws, tuple(path.split(".")))[1]
 
 
 @pytest.fixture
-def diamond(repo: Repository, build_example) -> Repository:
+def diamond(repo: RepoStore, build_example) -> RepoStore:
     deploy(repo, build_example("diamond"))
     return repo
 
 
-def test_diamond_computes_and_then_is_fully_cached(diamond: Repository) -> None:
+def test_diamond_computes_and_then_is_fully_cached(diamond: RepoStore) -> None:
     events = []
     out = run_sync(diamond, "ws", on_event=events.append)
     assert out.status == "completed"
@@ -46,7 +47,7 @@ def test_diamond_computes_and_then_is_fully_cached(diamond: Repository) -> None:
     assert state is not None and state.current_run_id == again.run_id
 
 
-def test_force_reexecutes_everything(diamond: Repository) -> None:
+def test_force_reexecutes_everything(diamond: RepoStore) -> None:
     run_sync(diamond, "ws")
     forced = run_sync(diamond, "ws", StartOptions(force=True))
     assert forced.counts.executed == 3
@@ -55,7 +56,7 @@ def test_force_reexecutes_everything(diamond: Repository) -> None:
     assert len(list(executions.all_for_task(diamond, task_hash))) == 2
 
 
-def test_changed_input_reruns_only_what_depends_on_it(diamond: Repository) -> None:
+def test_changed_input_reruns_only_what_depends_on_it(diamond: RepoStore) -> None:
     run_sync(diamond, "ws")
     datasets.set_dataset_value(diamond, "ws", ("inputs", "a"), 20)
     out = run_sync(diamond, "ws")
@@ -67,7 +68,7 @@ def test_changed_input_reruns_only_what_depends_on_it(diamond: Repository) -> No
     assert value(diamond, "tasks.merge.output") == 65
 
 
-def test_early_cutoff(repo: Repository, tmp_path: Path) -> None:
+def test_early_cutoff(repo: RepoStore, tmp_path: Path) -> None:
     """A re-run producing the same bytes leaves downstream cached."""
     from east import East
 
@@ -88,7 +89,7 @@ def test_early_cutoff(repo: Repository, tmp_path: Path) -> None:
     assert value(repo, "tasks.big.output") == 1000
 
 
-def test_filter_runs_the_named_task_and_its_upstream(diamond: Repository) -> None:
+def test_filter_runs_the_named_task_and_its_upstream(diamond: RepoStore) -> None:
     out = run_sync(diamond, "ws", StartOptions(filters=("merge",)))
     assert out.counts.executed == 3
     only = run_sync(diamond, "ws", StartOptions(filters=("l*",), force=True))
@@ -98,12 +99,12 @@ def test_filter_runs_the_named_task_and_its_upstream(diamond: Repository) -> Non
 
 
 def test_failure_skips_dependents_and_keep_going_finishes_the_rest(
-    repo: Repository, tmp_path: Path
+    repo: RepoStore, tmp_path: Path
 ) -> None:
     deploy(repo, export_to(failing_package(), tmp_path))
     out = run_sync(repo, "ws", StartOptions(concurrency=1))
     assert out.status == "failed"
-    assert [name for name, _ in out.failed] == ["bad"]
+    assert [p.name for p in out.failed] == ["bad"]
     assert out.counts.skipped == 1  # after
     assert out.not_started  # fail-fast: some independent work never started
     kept = run_sync(repo, "ws", StartOptions(concurrency=1, keep_going=True))
@@ -117,7 +118,7 @@ def test_failure_skips_dependents_and_keep_going_finishes_the_rest(
     assert {e.status.exit_code for e in bad if e.status} == {1}
 
 
-def test_unset_input_waits_without_failing(repo: Repository, tmp_path: Path) -> None:
+def test_unset_input_waits_without_failing(repo: RepoStore, tmp_path: Path) -> None:
     from east import East
 
     import e3
@@ -132,8 +133,8 @@ def test_unset_input_waits_without_failing(repo: Repository, tmp_path: Path) -> 
     deploy(repo, export_to(e3.package("waits", "1.0.0", chained, free), tmp_path))
     out = run_sync(repo, "ws")
     assert out.status == "completed"
-    assert dict(out.waiting)["needs_x"] == "input .inputs.x is not set"
-    assert "chained" in dict(out.waiting)
+    assert {p.name: p.reason for p in out.waiting}["needs_x"] == "input .inputs.x is not set"
+    assert "chained" in {p.name: p.reason for p in out.waiting}
     assert value(repo, "tasks.free.output") == 2
     assert workspaces.read_state(repo, "ws").current_run_id is None  # type: ignore[union-attr]
     datasets.set_dataset_value(repo, "ws", ("inputs", "x"), 40)
@@ -141,7 +142,7 @@ def test_unset_input_waits_without_failing(repo: Repository, tmp_path: Path) -> 
     assert value(repo, "tasks.chained.output") == 42
 
 
-def test_cli_start_output_and_exit_codes(repo: Repository, tmp_path: Path, build_example) -> None:
+def test_cli_start_output_and_exit_codes(repo: RepoStore, tmp_path: Path, build_example) -> None:
     deploy(repo, build_example("diamond"))
     r = run_cli("start", repo.root, "ws")
     assert r.code == 0, r.err
@@ -167,7 +168,7 @@ def test_cli_start_output_and_exit_codes(repo: Repository, tmp_path: Path, build
 def test_warm_and_process_runners_give_identical_results(
     tmp_path: Path, build_example, example: str
 ) -> None:
-    from e3.repository import create_repository
+    from e3.store.repository import create_repository
 
     results = {}
     for isolation in ("warm", "process"):
@@ -189,7 +190,7 @@ def test_warm_and_process_runners_give_identical_results(
     assert results["warm"] == results["process"]
 
 
-def test_platform_output_lands_in_the_log(repo: Repository, build_example) -> None:
+def test_platform_output_lands_in_the_log(repo: RepoStore, build_example) -> None:
     deploy(repo, build_example("platform_calls"))
     run_sync(repo, "ws")
     r = run_cli("logs", repo.root, "ws.fingerprint")
@@ -199,7 +200,7 @@ def test_platform_output_lands_in_the_log(repo: Repository, build_example) -> No
     assert value(repo, "tasks.fingerprint.output") == hashlib.sha256(b"east").hexdigest()
 
 
-def test_run_records_and_history(diamond: Repository) -> None:
+def test_run_records_and_history(diamond: RepoStore) -> None:
     run_sync(diamond, "ws")
     run_sync(diamond, "ws")
     r = run_cli("log", diamond.root, "ws")
@@ -210,7 +211,7 @@ def test_run_records_and_history(diamond: Repository) -> None:
     assert [run["status"] for run in js] == ["completed", "completed"]
 
 
-def test_workspace_status(diamond: Repository) -> None:
+def test_workspace_status(diamond: RepoStore) -> None:
     r = run_cli("workspace", "status", diamond.root, "ws")
     assert "left: ready to run" in r.out
     assert "merge: waiting (waiting for task(s): left, right)" in r.out
@@ -225,7 +226,7 @@ def test_workspace_status(diamond: Repository) -> None:
     assert stale[".tasks.merge.output"] == "stale"
 
 
-def test_adhoc_run(diamond: Repository, tmp_path: Path) -> None:
+def test_adhoc_run(diamond: RepoStore, tmp_path: Path) -> None:
     a = tmp_path / "a.east"
     a.write_text("7")
     out = tmp_path / "o.json"

@@ -171,7 +171,7 @@ def test_a_close_printed_after_another_threads_open_of_its_number_spares_it(
     old, new = _hex(str(world / "old")), _hex(str(world / "new"))
     lines = [
         f'11 openat(AT_FDCWD<{_hex(str(tmp_path))}>, "{old}", O_WRONLY|O_CLOEXEC) = 5<{old}>',
-        f"11 clone3({{flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_THREAD}}, 88) = 12",
+        "11 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_THREAD}, 88) = 12",
         f"11 close(5<{old}> <unfinished ...>",
         f'12 openat(AT_FDCWD<{_hex(str(tmp_path))}>, "{new}", O_WRONLY|O_CREAT|O_EXCL, 0644)'
         f" = 5<{new}>",

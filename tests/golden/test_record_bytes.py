@@ -159,6 +159,45 @@ RECORDS: dict[str, tuple[Any, Callable[[Any], bytes], Callable[[bytes], Any], st
         execution.decode,
         "5b056f5e4643b222c2fbbe339d3e27068f340879647f389e9eb99c7fe3b92d75",
     ),
+    # Executions that ran on a cluster worker: the worker form of the record (a trailing
+    # ``worker`` field in each case). Added deliberately with the Dask runner; the forms
+    # above, without a worker, are the reference's and must not change.
+    "execution/success (worker)": (
+        ExecutionStatus(
+            "success",
+            "exec-0005",
+            (H_A, H_B),
+            T0,
+            T1,
+            output_hash=H_C,
+            worker="tcp://10.0.0.7:40123",
+        ),
+        execution.encode,
+        execution.decode,
+        "ed51f0482b887614b503f27ca477539bf4a3015301059641944f889247e8c318",
+    ),
+    "execution/failed (worker)": (
+        ExecutionStatus(
+            "failed", "exec-0006", (H_A,), T0, T1, exit_code=3, worker="tcp://10.0.0.7:40123"
+        ),
+        execution.encode,
+        execution.decode,
+        "9fceb9ccc6848ea82c97a10905893622510b085c1a935d6fe4f82c6b9fe00143",
+    ),
+    "execution/error (worker, 'worker' in the message)": (
+        ExecutionStatus(
+            "error",
+            "exec-0007",
+            (),
+            T0,
+            T1,
+            message="worker of the error",
+            worker="tcp://[::1]:9000",
+        ),
+        execution.encode,
+        execution.decode,
+        "abe107050788666a3f7995f66ddc18f5698ea1aa64cd73ca9ba759ccaf060424",
+    ),
     "lock": (
         LockState(
             "dataflow",
@@ -283,3 +322,11 @@ def test_record_bytes_do_not_depend_on_python_dict_order() -> None:
         task_executions=_reversed_dict(run.task_executions),
     )
     assert dataflow.encode(shuffled_run) == dataflow.encode(run)
+
+
+def test_a_local_record_mentioning_a_worker_keeps_the_reference_form() -> None:
+    local = ExecutionStatus("error", "exec-0008", (), T0, T1, message="the worker said no")
+    data = execution.encode(local)
+    assert b"worker" in data  # in the message, not the type
+    assert execution.decode(data) == local
+    assert execution.decode(data).worker is None

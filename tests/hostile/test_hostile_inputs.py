@@ -39,7 +39,7 @@ from e3.codec.types import FloatType, IntegerType, StringType
 from e3.records import package as package_record
 from e3.records.dataset_ref import DatasetRef
 from e3.records.package import PackageObject
-from e3.repository import Repository
+from e3.store.repository import RepoStore
 from tests_support import CliResult, run_cli, run_e3, tree_digest
 
 EXIT_NOT_FOUND = 3
@@ -137,7 +137,7 @@ class Env:
     """The repository under attack and the ingredients of hostile inputs."""
 
     root: Path
-    repo: Repository
+    repo: RepoStore
     tmp: Path
     hello_zip: Path
     entries: dict[str, bytes]  # hello zip: name -> bytes
@@ -163,7 +163,7 @@ class Env:
 
 
 @pytest.fixture
-def env(repo: Repository, tmp_path: Path, build_example: Callable[[str], Path]) -> Env:
+def env(repo: RepoStore, tmp_path: Path, build_example: Callable[[str], Path]) -> Env:
     if "hello" not in _HELLO_ZIP:
         _HELLO_ZIP["hello"] = build_example("hello").read_bytes()
     zip_path = tmp_path / "hello-1.0.0.zip"
@@ -372,7 +372,7 @@ def _unsupported_compression(env: Env) -> bytes:
 
 
 def _declared_huge_zip64(env: Env) -> bytes:
-    """A zip64 entry declaring 16 GiB (over the 8 GiB per-entry cap), holding 1 KB."""
+    """A zip64 entry declaring 16 GiB (over the 1 GiB default per-entry cap), holding 1 KB."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in env.entries.items():

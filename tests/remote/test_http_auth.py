@@ -41,18 +41,21 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from e3 import wire
-from e3.api_types import (
+from e3.codec import beast2
+from e3.errors import AuthError, E3Error
+from e3.model import wire
+from e3.model.bodies import (
     DeployRequest,
-    GcRequest,
     ImportRequest,
+    JobStarted,
+    JobStatus,
     UploadRequest,
+    UploadTicket,
     WorkspaceExportRequest,
     WorkspaceRequest,
 )
-from e3.codec import beast2
-from e3.errors import AuthError, E3Error
-from e3.model import DataflowRequest, JobStarted, JobStatus, UploadTicket
+from e3.model.retention import GcPolicy
+from e3.model.runs import StartOptions
 from tests_support import (
     Served,
     ServerProcess,
@@ -269,7 +272,7 @@ def url_of(endpoint: Endpoint, params: dict[str, str]) -> str:
 _WS = "/api/repos/{repo}/workspaces/{ws}"
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # A dry run: the valid sweep must not race a real collection against its own writes.
-    ("POST", "/api/repos/{repo}/gc"): beast2_body(GcRequest(dry_run=True), GcRequest),
+    ("POST", "/api/repos/{repo}/gc"): beast2_body(GcPolicy(dry_run=True), GcPolicy),
     ("POST", "/api/repos/{repo}/import"): beast2_body(ImportRequest(1024), ImportRequest),
     ("POST", "/api/repos/{repo}/workspaces"): beast2_body(
         WorkspaceRequest("intruder"), WorkspaceRequest
@@ -278,7 +281,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{_WS}/export"): beast2_body(WorkspaceExportRequest(), WorkspaceExportRequest),
     ("PUT", f"{_WS}/datasets/{{path}}"): beast2_body(42, int),  # a new value for inputs.x
     ("POST", f"{_WS}/datasets/{{path}}"): beast2_body(UploadRequest("0" * 64, 1024), UploadRequest),
-    ("POST", f"{_WS}/dataflow"): beast2_body(DataflowRequest(force=True), DataflowRequest),
+    ("POST", f"{_WS}/dataflow"): beast2_body(StartOptions(force=True), StartOptions),
 }
 
 
@@ -317,6 +320,13 @@ def refusal_problem(endpoint: Endpoint, resp: httpx.Response, presented: Present
         return "401 without WWW-Authenticate: Bearer"
     if endpoint.method == "HEAD":
         return None  # no body to look at
+    if resp.headers.get("content-type", "").startswith("application/json"):
+        error = resp.json().get("error", {})  # the web view's routes answer in JSON
+        if error.get("code") != "unauthorized":
+            return f"401 carrying {error!r}"
+        if len(presented.secret) > 8 and presented.secret in str(error.get("message")):
+            return f"the error echoes the credential: {error}"
+        return None
     try:
         wire.decode_reply(resp.content, type(None))
     except AuthError as exc:
@@ -349,7 +359,7 @@ def live_params(url: str, token: str, repo: str, spare_zip: Path) -> dict[str, s
     with httpx.Client(base_url=url, headers=bearer_headers(token), timeout=30.0) as client:
         value = client.get(f"{base}/workspaces/w/datasets/inputs/x")
         assert value.status_code == 200, value.content
-        gc = typed(client.post(f"{base}/gc", **beast2_body(GcRequest(True), GcRequest)), JobStarted)
+        gc = typed(client.post(f"{base}/gc", **beast2_body(GcPolicy(True), GcPolicy)), JobStarted)
         export = typed(client.post(f"{base}/packages/hello/1.0.0/export"), JobStarted)
         for kind, job in (("gc", gc), ("export", export)):  # finished: nothing left running
             status = typed(client.get(f"{base}/{kind}/{job.id}", params={"wait": "20"}), JobStatus)
@@ -873,9 +883,9 @@ def test_an_anonymous_client_cannot_approve_its_own_device_login(tmp_path: Path)
 def test_two_clients_refreshing_one_login_both_keep_working(oidc_short: Setup) -> None:
     """Refresh tokens are single-use: a second client holding the same stale login must pick
     up the login the first one refreshed, not spend the old refresh token and log out."""
+    from e3.base.config import load_settings
     from e3.client.credentials import CredentialStore
     from e3.client.http import Http
-    from e3.config import load_settings
 
     url = oidc_short.server.url
     entry = login(oidc_short.server)

@@ -16,7 +16,7 @@ Every hostile batch runs inside :func:`unchanged`, which checks afterwards that
 * the server process is alive and still answers ``GET /api/repos`` with the two repositories.
 
 Every refusal must be a 4xx whose body is the Beast2 error envelope, decodable by
-:func:`e3.wire.decode_reply` into the :class:`~e3.errors.E3Error` whose table status is the
+:func:`e3.model.wire.decode_reply` into the :class:`~e3.errors.E3Error` whose table status is the
 reply's status. Requests with hostile paths go through :mod:`http.client`, which sends the
 request target verbatim (httpx removes ``.``/``..`` segments from URLs, even from a
 ``raw_path``); requests that need finer control of the bytes on the wire use raw sockets.
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import random
 import re
@@ -44,17 +45,6 @@ from typing import Any
 import httpx
 import pytest
 
-from e3 import wire
-from e3.api_types import (
-    DeployRequest,
-    GcRequest,
-    ImportRequest,
-    RunInput,
-    RunRequest,
-    UploadRequest,
-    WorkspaceExportRequest,
-    WorkspaceRequest,
-)
 from e3.codec import beast2
 from e3.codec.types import (
     ArrayType,
@@ -64,8 +54,22 @@ from e3.codec.types import (
     StringType,
     StructType,
 )
-from e3.errors import E3Error
-from e3.model import DataflowRequest, JobStarted, JobStatus, UploadTicket
+from e3.errors import E3Error, error_for_code
+from e3.model import wire
+from e3.model.bodies import (
+    DeployRequest,
+    ImportRequest,
+    JobStarted,
+    JobStatus,
+    RunInput,
+    TaskRunRequest,
+    UploadRequest,
+    UploadTicket,
+    WorkspaceExportRequest,
+    WorkspaceRequest,
+)
+from e3.model.retention import GcPolicy
+from e3.model.runs import StartOptions
 from tests_support import (
     EXAMPLES,
     ServerProcess,
@@ -213,8 +217,22 @@ def unchanged(site: Site, *, spool: bool = True) -> Iterator[None]:
     assert site.secret.read_bytes() == secret
 
 
+def json_error(reply: Reply) -> E3Error:
+    """The web view's routes (``/ui/api``) answer errors as JSON: the same codes and statuses."""
+    body = json.loads(reply.body)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    err = error_for_code(body["error"]["code"])(body["error"]["message"])
+    assert err.spec.code == body["error"]["code"], body
+    assert err.spec.http_status == reply.status, (
+        f"status {reply.status} but error {err.spec.code} ({err.spec.http_status}): {err.message}"
+    )
+    return err
+
+
 def envelope_error(reply: Reply) -> E3Error:
     """Check that ``reply`` is a Beast2 error envelope matching its status; the error."""
+    if reply.headers.get("content-type", "").startswith("application/json"):
+        return json_error(reply)
     assert reply.headers.get("content-type", "").startswith(BEAST2), reply
     try:
         found = beast2.read_type(reply.body)
@@ -272,8 +290,8 @@ def deep_type_body(depth: int) -> bytes:
 
 
 def filters_claiming(count: int) -> bytes:
-    """A DataflowRequest body whose ``filters`` array claims ``count`` elements (3 follow)."""
-    good = typed(DataflowRequest(["a", "bb", "ccc"]), DataflowRequest)
+    """A StartOptions body whose ``filters`` array claims ``count`` elements (3 follow)."""
+    good = typed(StartOptions(("a", "bb", "ccc")), StartOptions)
     # The value frame: two length bytes, then 0x00, the element count, the elements.
     at = good.index(b"\x00\x03\x01a\x02bb\x03ccc")
     size = len(good) - at
@@ -351,12 +369,14 @@ SUFFIXES: dict[tuple[str, str], list[str]] = {
 }
 #: Valid bodies of the operations that take a typed body.
 TYPED_BODIES: dict[tuple[str, str], bytes] = {
-    ("POST", "/api/repos/{repo}/gc"): typed(GcRequest(dry_run=True), GcRequest),
+    ("POST", "/api/repos/{repo}/gc"): typed(GcPolicy(dry_run=True), GcPolicy),
     ("POST", "/api/repos/{repo}/import"): typed(ImportRequest(len(UPLOAD_BYTES)), ImportRequest),
     ("POST", "/api/repos/{repo}/run/inputs"): typed(
         UploadRequest(hashlib.sha256(UPLOAD_BYTES).hexdigest(), len(UPLOAD_BYTES)), UploadRequest
     ),
-    ("POST", "/api/repos/{repo}/run"): typed(RunRequest("diamond@1.0.0", "left", []), RunRequest),
+    ("POST", "/api/repos/{repo}/run"): typed(
+        TaskRunRequest("diamond@1.0.0", "left", []), TaskRunRequest
+    ),
     ("POST", "/api/repos/{repo}/workspaces"): typed(WorkspaceRequest("newws"), WorkspaceRequest),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/deploy"): typed(
         DeployRequest("diamond@1.0.0"), DeployRequest
@@ -364,9 +384,7 @@ TYPED_BODIES: dict[tuple[str, str], bytes] = {
     ("POST", "/api/repos/{repo}/workspaces/{ws}/export"): typed(
         WorkspaceExportRequest(), WorkspaceExportRequest
     ),
-    ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow"): typed(
-        DataflowRequest(), DataflowRequest
-    ),
+    ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow"): typed(StartOptions(), StartOptions),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/datasets/{path}/upload"): typed(
         UploadRequest(hashlib.sha256(A_VALUE).hexdigest(), len(A_VALUE)), UploadRequest
     ),
@@ -378,12 +396,17 @@ RAW_BODIES: dict[tuple[str, str], bytes] = {
 }
 #: POST/PUT operations that take no body.
 BODILESS = {
+    # The web view's writes take a JSON body: without one (and without its media type) they
+    # are refused, which is what the sweeps send them.
+    ("POST", "/ui/api/repos/{repo}/workspaces/{ws}/start"),
+    ("POST", "/ui/api/repos/{repo}/workspaces/{ws}/cancel"),
     ("PUT", "/api/repos/{repo}"),
     ("POST", "/api/repos/{repo}/verify"),
     ("POST", "/api/repos/{repo}/import/{id}"),
     ("POST", "/api/repos/{repo}/packages/{spec}/export"),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/datasets/{path}/upload/{uid}"),
     ("POST", "/api/repos/{repo}/workspaces/{ws}/dataflow/cancel"),
+    ("POST", "/api/repos/{repo}/runs/{run}/cancel"),
 }
 #: How a hostile value ``{H}`` takes the place of a parameter (multi-segment ones: several ways).
 SLOTS: dict[str, list[str]] = {
@@ -437,6 +460,7 @@ def valid_params(object_hash: str = "0" * 64) -> dict[str, str]:
         "hash": object_hash,
         "id": secrets.token_urlsafe(24),
         "uid": secrets.token_urlsafe(24),
+        "run": "019ad1e2-0000-7000-8000-000000000000",
     }
 
 
@@ -912,14 +936,14 @@ def accepts(op: tuple[str, str], data: bytes) -> bool:
             cls = {
                 k: v
                 for k, v in {
-                    "gc": GcRequest,
+                    "gc": GcPolicy,
                     "import": ImportRequest,
                     "run/inputs": UploadRequest,
-                    "run": RunRequest,
+                    "run": TaskRunRequest,
                     "workspaces": WorkspaceRequest,
                     "deploy": DeployRequest,
                     "export": WorkspaceExportRequest,
-                    "dataflow": DataflowRequest,
+                    "dataflow": StartOptions,
                     "upload": UploadRequest,
                 }.items()
                 if template.endswith("/" + k)
@@ -1147,7 +1171,7 @@ def test_task_run_with_hostile_names_fails_without_writing(site: Site) -> None:
             ("diamond@1.0.0", "a\0b"),
             ("..", ".."),
         ]:
-            body = typed(RunRequest(package, task, []), RunRequest)
+            body = typed(TaskRunRequest(package, task, []), TaskRunRequest)
             status = run_job(site, "/api/repos/main/run", body, "run")
             assert status.state == "failed" and status.error_code is not None, status
             assert status.error_code in ("invalid_name", "package_not_found", "task_not_found")
@@ -1240,7 +1264,8 @@ def test_uploads_are_bound_to_their_repository_and_purpose(site: Site) -> None:
             == 200
         )
         run_body = typed(
-            RunRequest("diamond@1.0.0", "left", [RunInput("a.beast2", ticket.id)]), RunRequest
+            TaskRunRequest("diamond@1.0.0", "left", [RunInput("a.beast2", ticket.id)]),
+            TaskRunRequest,
         )
         for method, target, body in [
             ("POST", f"/api/repos/other/import/{ticket.id}", b""),  # another repository

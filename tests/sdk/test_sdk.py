@@ -9,17 +9,17 @@ import pytest
 from east import ArrayType, East, FloatType, IntegerType, NullType, StringType
 
 import e3
-from e3 import packages, workspaces
 from e3.codec import beast2
 from e3.codec import ir as east_ir
 from e3.codec.types import IRType
+from e3.core import package_check, package_zip, workspaces
 from e3.errors import InvalidPackage
 from e3.records import task as task_record
 from e3.records.structure import DatasetSpec, StructNode
-from e3.repository import Repository
 from e3.sdk import build, export
 from e3.sdk.loader import load_one
 from e3.store.objects import MemoryObjectStore
+from e3.store.repository import RepoStore
 from tests_support import EXAMPLES
 
 inc = East.function([IntegerType], IntegerType, lambda b, v: v + 1)
@@ -113,7 +113,7 @@ def test_renaming_a_parameter_keeps_the_function_identity() -> None:
     assert east_ir.function_ir_bytes(f1) != east_ir.function_ir_bytes(f3)
 
 
-def test_async_functions_are_tasks(repo: Repository, tmp_path: Path) -> None:
+def test_async_functions_are_tasks(repo: RepoStore, tmp_path: Path) -> None:
     sleep = East.asyncPlatform("time_sleep", [IntegerType], NullType)
 
     def body(b, v):
@@ -126,10 +126,11 @@ def test_async_functions_are_tasks(repo: Repository, tmp_path: Path) -> None:
         East.asyncFunction([IntegerType], IntegerType, body),
     )
     export(e3.package("asyncpkg", "1.0.0", t), tmp_path / "a.zip")
-    packages.import_package(repo, tmp_path / "a.zip")
+    package_zip.import_package(repo, tmp_path / "a.zip")
     workspaces.deploy(repo, "ws", "asyncpkg")
-    from e3 import datasets
-    from e3.dataflow.scheduler import StartOptions, run_sync
+    from e3.core import datasets
+    from e3.dataflow.scheduler import run_sync
+    from e3.model.runs import StartOptions
 
     for isolation in ("warm", "process"):
         out = run_sync(repo, "ws", StartOptions(isolation=isolation, force=True))
@@ -139,7 +140,7 @@ def test_async_functions_are_tasks(repo: Repository, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("example", sorted(p.stem for p in EXAMPLES.glob("*.py")))
 def test_each_example_exports_imports_and_deploys(
-    repo: Repository, tmp_path: Path, example: str
+    repo: RepoStore, tmp_path: Path, example: str
 ) -> None:
     pkg = load_one(str(EXAMPLES / f"{example}.py"))
     zp = tmp_path / "pkg.zip"
@@ -147,7 +148,7 @@ def test_each_example_exports_imports_and_deploys(
     with zipfile.ZipFile(zp) as z:
         names = z.namelist()
     assert f"packages/{pkg.name}/{pkg.version}" in names
-    res = packages.import_package(repo, zp)
+    res = package_zip.import_package(repo, zp)
     workspaces.deploy(repo, "ws", pkg.ref)
     dep = workspaces.open_deployed(repo, "ws")
     assert sorted(dep.package.tasks) == sorted(t.name for t in pkg.tasks)
@@ -253,7 +254,7 @@ def test_cycles_are_refused() -> None:
         }
     )
     with pytest.raises(InvalidPackage, match="cycle"):
-        packages.validate_package(
+        package_check.validate_package(
             PackageObject({"a": ta, "b": tb}, structure, {}),
             lambda h: store.get(h) if store.has(h) else None,
             "p",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from e3.base import atomic
 from e3.errors import StorageError
-from e3.store import atomic
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 65537, 3 << 20])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,35 @@ def test_local_ignores_foreign_files(tmp_path: Path) -> None:
     (tmp_path / "objects" / h[:2] / (h[2:] + ".beast2.123.abcd.partial")).write_text("x")
     assert list(s.hashes()) == [h]
     assert len(list(s.partial_files())) == 1
+
+
+def _leftovers(store: ObjectStore) -> list[str]:
+    if isinstance(store, LocalObjectStore):
+        return sorted(str(p) for p in store.root.rglob("*") if p.is_file())
+    return sorted(store.hashes())
+
+
+def test_put_stream_stores_chunks_under_their_hash(store: ObjectStore) -> None:
+    chunks = [os.urandom(1000), b"", os.urandom(1 << 20), b"tail"]
+    h = hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert store.put_stream(iter(chunks), h) == h
+    assert store.get(h, verify=True) == b"".join(chunks)
+    assert store.put_stream(iter(chunks), h) == h  # again: the same object
+    assert list(store.hashes()) == [h]
+
+
+def test_put_stream_refuses_bytes_that_do_not_match_and_leaves_nothing(
+    store: ObjectStore,
+) -> None:
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    with pytest.raises(CorruptObject):
+        store.put_stream(iter([b"these bytes"]), wrong)
+    assert _leftovers(store) == []
+
+    def broken() -> Iterator[bytes]:
+        yield b"first chunk"
+        raise OSError("the source failed midway")
+
+    with pytest.raises(OSError, match="midway"):
+        store.put_stream(broken(), wrong)
+    assert _leftovers(store) == []

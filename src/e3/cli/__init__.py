@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from e3.base.config import ENV_VARS, load_settings
 from e3.cli.context import Context
 from e3.cli.output import Output
 from e3.cli.registry import COMMANDS
-from e3.config import ENV_VARS, load_settings
 from e3.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, E3Error
 
 
@@ -39,13 +39,59 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _ParseFailed(Exception):
+    """A trial parse failed (see :func:`_with_default_repo`)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with e3's error convention (one line, exit code 2)."""
 
+    #: While set, errors raise :class:`_ParseFailed` instead of printing and exiting.
+    trial = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        if _Parser.trial:
+            raise _ParseFailed(message)
         self.print_usage(sys.stderr)
         print(f"Error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+#: Commands whose first word names a group (``e3 repo gc <repo>``).
+_GROUPS = ("repo", "package", "workspace", "auth")
+
+
+def _with_default_repo(
+    parser: argparse.ArgumentParser, argv: list[str], default: str | None
+) -> list[str]:
+    """``argv`` with ``E3_REPO`` put where a left-out ``<repo>`` argument belongs.
+
+    An explicit ``<repo>`` always wins: ``E3_REPO`` is used only when the
+    command does not parse without it and does with it.
+    """
+    if not default:
+        return argv
+    _Parser.trial = True
+    try:
+        try:
+            parser.parse_args(argv)
+            return argv
+        except _ParseFailed:
+            pass
+        words = [i for i, a in enumerate(argv) if not a.startswith("-")]
+        if not words:
+            return argv
+        at = words[0] + 1
+        if argv[words[0]] in _GROUPS and len(words) > 1:
+            at = words[1] + 1
+        candidate = [*argv[:at], default, *argv[at:]]
+        try:
+            parser.parse_args(candidate)
+            return candidate
+        except (_ParseFailed, SystemExit):
+            return argv
+    finally:
+        _Parser.trial = False
 
 
 def _target(argv: Sequence[str] | None) -> str | None:
@@ -91,11 +137,12 @@ def main(
 ) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser(_target(argv) or "")
+    settings = load_settings()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_with_default_repo(parser, words, settings.repo_override))
     except SystemExit as exc:
         return int(exc.code or 0)
-    settings = load_settings()
     out = Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr)
     ctx = Context(settings, out)
     try:
@@ -116,6 +163,9 @@ def main(
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:
+        if _raised_from_interrupt(exc):
+            out.error("Interrupted.")
+            return EXIT_INTERRUPTED
         out.error(f"Internal error: {type(exc).__name__}: {exc}")
         if settings.debug:
             import traceback
@@ -124,6 +174,21 @@ def main(
         else:
             out.error("(set E3_DEBUG=1 for a traceback; please report this)")
         return EXIT_INTERNAL
+
+
+def _raised_from_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised from a KeyboardInterrupt.
+
+    Python 3.11 turns one that lands in a ``__set_name__`` call (a dataclass field, while a
+    module loads) into a RuntimeError raised from it: a Ctrl-C, not a bug of e3 (the
+    launcher has the same test for what escapes :func:`main`).
+    """
+    cause = exc.__cause__
+    for _ in range(100):  # a chain of causes is short; a cycle must not hang us
+        if cause is None or isinstance(cause, KeyboardInterrupt):
+            return cause is not None
+        cause = cause.__cause__
+    return False
 
 
 def entry() -> None:

@@ -1,4 +1,4 @@
-"""What every command handler receives: settings, output, and the repository service."""
+"""What every command handler receives: settings, output, and repositories to work on."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from e3.base.config import Settings
 from e3.cli.output import Output
-from e3.config import Settings
 
 if TYPE_CHECKING:
-    from e3.service import RepositoryService
+    from e3.model.protocol import Repository
 
 
 def is_remote(location: str) -> bool:
@@ -28,39 +28,21 @@ class Context:
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Release what the command opened (HTTP connections to servers)."""
+        """Close the repositories the command opened (stops their runs and connections)."""
         while self._closers:
             self._closers.pop()()
 
-    def local_path(self, location: str) -> Path:
-        """The local repository path a ``<repo>`` argument designates.
+    def repository(self, location: str) -> Repository:
+        """Open the repository a ``<repo>`` argument names (a path or a server URL).
 
-        As in the reference, ``E3_REPO`` wins when it names a valid repository.
+        The argument always wins: ``E3_REPO`` only fills in a ``<repo>`` that was
+        left out (see :func:`e3.cli.fill_repo_argument`).
         """
-        from e3.repository import is_repository
+        from e3.api.open import open as open_repository
 
-        override = self.settings.repo_override
-        if override and not is_remote(override) and is_repository(Path(override).expanduser()):
-            return Path(override).expanduser()
-        return Path(location)
-
-    def service(self, location: str) -> RepositoryService:
-        """Open the repository named by a ``<repo>`` argument (path or URL)."""
-        override = self.settings.repo_override
-        if override and is_remote(override):
-            location = override
-        if is_remote(location):
-            from e3.client.service import open_remote
-
-            remote = open_remote(location, self.settings)
-            self._closers.append(remote.close)
-            return remote
-        from e3.local import LocalService
-        from e3.repository import open_repository
-
-        return LocalService(
-            open_repository(self.local_path(location), durable=self.settings.durable)
-        )
+        repo = open_repository(location, settings=self.settings)
+        self._closers.append(repo.close)
+        return repo
 
 
 def require_file(path: Path) -> None:

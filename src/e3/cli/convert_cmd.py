@@ -1,4 +1,4 @@
-"""``e3 convert``: between ``.east``, JSON and Beast2, from files or stdin."""
+"""``e3 convert``: between ``.east``, JSON and Beast2, from files or stdin (``--json``: to JSON)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--type",
         dest="type_text",
-        help="East type of the value (.Integer); required for east/json/csv input",
+        help="East type of the value (.Integer); needed for json/csv input, and for .east "
+        "text whose literal does not decide its type (an empty list, a variant)",
     )
     c.set_defaults(handler=cmd_convert)
 
 
 def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
     """Convert a value."""
+    from e3.codec.formats import detect_format, format_from_name, read_value, render_value
     from e3.codec.types import parse_type
-    from e3.convert import detect_format, format_from_name, read_value, render_value
 
     if args.input == "-":
         data = sys.stdin.buffer.read()
@@ -56,12 +57,16 @@ def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
     given = parse_type(args.type_text) if args.type_text else None
     fmt = detect_format(data, explicit=args.from_format, name=name)
     east_type, value = read_value(data, fmt, given, where=name or "stdin")
+    if args.json:  # the common --json flag: JSON output, unless --to says otherwise
+        if args.to_format not in (None, "json"):
+            raise UsageError(f"--json conflicts with --to {args.to_format}")
+        args.to_format = "json"
     to = args.to_format or format_from_name(str(args.output) if args.output else None) or "east"
     if to == "csv":
         raise UsageError("convert writes east, json, beast2 or type")
     payload = render_value(value, east_type, to)
     if args.output is not None:
-        from e3.store.atomic import write_bytes
+        from e3.base.atomic import write_bytes
 
         write_bytes(args.output, payload, durable=False)
     else:

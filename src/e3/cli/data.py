@@ -58,7 +58,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     """List workspaces (no path) or datasets."""
-    svc = ctx.service(args.repo)
+    svc = ctx.repository(args.repo)
     if not args.path:
         wss = svc.workspace_list()
         ctx.out.data(wss)
@@ -66,8 +66,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
             pkg = f"{w.package_name}@{w.package_version}" if w.deployed else "not deployed"
             ctx.out.line(f"{w.name}  ({pkg})")
         return 0
+    from e3.base.paths import format_keypath, parse_workspace_path
     from e3.codec.types import print_type
-    from e3.paths import format_keypath, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
     entries = svc.dataset_list(ws, path, recursive=args.recursive, with_status=args.long)
@@ -93,12 +93,18 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     """Print (or save) a dataset's value."""
+    from e3.base.paths import parse_workspace_path
     from e3.codec import beast2
-    from e3.convert import render_value
-    from e3.paths import parse_workspace_path
+    from e3.codec.formats import render_value
 
     ws, path = parse_workspace_path(args.path)
-    east_type, data = ctx.service(args.repo).dataset_get(ws, path)
+    if args.format == "beast2" and args.output is not None:  # streamed, never held whole
+        _type, size = ctx.repository(args.repo).dataset_save(ws, path, args.output)
+        if size is None:
+            raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
+        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": size})
+        return 0
+    east_type, data = ctx.repository(args.repo).dataset_get(ws, path)
     if args.format == "beast2":
         if data is None:
             raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
@@ -107,7 +113,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
         value = None if data is None else beast2.decode(data, east_type)
         payload = render_value(value, east_type, args.format)
     if args.output is not None:
-        from e3.store.atomic import write_bytes
+        from e3.base.atomic import write_bytes
 
         write_bytes(args.output, payload, durable=False)
         ctx.out.data({"path": args.path, "output": str(args.output), "bytes": len(payload)})
@@ -145,14 +151,14 @@ def _read_input(file: str) -> bytes:
 
 def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     """Set a dataset from a file, checked against the dataset's declared type."""
+    from e3.base.paths import format_workspace_path, parse_workspace_path
     from e3.codec import beast2
+    from e3.codec.formats import detect_format, read_value
     from e3.codec.types import parse_type, print_type, same_type
-    from e3.convert import detect_format, read_value
     from e3.errors import PermissionDenied, TypeMismatch
-    from e3.paths import format_workspace_path, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
-    svc = ctx.service(args.repo)
+    svc = ctx.repository(args.repo)
     entry = svc.dataset_status(ws, path)
     if not entry.writable:
         raise PermissionDenied(
@@ -177,11 +183,11 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     """Show one dataset's status."""
+    from e3.base.paths import format_keypath, parse_workspace_path
     from e3.codec.types import print_type
-    from e3.paths import format_keypath, parse_workspace_path
 
     ws, path = parse_workspace_path(args.path)
-    e = ctx.service(args.repo).dataset_status(ws, path)
+    e = ctx.repository(args.repo).dataset_status(ws, path)
     ctx.out.data(e)
     ctx.out.line(f"Path:     {format_keypath(e.path)}")
     ctx.out.line(f"Type:     {print_type(e.type)}")

@@ -43,7 +43,7 @@ def jsonable(value: Any) -> Any:
 
 def _field(name: str, value: Any) -> Any:
     if name == "path" and isinstance(value, tuple):
-        from e3.paths import format_keypath
+        from e3.base.paths import format_keypath
 
         return format_keypath(value)
     if name == "type" and value is not None and not isinstance(value, str):
@@ -73,6 +73,10 @@ class Output:
         if self.json_mode:
             json.dump(jsonable(value), self.stdout, indent=2, ensure_ascii=False)
             self.stdout.write("\n")
+
+    def flush(self) -> None:
+        """Make what was written visible now (followers print as things happen)."""
+        self.stdout.flush()
 
     def error(self, text: str) -> None:
         """An error line on stderr."""

@@ -44,6 +44,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="Python file or module defining the package; ':name' picks one",
     )
     b.add_argument("-o", "--output", type=Path, help="zip to write (default: <name>-<version>.zip)")
+    b.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on a mistake in the file, also print the traceback through its own code",
+    )
     b.set_defaults(handler=cmd_build)
 
     r = ps.add_parser("remove", parents=[common], help="remove a package (objects stay until gc)")
@@ -55,7 +60,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import a zip."""
     require_file(args.zip)
-    res = ctx.service(args.repo).package_import(args.zip, force=args.force)
+    res = ctx.repository(args.repo).package_import(args.zip, force=args.force)
     ctx.out.data(res)
     verb = "Replaced" if res.replaced else "Imported"
     ctx.out.line(f"{verb} {res.name}@{res.version}")
@@ -66,7 +71,7 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     """Export a zip."""
-    res = ctx.service(args.repo).package_export(args.package, args.zip)
+    res = ctx.repository(args.repo).package_export(args.package, args.zip)
     ctx.out.data(res)
     ctx.out.line(f"Exported {res.name}@{res.version} to {args.zip}")
     ctx.out.line(f"  Package hash: {res.hash[:12]}...")
@@ -76,7 +81,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     """List packages."""
-    pkgs = ctx.service(args.repo).package_list()
+    pkgs = ctx.repository(args.repo).package_list()
     ctx.out.data(pkgs)
     if not pkgs:
         ctx.out.line("No packages installed")
@@ -89,7 +94,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     """Remove a package ref."""
-    info = ctx.service(args.repo).package_remove(args.package)
+    info = ctx.repository(args.repo).package_remove(args.package)
     ctx.out.data(info)
     ctx.out.line(f"Removed {info.ref}")
     ctx.out.line("Run `e3 repo gc` to free the space its objects use.")
@@ -98,10 +103,16 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_build(ctx: Context, args: argparse.Namespace) -> int:
     """Export a Python-defined package."""
+    from e3.errors import E3Error
     from e3.sdk.loader import load_one
     from e3.sdk.package import export
 
-    pkg = load_one(args.source)
+    try:
+        pkg = load_one(args.source)
+    except E3Error as exc:
+        if args.traceback and exc.details.get("traceback"):
+            ctx.out.error(exc.details["traceback"].rstrip())
+        raise
     out = args.output or Path(f"{pkg.name.replace('/', '-').lstrip('@')}-{pkg.version}.zip")
     res = export(pkg, out)
     ctx.out.data({"output": str(out), "result": res})

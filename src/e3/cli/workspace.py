@@ -72,7 +72,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
     """Create a workspace."""
-    ctx.service(args.repo).workspace_create(args.name)
+    ctx.repository(args.repo).workspace_create(args.name)
     ctx.out.data({"workspace": args.name})
     ctx.out.line(f"Created workspace: {args.name}")
     ctx.out.line(f"Deploy a package with: e3 workspace deploy {args.repo} {args.name} <pkg[@ver]>")
@@ -81,7 +81,7 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
     """Deploy a package."""
-    info = ctx.service(args.repo).workspace_deploy(args.name, args.package)
+    info = ctx.repository(args.repo).workspace_deploy(args.name, args.package)
     ctx.out.data({"workspace": args.name, "package": info})
     ctx.out.line(f"Deployed {info.ref} to workspace: {args.name}")
     return 0
@@ -89,7 +89,7 @@ def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     """List workspaces."""
-    wss = ctx.service(args.repo).workspace_list()
+    wss = ctx.repository(args.repo).workspace_list()
     ctx.out.data(wss)
     if not wss:
         ctx.out.line("No workspaces")
@@ -105,7 +105,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     """Remove a workspace."""
-    ctx.service(args.repo).workspace_remove(args.name)
+    ctx.repository(args.repo).workspace_remove(args.name)
     ctx.out.data({"removed": args.name})
     ctx.out.line(f"Removed workspace: {args.name}")
     return 0
@@ -113,7 +113,7 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     """Export a workspace."""
-    res = ctx.service(args.repo).workspace_export(
+    res = ctx.repository(args.repo).workspace_export(
         args.name, args.zip, name=args.package_name, version=args.package_version
     )
     ctx.out.data(res)
@@ -127,7 +127,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     """Import a zip and deploy it."""
     require_file(args.zip)
-    svc = ctx.service(args.repo)
+    svc = ctx.repository(args.repo)
     res = svc.workspace_import(args.name, args.zip, force=args.force)
     ctx.out.data(res)
     ctx.out.line(f"Imported {res.name}@{res.version}")
@@ -139,9 +139,9 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     """Print the workspace's dry-run status."""
-    from e3.paths import format_keypath
+    from e3.base.paths import format_keypath
 
-    st = ctx.service(args.repo).workspace_status(args.name)
+    st = ctx.repository(args.repo).workspace_status(args.name)
     ctx.out.data(st)
     ctx.out.line(f"Workspace: {st.workspace} ({st.package})")
     if st.locked_by:

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from e3 import wire
+from e3.base.config import Settings
 from e3.client.credentials import Credential, CredentialStore, refresh
-from e3.config import Settings
 from e3.errors import AuthError, RemoteError, UsageError
+from e3.model import wire
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -46,7 +46,15 @@ def origin_of(url: str) -> str:
 
 
 def quote(segment: str) -> str:
-    """One URL path segment, percent-encoded (``/`` included)."""
+    """One URL path segment, percent-encoded (``/`` included, and ``.``/``..`` as ``%2E``).
+
+    ``.`` and ``..`` are valid names (of a dataset field, say), but as plain
+    segments URL normalisation removes them (httpx does, before sending):
+    ``…/inputs/..`` would reach the workspace's root. Encoded, they are not dot
+    segments, and the server decodes each segment back to the same name.
+    """
+    if segment in (".", ".."):
+        return segment.replace(".", "%2E")
     return urllib.parse.quote(segment, safe="")
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -40,12 +42,14 @@ from e3.codec.types import (
     same_type,
     short_type,
 )
-from e3.errors import DecodeError, TypeMismatch
+from e3.errors import DecodeError, TypeMismatch, ValueTooLarge
 
 #: The magic of Beast2 v4 and v5 (``0x89 'East' CR LF`` + version byte).
 MAGIC_PREFIX = b"\x89East\r\n"
 MAGIC_V4 = MAGIC_PREFIX + b"\x04"
 MAGIC_V5 = MAGIC_PREFIX + b"\x05"
+#: The magic ending an indexed v5 blob (after the index's u64 LE offset).
+FOOTER_MAGIC = MAGIC_PREFIX + b"\xf5"
 #: Version byte e3 writes. Changing it re-keys every stored object.
 WRITE_VERSION = 5
 
@@ -110,6 +114,131 @@ def _check_type_section(data: bytes | bytearray | memoryview) -> None:
         )
 
 
+# ── decoded size of untrusted bytes ──────────────────────────────────────────
+
+#: Inflate granularity of :func:`value_size` (what it holds of a frame at a time).
+_INFLATE_CHUNK = 256 << 10
+#: DEFLATE's largest expansion: a 258-byte match per bit pair, about 1032 to 1.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _varint(data: bytes | memoryview, at: int, what: str) -> tuple[int, int]:
+    """The LEB128 varint at ``at`` and the position after it."""
+    value = shift = 0
+    for i in range(at, min(at + 10, len(data))):
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i + 1
+    raise DecodeError(f"invalid Beast2 data: truncated or overlong {what}")
+
+
+def value_size(data: bytes | memoryview, limit: int) -> int:
+    """How many bytes the value stream of Beast2 ``data`` decodes from, refused past ``limit``.
+
+    A v5 value is a sequence of frames (``varint codec, varint size, varint
+    payload_len, payload``) after the magic, the type section and the source
+    map; a deflate frame's payload may inflate a thousandfold, so a 1 MiB body
+    can claim a 1 GiB Blob, and east-c decodes it, holding the interpreter lock,
+    into memory. This walk reads only the frame headers, inflates each deflate
+    payload in bounded chunks (discarding the output) to check it inflates to
+    exactly its declared size, and refuses once the total passes ``limit``,
+    so the cost of a refusal is bounded by ``limit``, not by the claim. v4 has
+    no compression: its stream is at most the data itself.
+
+    Raises:
+        ValueTooLarge: the value stream is larger than ``limit`` bytes.
+        DecodeError: the framing is malformed (truncated, inconsistent sizes,
+            unknown codec or type-section kind).
+    """
+    if not is_beast2(data):
+        raise DecodeError("not Beast2 data (bad magic)")
+    if bytes(data[:8]) == MAGIC_V4:
+        if len(data) - 8 > limit:
+            raise _too_large(len(data) - 8, limit)
+        return len(data) - 8
+    end = len(data)
+    if end >= 9 + 16 and bytes(data[-8:]) == FOOTER_MAGIC:
+        (index_at,) = struct.unpack("<Q", bytes(data[-16:-8]))
+        if index_at <= end - 16:
+            end = index_at
+    at = header_size(data)
+    total = 0
+    while at < end:
+        codec, at = _varint(data, at, "frame codec")
+        size, at = _varint(data, at, "frame size")
+        stored, at = _varint(data, at, "frame length")
+        if at + stored > end:
+            raise DecodeError("invalid Beast2 data: frame runs past the end of the data")
+        if codec == 0 and size != stored:
+            raise DecodeError("invalid Beast2 data: stored frame size differs from its length")
+        if codec == 1 and size > _MAX_DEFLATE_RATIO * stored + 64:
+            raise DecodeError("invalid Beast2 data: a deflate frame claims more than it can hold")
+        if codec not in (0, 1):
+            raise DecodeError(f"invalid Beast2 data: unsupported frame codec {codec}")
+        total += size
+        if total > limit:
+            raise _too_large(total, limit)
+        if codec == 1:
+            _check_inflated_size(memoryview(data)[at : at + stored], size)
+        at += stored
+    return total
+
+
+def header_size(data: bytes | memoryview) -> int:
+    """Position of a v5 blob's first frame (after the type section and the source map).
+
+    Raises:
+        DecodeError: the header is truncated or of an unknown kind.
+    """
+    kind = data[8] if len(data) > 8 else -1
+    if kind == 0:  # structural: a length-prefixed type table
+        size, at = _varint(data, 9, "type section length")
+        at += size
+    elif kind == 1:  # a well-known type: its id and an 8-byte hash
+        _, at = _varint(data, 9, "well-known type id")
+        at += 8
+    else:
+        raise DecodeError(f"invalid Beast2 header: unsupported type section kind {kind}")
+    size, at = _varint(data, at, "source map length")
+    at += size
+    if at > len(data):
+        raise DecodeError("invalid Beast2 header: truncated")
+    return at
+
+
+def _check_inflated_size(payload: memoryview, declared: int) -> None:
+    """Inflate a raw-deflate frame in chunks, refusing it as soon as it outgrows ``declared``."""
+    inflater = zlib.decompressobj(-15)
+    produced = 0
+    pending: bytes | memoryview = payload
+    try:
+        while True:
+            out = inflater.decompress(pending, _INFLATE_CHUNK)
+            produced += len(out)
+            if produced > declared:
+                break
+            pending = inflater.unconsumed_tail
+            if not pending:
+                produced += len(inflater.flush())
+                break
+    except zlib.error as exc:
+        raise DecodeError(f"invalid Beast2 data: corrupt deflate frame ({exc})") from exc
+    if produced != declared or not inflater.eof:
+        raise DecodeError(
+            "invalid Beast2 data: a deflate frame does not inflate to its declared size"
+        )
+
+
+def _too_large(size: int, limit: int) -> ValueTooLarge:
+    return ValueTooLarge(
+        f"value too large: it decodes to more than {limit} bytes "
+        f"(at least {size}); larger values are refused here",
+        limit=str(limit),
+    )
+
+
 def _cache_key(east_type: EastType) -> EastType:
     """The type object to look codecs up by: comparing recursive types is slow."""
     if east_type is EastTypeType or east_type is IRType:
@@ -147,18 +276,29 @@ def encode_type(east_type: EastType) -> bytes:
     return bytes(_encoder(EastTypeType)(east_type))
 
 
-def decode(data: bytes | memoryview, east_type: EastType, *, trusted: bool = True) -> EastValue:
+def decode(
+    data: bytes | memoryview,
+    east_type: EastType,
+    *,
+    trusted: bool = True,
+    limit: int | None = None,
+) -> EastValue:
     """Decode Beast2 bytes whose header type must be ``east_type`` (or a subtype).
 
     ``trusted=False`` is for bytes from users or the network: east-c's own
-    stderr diagnostics are silenced and only e3's error is raised.
+    stderr diagnostics are silenced and only e3's error is raised. ``limit``
+    bounds the decoded size (:func:`value_size`), checked before east-c sees
+    the bytes.
 
     Raises:
         DecodeError: the bytes are not valid Beast2 of that type.
+        ValueTooLarge: they decode to more than ``limit`` bytes.
     """
     if not is_beast2(data):
         raise DecodeError("not Beast2 data (bad magic)")
     _check_type_section(data)
+    if limit is not None:
+        value_size(data, limit)
     try:
         decoder = _decoder(_cache_key(east_type))
         if trusted:
@@ -194,18 +334,26 @@ def decode_any(data: bytes | memoryview, *, trusted: bool = False) -> tuple[East
 
 
 def canonicalize(
-    data: bytes | memoryview, east_type: EastType | None = None, *, trusted: bool = False
+    data: bytes | memoryview,
+    east_type: EastType | None = None,
+    *,
+    trusted: bool = False,
+    limit: int | None = None,
 ) -> tuple[EastType, bytes]:
     """Re-encode Beast2 in e3's canonical form.
 
     With ``east_type`` the data must hold a value of that type (or a subtype)
     and the result carries ``east_type`` in its header; without it the header's
-    own type is kept. Returns ``(type, canonical_bytes)``.
+    own type is kept. Returns ``(type, canonical_bytes)``. ``limit`` bounds the
+    decoded size (:func:`value_size`), checked before anything is decoded.
 
     Raises:
         DecodeError: not valid Beast2.
         TypeMismatch: the data's type does not fit ``east_type``.
+        ValueTooLarge: the data decodes to more than ``limit`` bytes.
     """
+    if limit is not None:
+        value_size(data, limit)
     if trusted:
         return _canonicalize(data, east_type)
     with quiet_native_stderr():  # one redirection for the header and the body

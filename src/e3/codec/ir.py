@@ -24,7 +24,7 @@ from east.runtime.compiler import compile_from_beast2
 
 from e3.codec import beast2
 from e3.codec.types import ArrayType, EastType, IRType, StringType
-from e3.errors import DecodeError, InvalidPackage, RunnerError
+from e3.errors import InvalidPackage, RunnerError
 
 #: East type of a command function's parameters and result.
 PATHS_TYPE = ArrayType(StringType)
@@ -175,17 +175,6 @@ def _shell_command_from_template(
         return East.value(fixed, PATHS_TYPE).concat(East.new_array(StringType, [acc]))
 
     return function_ir_bytes(East.function([PATHS_TYPE, StringType], PATHS_TYPE, body))
-
-
-def ir_signature(ir_bytes: bytes) -> Signature:
-    """Signature of a stored function IR (from the root Function node's type)."""
-    ir = beast2.decode(ir_bytes, IRType)
-    if ir.type not in ("Function", "AsyncFunction"):
-        raise DecodeError(f"IR root is {ir.type}, not a function")
-    ftype = ir.value["type"]
-    return Signature(
-        tuple(ftype.value["inputs"]), ftype.value["output"], ir.type == "AsyncFunction"
-    )
 
 
 @lru_cache(maxsize=256)

@@ -7,6 +7,7 @@ east-py's own annotations stop at its C extension boundary.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 from east import (
@@ -109,17 +110,18 @@ def parse_type(text: str) -> EastType:
         raise DecodeError(f"invalid East type {text.strip()!r}: {_first_line(exc)}") from exc
 
 
-_INTERNED: dict[bytes, EastType] = {}
+_INTERNED: dict[tuple[object, ...], EastType] = {}
 
 
 def canonical(east_type: EastType) -> EastType:
-    """The one shared object for recursive types equal to ``east_type`` (others as given).
+    """The one shared object for recursive types structurally equal to ``east_type``.
 
     east-py compares types structurally in Python, which costs milliseconds for a
     recursive type such as ``IRType`` (every function IR dataset has it), and
     caches keyed by types compare keys on each lookup. A recursive type decoded
-    from a record is mapped, by its canonical encoding, to the object the Beast2
-    header reader returns, so comparisons and cache lookups succeed on identity.
+    from a record is mapped, by its structural key (:func:`_type_key`), to one
+    shared object (the first seen; ``IRType`` and ``EastTypeType`` themselves), so
+    comparisons and cache lookups succeed on identity.
     """
     if east_type.type != "Recursive":
         return east_type
@@ -129,21 +131,73 @@ def canonical(east_type: EastType) -> EastType:
     return _INTERNED.setdefault(_type_key(east_type), east_type)
 
 
-def _type_key(east_type: EastType) -> bytes:
-    from e3.codec import beast2  # it imports this module
+#: Structural keys of recent recursive types, by object (kept alive so ids stay unique).
+_KEYS: dict[int, tuple[EastType, tuple[object, ...]]] = {}
+_KEYS_KEPT = 512
 
-    return beast2.encode_type(east_type)
+
+def _type_key(east_type: EastType) -> tuple[object, ...]:
+    """A structural identity of a type, blind to the numbering of its recursive nodes.
+
+    A recursive type carries ids (``.Recursive .wrapper (id=4, …)`` and ``.ref 4``)
+    that only pair a reference with its wrapper; east-py numbers them from a
+    process-wide counter, so the same type declared by a package and read back
+    from a value's header can carry different ids (4 and 7, say) and compare
+    unequal. The key walks the type (iteratively: untrusted types can be deep),
+    renumbering wrappers in the order met, so equal structures give equal keys.
+    """
+    cached = _KEYS.get(id(east_type))
+    if cached is not None and cached[0] is east_type:
+        return cached[1]
+    tokens: list[object] = []
+    ids: dict[int, int] = {}
+    stack: list[Any] = [east_type]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, EastVariant):
+            if node.type == "wrapper" and hasattr(node.value, "keys"):
+                ids[int(node.value["id"])] = len(ids)
+                tokens.append(("wrapper", len(ids) - 1))
+                stack.append(node.value["inner"])
+            elif node.type == "ref" and isinstance(node.value, int):
+                tokens.append(("ref", ids.get(node.value, -1 - node.value)))
+            else:
+                tokens.append(("variant", str(node.type)))
+                stack.append(node.value)
+        elif hasattr(node, "keys"):  # a struct (field name, type) or a wrapper's fields
+            names = [str(k) for k in node.keys()]  # noqa: SIM118 (an EastStruct)
+            tokens.append(("struct", tuple(names)))
+            stack.extend(node[k] for k in reversed(names))
+        elif isinstance(node, Iterable) and not isinstance(node, str | bytes):
+            items = list(node)  # an array (of struct fields, variant cases, function inputs)
+            tokens.append(("list", len(items)))
+            stack.extend(reversed(items))
+        elif isinstance(node, str | bytes | int | float | bool):
+            tokens.append(("value", node))
+        else:  # null (east-py's EastNull, or None)
+            tokens.append(("null", None))
+    key = tuple(tokens)
+    if len(_KEYS) >= _KEYS_KEPT:
+        _KEYS.clear()
+    _KEYS[id(east_type)] = (east_type, key)
+    return key
 
 
 def same_type(a: EastType, b: EastType) -> bool:
-    """``a == b``, fast for recursive types (see :func:`canonical`)."""
+    """``a == b`` structurally, fast for recursive types (see :func:`canonical`).
+
+    Recursive types are equal when their structures are, whatever ids east-py
+    gave their nodes; a type containing a recursive one is compared by key too.
+    """
     if a is b:
         return True
     if a.type != b.type:
         return False
     if a.type == "Recursive":
         return canonical(a) is canonical(b)
-    return bool(a == b)
+    if a == b:
+        return True
+    return _type_key(a) == _type_key(b)
 
 
 def fits(found: EastType, declared: EastType) -> bool:
@@ -154,11 +208,6 @@ def fits(found: EastType, declared: EastType) -> bool:
 def type_kind(east_type: EastType) -> str:
     """The type's constructor name, such as ``Integer``, ``Array`` or ``Struct``."""
     return str(east_type.type)
-
-
-def struct_fields(east_type: EastType) -> list[tuple[str, EastType]]:
-    """``(name, type)`` pairs of a Struct type, in declaration order."""
-    return [(str(f["name"]), f["type"]) for f in east_type.value]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -11,8 +11,9 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from e3.base.graphs import toposort
+from e3.base.paths import DatasetPath
 from e3.errors import InvalidPackage, TaskNotFound
-from e3.paths import DatasetPath
 from e3.records.task import TaskObject
 
 
@@ -97,7 +98,9 @@ def build_graph(tasks: Mapping[str, tuple[str, TaskObject]]) -> Graph:
         n: sorted({producer_name[p] for p in tasks[n][1].inputs if p in producer_name})
         for n in names
     }
-    order = _toposort(names, edges)
+    order, cycle = toposort(names, edges)
+    if cycle:
+        raise InvalidPackage(f"tasks form a cycle: {' -> '.join(cycle)}")
     index = {n: i for i, n in enumerate(order)}
     nodes = []
     for i, n in enumerate(order):
@@ -131,42 +134,3 @@ def build_graph(tasks: Mapping[str, tuple[str, TaskObject]]) -> Graph:
         dependents=tuple(tuple(d) for d in dependents),
         roots=roots,
     )
-
-
-def _toposort(names: list[str], edges: dict[str, list[str]]) -> list[str]:
-    """Kahn's algorithm, ties broken by name; a leftover means a cycle."""
-    import heapq
-
-    indegree = {n: len(edges[n]) for n in names}
-    users: dict[str, list[str]] = {n: [] for n in names}
-    for n in names:
-        for d in edges[n]:
-            users[d].append(n)
-    heap = [n for n in names if indegree[n] == 0]
-    heapq.heapify(heap)
-    order: list[str] = []
-    while heap:
-        n = heapq.heappop(heap)
-        order.append(n)
-        for u in users[n]:
-            indegree[u] -= 1
-            if indegree[u] == 0:
-                heapq.heappush(heap, u)
-    if len(order) != len(names):
-        raise InvalidPackage(f"tasks form a cycle: {' -> '.join(_cycle(names, edges, set(order)))}")
-    return order
-
-
-def _cycle(names: list[str], edges: dict[str, list[str]], done: set[str]) -> list[str]:
-    """One cycle among the tasks not ordered (closed: first == last)."""
-    start = next(n for n in names if n not in done)
-    path: list[str] = []
-    seen: dict[str, int] = {}
-    n = start
-    while n not in seen:
-        seen[n] = len(path)
-        path.append(n)
-        n = next(d for d in edges[n] if d not in done)
-    cyc = path[seen[n] :]
-    cyc.reverse()  # edges point to dependencies; print in data-flow order
-    return [*cyc, cyc[0]]

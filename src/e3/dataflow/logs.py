@@ -1,4 +1,4 @@
-"""Task logs and run history: which execution is "current", and reading its logs by offset.
+"""Task logs: which execution is "current", and reading its logs by offset.
 
 The current execution of a task is the newest attempt for the workspace's
 current input hashes; when there is none (inputs changed since), it is the
@@ -11,43 +11,47 @@ from __future__ import annotations
 import os
 import time
 
-from e3 import executions, workspaces
-from e3.dataflow.scheduler import load_graph
+from e3.base.names import is_execution_id, uuid7_time
+from e3.core import executions, tasks, workspaces
+from e3.core.executions import Execution
+from e3.dataflow.loader import load_graph
 from e3.errors import ExecutionNotFound, TaskNotFound
-from e3.executions import Execution
-from e3.hashing import inputs_hash
-from e3.model import LogChunk, TaskLogSummary
-from e3.records import dataflow as run_record
-from e3.records.dataflow import DataflowRun
-from e3.repository import Repository
-from e3.store import atomic
+from e3.model.results import ExecutionInfo, LogChunk, TaskLogSummary
+from e3.store.repository import RepoStore
 
 DEFAULT_CHUNK = 64 << 10
 
 
-def current_execution(repo: Repository, ws: str, task: str) -> Execution | None:
-    """The execution whose logs ``e3 logs ws.task`` shows."""
+def _task_now(repo: RepoStore, ws: str, task: str) -> tuple[str, str | None]:
+    """A task's hash and the inputs hash of its current inputs (``None``: one is unset)."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
     if task not in graph.by_name:
-        raise TaskNotFound(f"no task '{task}' in workspace '{ws}'", task=task)
+        raise TaskNotFound(f"no task '{task[:200]}' in workspace '{ws}'", task=task[:200])
     node = graph.tasks[graph.by_name[task]]
-    hashes = []
-    for p in node.inputs:
-        ref = workspaces.read_ref(dep, p)
-        hashes.append(ref.hash if ref.kind == "value" and ref.hash else "")
-    if all(hashes):
-        found = executions.latest(repo, node.hash, inputs_hash(hashes))
+    refs = {p: workspaces.read_ref(dep, p) for p in node.inputs}
+    return node.hash, tasks.current_inputs_hash(refs, node.inputs)
+
+
+def current_execution(repo: RepoStore, ws: str, task: str) -> Execution | None:
+    """The execution whose logs ``e3 logs ws.task`` shows."""
+    task_hash, ih = _task_now(repo, ws, task)
+    return _current(repo, task_hash, ih)
+
+
+def _current(repo: RepoStore, task_hash: str, ih: str | None) -> Execution | None:
+    if ih is not None:
+        found = executions.latest(repo, task_hash, ih)
         if found is not None:
             return found
     newest: Execution | None = None
-    for ex in executions.all_for_task(repo, node.hash):
+    for ex in executions.all_for_task(repo, task_hash):
         if newest is None or ex.execution_id > newest.execution_id:
             newest = ex
     return newest
 
 
-def require_execution(repo: Repository, ws: str, task: str) -> Execution:
+def require_execution(repo: RepoStore, ws: str, task: str) -> Execution:
     """:func:`current_execution`, or :class:`ExecutionNotFound`."""
     ex = current_execution(repo, ws, task)
     if ex is None:
@@ -55,12 +59,39 @@ def require_execution(repo: Repository, ws: str, task: str) -> Execution:
     return ex
 
 
+def find_execution(repo: RepoStore, ws: str, task: str, execution_id: str | None) -> Execution:
+    """The task's current execution, or its execution ``execution_id``."""
+    if execution_id is None:
+        return require_execution(repo, ws, task)
+    task_hash, ih = _task_now(repo, ws, task)
+    for other in executions.all_for_task(repo, task_hash):
+        if other.execution_id == execution_id:
+            return other
+    fresh = (
+        is_execution_id(execution_id) and time.time() - uuid7_time(execution_id) < ABANDONED_AFTER
+    )
+    if fresh and ih is not None:
+        # Just started: its directory appears once it writes something. It runs on the
+        # current inputs; until then its logs are empty, and not over.
+        return Execution(task_hash, ih, execution_id, None)
+    raise ExecutionNotFound(f"task '{task}' has no execution {execution_id[:40]!r}", task=task)
+
+
+def execution_info(ex: Execution) -> ExecutionInfo:
+    """The porcelain's view of an execution."""
+    state: str = ex.status.state if ex.status else "unknown"
+    if state == "running" and ex.status and not executions.is_live(ex.status):
+        state = "died"
+    worker = ex.status.worker if ex.status else None
+    return ExecutionInfo(ex.task_hash, ex.inputs_hash, ex.execution_id, state, worker)
+
+
 #: An execution with no live process and no activity for this long is over for good
 #: (its engine died before recording how it ended).
 ABANDONED_AFTER = 2.0
 
 
-def is_finished(repo: Repository, ex: Execution) -> bool:
+def is_finished(repo: RepoStore, ex: Execution) -> bool:
     """Whether an execution has ended and its logs are complete.
 
     A terminal status says so (the engine copies the last log bytes before
@@ -76,12 +107,12 @@ def is_finished(repo: Repository, ex: Execution) -> bool:
     try:
         newest = max(e.stat().st_mtime for e in os.scandir(ex.dir(repo)))
     except (OSError, ValueError):
-        return True
+        newest = uuid7_time(ex.execution_id)  # nothing written yet: as old as the attempt
     return time.time() - newest > ABANDONED_AFTER
 
 
 def read_log(
-    repo: Repository, ex: Execution, stream: str, offset: int = 0, limit: int = DEFAULT_CHUNK
+    repo: RepoStore, ex: Execution, stream: str, offset: int = 0, limit: int = DEFAULT_CHUNK
 ) -> LogChunk:
     """Bytes ``[offset, offset+limit)`` of an execution's stdout or stderr."""
     name = executions.STDOUT_FILE if stream == "stdout" else executions.STDERR_FILE
@@ -97,7 +128,7 @@ def read_log(
     return LogChunk(data, offset, len(data), total, finished and offset + len(data) >= total)
 
 
-def task_log_summaries(repo: Repository, ws: str) -> list[TaskLogSummary]:
+def task_log_summaries(repo: RepoStore, ws: str) -> list[TaskLogSummary]:
     """Every task with its latest state and number of executions."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
@@ -113,24 +144,3 @@ def task_log_summaries(repo: Repository, ws: str) -> list[TaskLogSummary]:
             state = "died"
         out.append(TaskLogSummary(node.name, state, len(runs)))
     return out
-
-
-def list_runs(repo: Repository, ws: str) -> list[DataflowRun]:
-    """Past dataflow runs of a workspace, oldest first."""
-    d = repo.dataflows_dir / ws
-    try:
-        names = sorted(os.listdir(d))
-    except FileNotFoundError:
-        return []
-    runs = []
-    for n in names:
-        if not n.endswith(".beast2"):
-            continue
-        data = atomic.read_bytes(d / n)
-        if not data:
-            continue
-        try:
-            runs.append(run_record.decode(data))
-        except Exception:
-            continue
-    return runs

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from e3.base.paths import DatasetPath, format_keypath
 from e3.dataflow.graph import Graph
-from e3.paths import DatasetPath, format_keypath
+from e3.model.runs import Counts
 
 
 class State(StrEnum):
@@ -70,22 +71,6 @@ class Accepted:
 
     index: int
     output_hash: str
-
-
-@dataclass
-class Counts:
-    """Tallies for summaries."""
-
-    total: int = 0
-    completed: int = 0
-    executed: int = 0
-    cached: int = 0
-    failed: int = 0
-    skipped: int = 0
-    waiting: int = 0
-    pending: int = 0
-    running: int = 0
-    reexecuted: int = 0
 
 
 @dataclass

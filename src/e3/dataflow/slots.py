@@ -24,7 +24,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from e3.store import atomic
+from e3.base import atomic
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REUSE = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

@@ -17,17 +17,18 @@ has no value, and ``up-to-date`` otherwise.
 
 from __future__ import annotations
 
-from e3 import executions, workspaces
-from e3.dataflow.scheduler import load_graph
-from e3.hashing import inputs_hash
-from e3.model import DatasetState, TaskStatus, WorkspaceStatus
-from e3.paths import format_keypath
+from e3.base.paths import DatasetPath, format_keypath
+from e3.core import executions, tasks, workspaces
+from e3.dataflow.graph import Graph, TaskNode
+from e3.dataflow.loader import load_graph
+from e3.model.results import DatasetState, TaskInfo, TaskStatus, WorkspaceStatus
 from e3.records import structure
-from e3.repository import Repository
+from e3.records.dataset_ref import DatasetRef
 from e3.store import locks
+from e3.store.repository import RepoStore
 
 
-def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
+def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
     """Compute the status (reads only; safe while a dataflow runs)."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
@@ -38,73 +39,7 @@ def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
     ]
     states: dict[int, TaskStatus] = {}
     for node in graph.tasks:
-        deps = tuple(graph.tasks[d].name for d in node.deps)
-        hashes: list[str] = []
-        unset = None
-        for p in node.inputs:
-            ref = refs.get(p)
-            if ref is None or ref.kind != "value" or ref.hash is None:
-                if p not in graph.producer:
-                    unset = p
-                    break
-                hashes.append("")
-            else:
-                hashes.append(ref.hash)
-        if unset is not None:
-            states[node.index] = TaskStatus(
-                node.name, "waiting", f"input {format_keypath(unset)} is not set", deps
-            )
-            continue
-        behind = [graph.tasks[d].name for d in node.deps if states[d].state != "up-to-date"]
-        if behind:
-            states[node.index] = TaskStatus(
-                node.name, "waiting", f"waiting for task(s): {', '.join(behind)}", deps
-            )
-            continue
-        ih = inputs_hash(hashes)
-        latest = executions.latest(repo, node.hash, ih)
-        cached = executions.cached_output(repo, node.hash, ih)
-        out_ref = refs.get(node.output)
-        st = latest.status if latest is not None else None
-        if st is not None and st.state == "running":
-            if executions.is_live(st):
-                states[node.index] = TaskStatus(
-                    node.name, "in-progress", "", deps, pid=st.pid, execution_id=st.execution_id
-                )
-                continue
-            if cached is None:
-                states[node.index] = TaskStatus(
-                    node.name,
-                    "stale-running",
-                    f"PID {st.pid} no longer exists",
-                    deps,
-                    pid=st.pid,
-                    execution_id=st.execution_id,
-                )
-                continue
-        if cached is not None:
-            if out_ref is not None and out_ref.kind == "value" and out_ref.hash == cached[1]:
-                states[node.index] = TaskStatus(
-                    node.name, "up-to-date", "cached", deps, execution_id=cached[0]
-                )
-            else:
-                states[node.index] = TaskStatus(node.name, "ready", "result in the cache", deps)
-            continue
-        if st is not None and st.state == "failed":
-            states[node.index] = TaskStatus(
-                node.name,
-                "failed",
-                f"exit code {st.exit_code}",
-                deps,
-                exit_code=st.exit_code,
-                execution_id=st.execution_id,
-            )
-        elif st is not None and st.state == "error":
-            states[node.index] = TaskStatus(
-                node.name, "error", st.message or "", deps, execution_id=st.execution_id
-            )
-        else:
-            states[node.index] = TaskStatus(node.name, "ready", "", deps)
+        states[node.index] = _task_state(repo, graph, node, refs, states)
     datasets: list[DatasetState] = []
     for path, _spec in structure.leaves(dep.package.structure):
         ref = refs.get(path)
@@ -119,3 +54,92 @@ def workspace_status(repo: Repository, ws: str) -> WorkspaceStatus:
     return WorkspaceStatus(
         ws, package, holders, [states[i] for i in range(len(graph.tasks))], datasets
     )
+
+
+def _task_state(
+    repo: RepoStore,
+    graph: Graph,
+    node: TaskNode,
+    refs: dict[DatasetPath, DatasetRef],
+    states: dict[int, TaskStatus],
+) -> TaskStatus:
+    """One task's state, given the states of the tasks before it (see the module docstring)."""
+    deps = tuple(graph.tasks[d].name for d in node.deps)
+    unset = next(
+        (
+            p
+            for p in node.inputs
+            if p not in graph.producer and (refs.get(p) is None or refs[p].kind != "value")
+        ),
+        None,
+    )
+    if unset is not None:
+        return TaskStatus(node.name, "waiting", f"input {format_keypath(unset)} is not set", deps)
+    behind = [graph.tasks[d].name for d in node.deps if states[d].state != "up-to-date"]
+    if behind:
+        return TaskStatus(node.name, "waiting", f"waiting for task(s): {', '.join(behind)}", deps)
+    ih = tasks.current_inputs_hash(refs, node.inputs)
+    if ih is None:  # an upstream output is unset although its task is up to date
+        return TaskStatus(node.name, "ready", "", deps)
+    latest = executions.latest(repo, node.hash, ih)
+    cached = executions.cached_output(repo, node.hash, ih)
+    st = latest.status if latest is not None else None
+    if st is not None and st.state == "running":
+        if executions.is_live(st):
+            return TaskStatus(
+                node.name, "in-progress", "", deps, pid=st.pid, execution_id=st.execution_id
+            )
+        if cached is None:
+            return TaskStatus(
+                node.name,
+                "stale-running",
+                f"PID {st.pid} no longer exists",
+                deps,
+                pid=st.pid,
+                execution_id=st.execution_id,
+            )
+    if cached is not None:
+        out_ref = refs.get(node.output)
+        if out_ref is not None and out_ref.kind == "value" and out_ref.hash == cached[1]:
+            done = st if latest is not None and latest.execution_id == cached[0] else None
+            done = done or executions.read_status(repo, node.hash, ih, cached[0])
+            worker = done.worker if done is not None else None
+            return TaskStatus(
+                node.name, "up-to-date", "cached", deps, execution_id=cached[0], worker=worker
+            )
+        return TaskStatus(node.name, "ready", "result in the cache", deps)
+    if st is not None and st.state == "failed":
+        return TaskStatus(
+            node.name,
+            "failed",
+            f"exit code {st.exit_code}",
+            deps,
+            exit_code=st.exit_code,
+            execution_id=st.execution_id,
+            worker=st.worker,
+        )
+    if st is not None and st.state == "error":
+        return TaskStatus(
+            node.name,
+            "error",
+            st.message or "",
+            deps,
+            execution_id=st.execution_id,
+            worker=st.worker,
+        )
+    return TaskStatus(node.name, "ready", "", deps)
+
+
+def task_infos(repo: RepoStore, ws: str) -> list[TaskInfo]:
+    """The tasks of a workspace's package, in dependency order."""
+    graph = load_graph(repo, workspaces.open_deployed(repo, ws))
+    return [
+        TaskInfo(
+            t.name,
+            t.hash,
+            [format_keypath(i) for i in t.inputs],
+            format_keypath(t.output),
+            t.command_ir,
+        )
+        for t in graph.tasks
+    ]

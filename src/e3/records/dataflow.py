@@ -6,6 +6,7 @@ Stored at ``dataflows/<ws>/<runId>.beast2``::
       runId, workspaceName, packageRef: String, startedAt: DateTime,
       completedAt: Option<DateTime>,
       status: Variant { cancelled: {}, completed: {}, failed: {failedTask, error}, running: {} },
+              (a run whose engine died is failed{failedTask: "", error: "interrupted: …"})
       inputVersions: Dict<String, String>,
       outputVersions: Option<Dict<String, String>>,
       taskExecutions: Dict<String, {executionId, cached, outputVersions, executionCount}>,
@@ -77,7 +78,10 @@ DataflowRunType = StructType(
     ]
 )
 
-RunState = Literal["running", "completed", "failed", "cancelled"]
+RunState = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+#: ``interrupted`` is stored as ``failed`` with no failed task and this error prefix, so
+#: the record keeps the reference's four status cases.
+INTERRUPTED = "interrupted: the engine stopped before the run finished"
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,9 @@ class DataflowRun:
 
 def to_east(run: DataflowRun) -> EastValue:
     """As an East value of :data:`DataflowRunType`."""
-    if run.status == "failed":
+    if run.status == "interrupted":
+        status = variant("failed", {"failedTask": "", "error": run.error or INTERRUPTED})
+    elif run.status == "failed":
         status = variant("failed", {"failedTask": run.failed_task or "", "error": run.error or ""})
     else:
         status = variant(run.status, {})
@@ -164,14 +170,21 @@ def from_east(value: EastValue) -> DataflowRun:
     completed = from_option(value["completedAt"])
     outputs = from_option(value["outputVersions"])
     s = value["summary"]
+    state = str(status.type)
+    if (
+        state == "failed"
+        and not status.value["failedTask"]
+        and str(status.value["error"]).startswith(INTERRUPTED.split(":")[0] + ":")
+    ):
+        state = "interrupted"
     return DataflowRun(
         run_id=str(value["runId"]),
         workspace=str(value["workspaceName"]),
         package_ref=str(value["packageRef"]),
         started_at=as_utc(value["startedAt"]),
-        status=str(status.type),  # type: ignore[arg-type]
+        status=state,  # type: ignore[arg-type]
         completed_at=None if completed is None else as_utc(completed),
-        failed_task=str(status.value["failedTask"]) if status.type == "failed" else None,
+        failed_task=str(status.value["failedTask"]) or None if status.type == "failed" else None,
         error=str(status.value["error"]) if status.type == "failed" else None,
         input_versions={str(k): str(v) for k, v in value["inputVersions"].items()},
         output_versions=None if outputs is None else {str(k): str(v) for k, v in outputs.items()},
@@ -200,6 +213,6 @@ def encode(run: DataflowRun) -> bytes:
     return beast2.encode(to_east(run), DataflowRunType)
 
 
-def decode(data: bytes) -> DataflowRun:
-    """Parse a run record."""
-    return from_east(beast2.decode(data, DataflowRunType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> DataflowRun:
+    """Parse a run record (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, DataflowRunType, trusted=False, limit=limit))

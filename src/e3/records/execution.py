@@ -11,11 +11,16 @@ Stored at ``executions/<taskHash>/<inputsHash>/<executionId>/status.beast2``::
 
 ``running`` names the process so that a later reader can tell a live
 execution from one whose engine died (pid + start time + boot id).
+
+An execution that ran on a cluster worker also records where: each case's
+struct then ends with ``worker: String`` (the worker's address). Records of
+local executions keep the reference's type byte for byte, and readers accept
+both forms.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -30,6 +35,7 @@ from e3.codec.types import (
     VariantType,
     variant,
 )
+from e3.errors import DecodeError
 from e3.records._util import as_utc
 
 _ids = [("executionId", StringType), ("inputHashes", ArrayType(StringType))]
@@ -83,6 +89,14 @@ ExecutionStatusType = VariantType(
     ]
 )
 
+#: The same cases, each ending with the ``worker`` that ran the execution.
+ExecutionStatusWorkerType = VariantType(
+    [
+        (name, StructType([*((f["name"], f["type"]) for f in case.value), ("worker", StringType)]))
+        for name, case in ((c["name"], c["type"]) for c in ExecutionStatusType.value)
+    ]
+)
+
 ExecutionState = Literal["running", "success", "failed", "error"]
 
 
@@ -101,10 +115,19 @@ class ExecutionStatus:
     pid: int | None = None
     pid_start_time: int | None = None
     boot_id: str | None = None
+    #: The cluster worker that ran it (``None``: this machine).
+    worker: str | None = None
 
 
 def to_east(s: ExecutionStatus) -> EastValue:
-    """As an East value of :data:`ExecutionStatusType`."""
+    """As an East value of :data:`ExecutionStatusType` (or of the worker form, with a worker)."""
+    value = _to_east(s)
+    if s.worker is not None:
+        value = variant(str(value.type), {**value.value, "worker": s.worker})
+    return value
+
+
+def _to_east(s: ExecutionStatus) -> EastValue:
     base = {
         "executionId": s.execution_id,
         "inputHashes": list(s.input_hashes),
@@ -138,6 +161,15 @@ def to_east(s: ExecutionStatus) -> EastValue:
 
 def from_east(value: EastValue) -> ExecutionStatus:
     """Inverse of :func:`to_east`."""
+    status = _from_east(value)
+    try:
+        worker = value.value["worker"]
+    except (KeyError, TypeError):
+        return status
+    return replace(status, worker=str(worker))
+
+
+def _from_east(value: EastValue) -> ExecutionStatus:
     case = str(value.type)
     p = value.value
     execution_id = str(p["executionId"])
@@ -179,9 +211,17 @@ def from_east(value: EastValue) -> ExecutionStatus:
 
 def encode(status: ExecutionStatus) -> bytes:
     """Bytes of a ``status.beast2`` file."""
-    return beast2.encode(to_east(status), ExecutionStatusType)
+    east_type = ExecutionStatusType if status.worker is None else ExecutionStatusWorkerType
+    return beast2.encode(to_east(status), east_type)
 
 
-def decode(data: bytes) -> ExecutionStatus:
-    """Parse a ``status.beast2`` file."""
-    return from_east(beast2.decode(data, ExecutionStatusType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> ExecutionStatus:
+    """Parse a ``status.beast2`` file, of either form (``limit``: most bytes it may decode to)."""
+    if b"worker" in data:  # the field's name is in the header of the worker form
+        try:
+            return from_east(
+                beast2.decode(data, ExecutionStatusWorkerType, trusted=False, limit=limit)
+            )
+        except DecodeError:
+            pass  # the word was in a value (a message): the reference's form
+    return from_east(beast2.decode(data, ExecutionStatusType, trusted=False, limit=limit))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from e3.base.paths import DatasetPath, path_from_ref_key, ref_key
 from e3.codec import beast2
 from e3.codec.types import DictType, EastValue, StringType, StructType
-from e3.paths import DatasetPath, path_from_ref_key, ref_key
 from e3.records import dataset_ref, structure
 from e3.records.dataset_ref import DatasetRef, DatasetRefType
 from e3.records.structure import StructureType
@@ -60,6 +60,6 @@ def encode(pkg: PackageObject) -> bytes:
     return beast2.encode(to_east(pkg), PackageObjectType)
 
 
-def decode(data: bytes) -> PackageObject:
-    """Parse a package object."""
-    return from_east(beast2.decode(data, PackageObjectType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> PackageObject:
+    """Parse a package object (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, PackageObjectType, trusted=False, limit=limit))

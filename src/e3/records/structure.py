@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from e3.base.paths import DatasetPath
 from e3.codec.types import (
     BooleanType,
     DictType,
@@ -21,9 +22,13 @@ from e3.codec.types import (
     VariantType,
     variant,
 )
-from e3.paths import DatasetPath
+from e3.errors import DecodeError
 
 DatasetSpecType = StructType([("type", EastTypeType), ("writable", BooleanType)])
+#: Deepest dataset tree accepted (a dataset path has at most this many names).
+#: Real trees are a handful of levels deep; every walk of a tree is recursive.
+MAX_DEPTH = 64
+
 StructureType = RecursiveType(
     lambda self: VariantType([("struct", DictType(StringType, self)), ("value", DatasetSpecType)])
 )
@@ -54,12 +59,19 @@ def to_east(node: Node) -> EastValue:
     return variant("struct", {k: to_east(v) for k, v in sorted(node.children.items())})
 
 
-def from_east(value: EastValue) -> Node:
-    """Inverse of :func:`to_east`."""
+def from_east(value: EastValue, depth: int = 0) -> Node:
+    """Inverse of :func:`to_east`.
+
+    Raises:
+        DecodeError: the tree is nested deeper than :data:`MAX_DEPTH` (a hostile
+            package could otherwise exhaust the interpreter's recursion limit).
+    """
     if value.type == "value":
         spec = value.value
         return DatasetSpec(type=spec["type"], writable=bool(spec["writable"]))
-    return StructNode({str(k): from_east(v) for k, v in value.value.items()})
+    if depth >= MAX_DEPTH:
+        raise DecodeError(f"the dataset tree is nested deeper than {MAX_DEPTH} levels")
+    return StructNode({str(k): from_east(v, depth + 1) for k, v in value.value.items()})
 
 
 def find(root: Node, path: DatasetPath) -> Node | None:

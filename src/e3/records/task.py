@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from e3.base.paths import DatasetPath
 from e3.codec import beast2
 from e3.codec.types import ArrayType, EastValue, StringType, StructType, VariantType, variant
-from e3.paths import DatasetPath
 
 PathSegmentType = VariantType([("field", StringType)])
 TreePathType = ArrayType(PathSegmentType)
@@ -63,6 +63,6 @@ def encode(task: TaskObject) -> bytes:
     return beast2.encode(to_east(task), TaskObjectType)
 
 
-def decode(data: bytes) -> TaskObject:
-    """Parse a task object."""
-    return from_east(beast2.decode(data, TaskObjectType, trusted=False))
+def decode(data: bytes, *, limit: int | None = None) -> TaskObject:
+    """Parse a task object (``limit``: most bytes it may decode to, for untrusted bytes)."""
+    return from_east(beast2.decode(data, TaskObjectType, trusted=False, limit=limit))

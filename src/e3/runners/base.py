@@ -1,4 +1,7 @@
-"""The runner interface, its request and result, and the registry of runners by name."""
+"""The runner interface, its request and result, and the registry that picks a runner.
+
+Which runners exist (the built-in ones and plugins) is :mod:`e3.runners.registry`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from e3.errors import RunnerError
+from e3.errors import ClusterUnavailable, ClusterVersionMismatch, E3Error, RunnerError
+
+#: Errors a runner raises when it cannot go on at all (its cluster is gone or
+#: unfit): the run stops instead of recording a failure of the task.
+STOPS_RUN: tuple[type[E3Error], ...] = (ClusterUnavailable, ClusterVersionMismatch)
+
+
+@dataclass(frozen=True)
+class TaskFiles:
+    """The task behind a command, for runners that execute it on another machine.
+
+    Such a runner cannot use the local paths in ``argv``: it evaluates the
+    command IR again with paths of its own, fetching the inputs by hash, and
+    writes the output it gets back to ``output``.
+    """
+
+    command_hash: str
+    command_ir: bytes
+    #: ``(hash, local path of the stored object)`` per input, in order.
+    inputs: tuple[tuple[str, str], ...]
+    output: Path
+    repo_root: str
+    log_limit: int
 
 
 @dataclass(frozen=True)
@@ -26,6 +51,7 @@ class RunRequest:
     stderr: Path
     timeout: float | None = None
     label: str = ""
+    files: TaskFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,8 @@ class RunResult:
     error: str | None = None
     timed_out: bool = False
     pid: int = 0
+    #: Where it ran, when that is not this machine (a cluster worker's address).
+    worker: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,7 +118,8 @@ class RunnerRegistry:
 
     factories: dict[str, Callable[[], Runner]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    load_plugins: bool = True
+    #: Called once, on the first :meth:`choose`, to add plugin runners (see the registry module).
+    load_plugins: Callable[[RunnerRegistry], None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     _instances: dict[str, Runner] = field(default_factory=dict)
 
@@ -116,14 +145,25 @@ class RunnerRegistry:
         Plugin runners (entry-point group ``e3.runners``) are loaded on the
         first call, and tried before the built-in ones.
         """
-        if self.load_plugins:
-            self.load_plugins = False
-            _load_plugins(self)
+        if self.load_plugins is not None:
+            loader, self.load_plugins = self.load_plugins, None
+            loader(self)
         for name in self.order:
             runner = self.get(name)
             if runner.accepts(argv):
                 return runner
         raise RunnerError(f"no runner accepts the command {argv[0]!r}")
+
+    async def prepare(self) -> None:
+        """Instantiate every runner and let those that connect somewhere do it now.
+
+        A runner with an ``async prepare()`` method (a cluster runner) connects and
+        checks what it connects to, so that a run is refused before it starts.
+        """
+        for name in list(self.order):
+            hook = getattr(self.get(name), "prepare", None)
+            if hook is not None:
+                await hook()
 
     async def close(self) -> None:
         """Close every instantiated runner (and shared helpers such as the guardian)."""
@@ -132,35 +172,3 @@ class RunnerRegistry:
         self._instances.clear()
         for closer in self.closers:
             closer()
-
-
-def default_registry(
-    *, isolation: str = "warm", max_workers: int = 4, guardian: object | None = None
-) -> RunnerRegistry:
-    """The built-in runners, plus any from the ``e3.runners`` entry-point group.
-
-    ``isolation="process"`` leaves the warm East runner out, so every task
-    runs in a process of its own.
-    """
-    from e3.runners.guardian import Guardian
-    from e3.runners.process import ProcessRunner
-
-    guard = guardian if isinstance(guardian, Guardian) else Guardian()
-    reg = RunnerRegistry()
-    if not isinstance(guardian, Guardian):  # ours: stop it with the registry
-        reg.closers.append(guard.close)
-    if isolation != "process":
-        from e3.runners.east_warm import WarmEastRunner
-
-        reg.register(
-            "east-warm", lambda: WarmEastRunner(max_workers=max_workers, guardian=guard), first=True
-        )
-    reg.register("process", lambda: ProcessRunner(guardian=guard))
-    return reg
-
-
-def _load_plugins(reg: RunnerRegistry) -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="e3.runners"):
-        reg.register(ep.name, ep.load(), first=True)

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from e3.base.names import check_field_name, check_task_name
+from e3.base.paths import DatasetPath, format_keypath
 from e3.codec import beast2
 from e3.codec import ir as east_ir
 from e3.codec.types import EastType, IRType, fits, print_type
 from e3.errors import E3Error, InvalidName, InvalidPackage, TypeMismatch
-from e3.names import check_field_name, check_task_name
-from e3.paths import DatasetPath, format_keypath
 
 
 class _NoDefault:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3 import packages
+from e3.base.names import ObjectHash, check_package_name, check_version
+from e3.base.paths import DatasetPath, format_keypath
+from e3.core import package_check, package_zip
 from e3.errors import InvalidName, InvalidPackage
-from e3.model import ExportResult
-from e3.names import ObjectHash, check_package_name, check_version
-from e3.paths import DatasetPath, format_keypath
+from e3.model.results import ExportResult
 from e3.records import package as package_record
 from e3.records import task as task_record
 from e3.records.dataset_ref import DatasetRef
@@ -23,7 +23,7 @@ from e3.records.package import PackageObject
 from e3.records.structure import DatasetSpec, StructNode
 from e3.sdk.definitions import Dataset, Item, Task
 from e3.store.objects import MemoryObjectStore, ObjectStore
-from e3.zipfmt import write_zip
+from e3.store.zipfmt import write_zip
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,7 +146,7 @@ def build(pkg: Package, store: ObjectStore) -> tuple[str, PackageObject, set[str
     def lookup(h: str) -> bytes | None:
         return store.get(h) if store.has(h) else None
 
-    reachable = packages.validate_package(pobj, lookup, f"package {pkg.ref}")
+    reachable = package_check.validate_package(pobj, lookup, f"package {pkg.ref}")
     reachable.add(ObjectHash(pkg_hash))
     return pkg_hash, pobj, set(reachable)
 
@@ -155,7 +155,7 @@ def export(pkg: Package, path: str | Path) -> ExportResult:
     """Write ``pkg`` as a deterministic package zip at ``path``."""
     store = MemoryObjectStore()
     pkg_hash, pobj, objs = build(pkg, store)
-    entries = packages.package_zip_entries(
+    entries = package_zip.package_zip_entries(
         store, pkg.name, pkg.version, pkg_hash, pobj, sorted(objs)
     )
     size = write_zip(Path(path), entries)

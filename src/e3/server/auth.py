@@ -260,10 +260,6 @@ class Provider:
             "expires_in": int(self.access_ttl),
         }
 
-    def sign_for_tests(self, claims: dict[str, Any]) -> str:
-        """A token with arbitrary claims signed by this provider's key (tests only)."""
-        return jwt.encode(claims, self._key, "RS256", headers={"kid": self.kid})
-
 
 def load_public_key(pem: bytes) -> Any:
     """A PEM public key for :class:`TokenValidator`."""

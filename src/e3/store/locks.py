@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from e3.base.procs import ProcessIdentity, current_identity, process_command
 from e3.errors import LockConflict, StorageError
 from e3.records import lock as lock_record
 from e3.records._util import utc_now
-from e3.store.procs import ProcessIdentity, current_identity, process_command
 
 LockMode = Literal["shared", "exclusive"]
 
@@ -62,9 +62,17 @@ class HeldLock:
         self._fd: int | None = fd
 
     def release(self) -> None:
-        """Release the lock (idempotent). The file stays in place."""
+        """Release the lock (idempotent). The file stays in place, emptied of its holder record.
+
+        The record says who holds the lock *now*: an exclusive holder clears it
+        before unlocking, so no later conflict message can quote a holder that
+        has gone.
+        """
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            if self.mode == "exclusive":
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -220,7 +228,14 @@ def _holders(path: Path, lines: list[str] | None) -> list[LockHolder]:
         ]
     out: list[LockHolder] = []
     for pid, mode in kernel:
-        if recorded is not None and state is not None and recorded.pid == pid:
+        # Only exclusive holders write a record: a shared holder is never described by one
+        # (the same process may have held the lock exclusively before, for something else).
+        if (
+            recorded is not None
+            and state is not None
+            and recorded.pid == pid
+            and mode == "exclusive"
+        ):
             out.append(
                 LockHolder(
                     pid, mode, recorded.command, state.operation, state.acquired_at.isoformat()

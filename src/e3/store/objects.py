@@ -10,19 +10,25 @@ SDK. Both pass the same conformance suite (``tests/store/test_objects.py``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from e3.base import atomic
+from e3.base.hashing import object_hash
+from e3.base.names import ObjectHash, check_hash, is_hash
 from e3.errors import CorruptObject, ObjectNotFound
-from e3.hashing import object_hash
-from e3.names import ObjectHash, check_hash, is_hash
-from e3.store import atomic
 
 OBJECT_SUFFIX = ".beast2"
+
+
+def object_relpath(hash_: str) -> str:
+    """Where an object lives relative to a repository (and in package zips): ``objects/hh/…``."""
+    return f"objects/{hash_[:2]}/{hash_[2:]}{OBJECT_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,18 @@ class ObjectStore(Protocol):
         """Store ``data`` (no-op if already present) and return its hash.
 
         ``sync=False`` skips the per-object fsync; the caller then calls
-        :func:`e3.store.atomic.sync_filesystem` before anything refers to the object.
+        :func:`e3.base.atomic.sync_filesystem` before anything refers to the object.
+        """
+        ...
+
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Store an object arriving in chunks, never holding it whole in memory.
+
+        Its bytes must hash to ``expected``: otherwise nothing is stored and
+        :class:`CorruptObject` is raised (an exception from ``chunks`` also
+        leaves nothing behind). ``sync`` as for :meth:`put`.
         """
         ...
 
@@ -50,6 +67,10 @@ class ObjectStore(Protocol):
 
     def has(self, hash_: str) -> bool:
         """Whether the object is stored."""
+        ...
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object is stored and its bytes still hash to its name."""
         ...
 
     def info(self, hash_: str) -> ObjectInfo:
@@ -63,6 +84,14 @@ class ObjectStore(Protocol):
     def hashes(self) -> Iterator[ObjectHash]:
         """Every stored object's hash (order unspecified)."""
         ...
+
+
+def _storage(path: Path, fn: Callable[..., object], *args: object) -> None:
+    """``fn(*args)``, an ``OSError`` from it raised as the :class:`StorageError` of ``path``."""
+    try:
+        fn(*args)
+    except OSError as exc:
+        raise atomic.storage_error(exc, "write", path) from exc
 
 
 def _not_found(hash_: str) -> ObjectNotFound:
@@ -93,23 +122,53 @@ class LocalObjectStore:
         return f"{self._prefix}{hash_[:2]}{os.sep}{hash_[2:]}{OBJECT_SUFFIX}"
 
     def put(self, data: bytes, *, sync: bool = True) -> ObjectHash:
-        """Store ``data``; an existing file with other bytes (a torn write) is replaced.
+        """Store ``data``, unless the object is already stored intact.
 
-        A ``sync=False`` put renames the object into place before its bytes are
-        durable, so a power cut before the batch's sync can leave a torn file
-        (empty, or with lost pages) under the object's name. Nothing refers to
-        it yet, but the next put of the same bytes must not take it for the
-        object: an existing file is trusted only if its bytes are the ones given.
+        An existing file is trusted only if it holds exactly these bytes: one
+        that was torn or damaged since (a flipped bit) is replaced, atomically
+        like any write, so writing a value again repairs its object.
         """
         h = object_hash(data)
-        path = self.path_of(h)
-        try:
-            if path.stat().st_size == len(data) and atomic.read_bytes(path) == data:
-                return h
-        except FileNotFoundError:
-            pass
-        atomic.write_bytes(path, data, durable=self.durable and sync, mode=0o444)
+        path = self.file_of(h)
+        if atomic.read_bytes(path) == data:
+            return h
+        atomic.write_bytes(Path(path), data, durable=self.durable and sync, mode=0o444)
         return h
+
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Stage the chunks next to the object's file while hashing them, then rename.
+
+        The staging file is named like every other interrupted write's
+        (``*.partial`` in the object's directory), so a writer killed midway
+        leaves something garbage collection removes.
+        """
+        final = Path(self.file_of(expected))
+        tmp = atomic.staging_name(final)
+        try:
+            atomic.make_dirs(final.parent, durable=self.durable and sync)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except OSError as exc:
+            raise atomic.storage_error(exc, "write", final) from exc
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                for chunk in chunks:  # the source's own errors propagate as they are
+                    digest.update(chunk)
+                    _storage(final, atomic.write_all, f.fileno(), chunk)
+                if digest.hexdigest() != expected:
+                    raise _corrupt(expected, digest.hexdigest())
+                if self.durable and sync:
+                    _storage(final, os.fsync, f.fileno())
+            _storage(final, os.rename, tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if self.durable and sync:
+            atomic.fsync_dir(final.parent)
+        return ObjectHash(expected)
 
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """Read an object, optionally checking its hash."""
@@ -125,6 +184,11 @@ class LocalObjectStore:
     def has(self, hash_: str) -> bool:
         """Whether the object file exists."""
         return os.path.isfile(self.file_of(hash_))
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object file exists and hashes to its name (re-read and re-hashed)."""
+        data = atomic.read_bytes(self.file_of(hash_))
+        return data is not None and object_hash(data) == hash_
 
     def info(self, hash_: str) -> ObjectInfo:
         """Size and mtime from the file system."""
@@ -191,6 +255,17 @@ class MemoryObjectStore:
             self._data[h] = (bytes(data), time.time())
         return h
 
+    def put_stream(
+        self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
+    ) -> ObjectHash:
+        """Join the chunks (memory is where this store keeps objects) and check their hash."""
+        check_hash(expected)
+        data = b"".join(chunks)
+        actual = object_hash(data)
+        if actual != expected:
+            raise _corrupt(expected, actual)
+        return self.put(data)
+
     def get(self, hash_: str, *, verify: bool = False) -> bytes:
         """The stored bytes."""
         check_hash(hash_)
@@ -208,6 +283,11 @@ class MemoryObjectStore:
         """Whether the object is held."""
         check_hash(hash_)
         return hash_ in self._data
+
+    def is_intact(self, hash_: str) -> bool:
+        """Whether the object is held and hashes to its name."""
+        held = self._data.get(check_hash(hash_))
+        return held is not None and object_hash(held[0]) == hash_
 
     def info(self, hash_: str) -> ObjectInfo:
         """Size and insertion time."""

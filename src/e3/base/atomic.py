@@ -1,0 +1,235 @@
+"""Crash-safe file writes: stage in the same directory, fsync, rename, fsync the directory.
+
+This is the only module that creates or replaces repository files. A reader
+(or a crash) can observe the old content or the new content, never a mix.
+Staging files carry a ``.partial`` suffix so garbage collection can find
+leftovers from killed writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from e3.errors import StorageError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def staging_name(final: Path) -> Path:
+    """A unique ``*.partial`` name next to ``final``, where a write stages its bytes."""
+    return final.with_name(f"{final.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or create inside ``directory`` durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def make_dirs(directory: Path, *, durable: bool = True) -> None:
+    """Create ``directory`` and any missing parents (no error if it exists).
+
+    A new directory is an entry in its parent, and like any entry it can be
+    lost in a power cut until the parent is fsynced: a file fsynced inside a
+    directory whose own entry was lost is lost with it. With ``durable`` every
+    parent that got a new entry is fsynced before this returns.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for d in reversed(missing):
+        # Made meanwhile by another writer: its parent is fsynced below all the same.
+        with contextlib.suppress(FileExistsError):
+            d.mkdir()
+    if durable:
+        for d in reversed(missing):
+            fsync_dir(d.parent)
+
+
+def storage_error(exc: OSError, action: str, path: Path) -> StorageError:
+    """A one-line :class:`StorageError` for an OS failure."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    return StorageError(f"cannot {action} {path}: {reason}")
+
+
+def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Atomically replace ``final`` with ``data``.
+
+    With ``durable`` the data is fsynced before the rename and the directory
+    after it, so the new content survives power loss once this returns.
+    """
+    tmp = staging_name(final)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileNotFoundError:
+        try:
+            make_dirs(final.parent, durable=durable)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            raise storage_error(exc, "write", final) from exc
+    except OSError as exc:
+        raise storage_error(exc, "write", final) from exc
+    try:
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "write", final) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(final.parent)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (``os.write`` may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def create_file(path: Path, data: bytes) -> None:
+    """Create a new file with ``data``, without staging.
+
+    For files in a directory nobody reads yet. Fails if the file exists.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise storage_error(exc, "write", path) from exc
+    try:
+        write_all(fd, data)
+    except OSError as exc:
+        raise storage_error(exc, "write", path) from exc
+    finally:
+        os.close(fd)
+
+
+def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
+    """Atomically create ``final`` with ``data`` unless it already exists.
+
+    Returns ``False`` (and changes nothing) if ``final`` exists. Two racing
+    callers cannot both succeed: the file is staged, then hard-linked into place.
+    """
+    tmp = staging_name(final)
+    try:
+        make_dirs(final.parent, durable=durable)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "write", final) from exc
+    if durable:
+        fsync_dir(final.parent)
+    return True
+
+
+def remove_file(path: Path, *, durable: bool = True) -> bool:
+    """Unlink ``path`` if present; returns whether it existed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise storage_error(exc, "remove", path) from exc
+    if durable:
+        fsync_dir(path.parent)
+    return True
+
+
+def read_bytes(path: Path | str) -> bytes | None:
+    """Content of ``path``, or ``None`` if it does not exist (or is a directory).
+
+    Plain descriptor reads: this runs several times per task, and a buffered
+    file object costs three more system calls than the read itself needs.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, "read", Path(path)) from exc
+    try:
+        size = os.fstat(fd).st_size
+        first = os.read(fd, size + 1)
+        rest = os.read(fd, 1 << 16) if first else b""
+        if not rest:
+            return first
+        chunks = [first, rest]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except IsADirectoryError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, "read", Path(path)) from exc
+    finally:
+        os.close(fd)
+
+
+def prune_empty_dirs(start: Path, stop: Path) -> None:
+    """Remove ``start`` and its parents while empty, never ``stop`` or above it."""
+    current = start
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every pending write of the file system holding ``path`` (Linux ``syncfs``).
+
+    One call makes a whole batch of unsynced writes durable, much cheaper than
+    an fsync per file; it is the barrier before a commit that refers to them.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if libc.syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        os.sync()

@@ -1,0 +1,137 @@
+"""Runs as users see them: a closed output pipe, a killed engine, cancel, waiting for a lock.
+
+A viewer going away must not change the dataflow, a dead engine's record must not
+stay ``running`` forever, and a run can be cancelled from another command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from east import IntegerType
+
+import e3
+from e3.core import runs
+from e3.store.repository import open_repository
+from tests_support import DEADLINE, E3_BIN, background, export_to, run_cli, wait_for
+
+
+def _slow_chain(tmp_path: Path, n: int = 6, pause: float = 0.3) -> Path:
+    """A repository whose workspace ``ws`` runs ``n`` shell tasks of ``pause`` s in a chain."""
+    x = e3.input("x", IntegerType, default=1)
+    prev = x
+    for i in range(n):
+        prev = e3.custom_task(
+            f"t{i}", [prev], IntegerType, f"sleep {pause}; cp {{inputs[0]}} {{output}}"
+        )
+    pkg = e3.package("slow", "1.0.0", prev)
+    repo = tmp_path / "repo"
+    assert run_cli("repo", "create", repo).code == 0
+    assert run_cli("package", "import", repo, export_to(pkg, tmp_path)).code == 0
+    assert run_cli("workspace", "deploy", repo, "ws", "slow").code == 0
+    return repo
+
+
+def _log(repo: Path) -> list[dict[str, object]]:
+    runs_: list[dict[str, object]] = json.loads(run_cli("log", repo, "ws", "--json").out)
+    return runs_
+
+
+def _pipe_to_head(repo: Path, *flags: str) -> tuple[int, str]:
+    """``e3 start repo ws flags | head -3``; e3's own exit status and what head printed."""
+    script = f"{E3_BIN} start {repo} ws {' '.join(flags)} | head -3; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(
+        ["bash", "-c", script], capture_output=True, timeout=DEADLINE * 2, text=True
+    )
+    return proc.returncode, proc.stdout
+
+
+def test_closed_output_pipe_lets_the_run_finish_and_keeps_its_work(tmp_path: Path) -> None:
+    repo = _slow_chain(tmp_path)
+    code, shown = _pipe_to_head(repo)
+    assert len(shown.splitlines()) == 3
+    assert code == 0  # the run completed although nobody read its output
+    (record,) = _log(repo)
+    assert record["status"] == "completed"
+    assert record["summary"]["completed"] == 6  # type: ignore[index]
+    again = run_cli("start", repo, "ws")
+    assert "Executed: 0" in again.out and "Cached:   6" in again.out
+
+
+def test_closed_json_pipe_keeps_finished_results(tmp_path: Path) -> None:
+    repo = _slow_chain(tmp_path)
+    code, shown = _pipe_to_head(repo, "--json")
+    assert code == 0 and len(shown.splitlines()) == 3
+    assert [r["status"] for r in _log(repo)] == ["completed"]
+    assert "Executed: 0" in run_cli("start", repo, "ws").out
+
+
+def test_killed_engine_run_shows_as_interrupted_and_the_next_start_closes_it(
+    tmp_path: Path,
+) -> None:
+    repo = _slow_chain(tmp_path, pause=1.0)
+    with background("start", repo, "ws") as run:
+        wait_for(lambda: "[START] t0" in _peek(repo), "the first task to start", proc=run.proc)
+        run.proc.send_signal(signal.SIGKILL)
+        run.proc.wait(DEADLINE)
+    (dead,) = _log(repo)
+    assert dead["status"] == "interrupted"  # not "running" forever
+    text = run_cli("log", repo, "ws").out
+    assert "interrupted" in text
+    assert run_cli("start", repo, "ws").code == 0
+    store = open_repository(repo)
+    record = runs.read_run(store, "ws", str(dead["run_id"]))
+    assert record is not None and record.status == "interrupted"  # closed on disk too
+    assert record.completed_at is not None
+    assert [r["status"] for r in _log(repo)] == ["interrupted", "completed"]
+
+
+def _peek(repo: Path) -> str:
+    """What the newest run's event log says so far, as ``[START] t`` lines."""
+    store = open_repository(repo)
+    history = runs.list_runs(store, "ws")
+    if not history:
+        return ""
+    reader = runs.EventReader(runs.events_path(store, "ws", history[-1].run_id))
+    return "\n".join(f"[START] {e.task}" for e in reader.poll() if e.kind == "task_started")
+
+
+def test_cancel_command_stops_a_run_of_another_process(tmp_path: Path) -> None:
+    repo = _slow_chain(tmp_path, pause=2.0)
+    with background("start", repo, "ws") as run:
+        wait_for(lambda: "[START] t0" in _peek(repo), "the first task to start", proc=run.proc)
+        cancel = run_cli("cancel", repo, "ws")
+        assert cancel.code == 0, cancel.err
+        assert "cancelled" in cancel.out
+        result = run.finish()
+    assert result.code == 130
+    assert "Aborted." in result.out
+    assert [r["status"] for r in _log(repo)] == ["cancelled"]
+    nothing = run_cli("cancel", repo, "ws")
+    assert nothing.code == 4 and "no dataflow is running" in nothing.err
+
+
+def test_sigterm_cancels_the_run_cleanly(tmp_path: Path) -> None:
+    repo = _slow_chain(tmp_path, pause=2.0)
+    with background("start", repo, "ws") as run:
+        wait_for(lambda: "[START] t0" in _peek(repo), "the first task to start", proc=run.proc)
+        os.kill(run.pid, signal.SIGTERM)
+        result = run.finish()
+    assert result.code == 130, result.err
+    assert [r["status"] for r in _log(repo)] == ["cancelled"]
+
+
+def test_start_waits_for_a_running_dataflow_when_asked(tmp_path: Path) -> None:
+    repo = _slow_chain(tmp_path, n=2, pause=0.5)
+    with background("start", repo, "ws") as first:
+        wait_for(lambda: "[START] t0" in _peek(repo), "the first run to start", proc=first.proc)
+        refused = run_cli("start", repo, "ws")
+        assert refused.code == 4 and "locked" in refused.err
+        waited = run_cli("start", repo, "ws", "--wait", str(DEADLINE))
+        assert waited.code == 0, waited.err
+        assert first.finish().code == 0
+    assert [r["status"] for r in _log(repo)] == ["completed", "completed"]

@@ -1,0 +1,46 @@
+"""Issue 20: a Ctrl-C at any moment of ``e3``'s first 100 ms ends as the rule allows.
+
+The scenario fuzzer (seed 7004) once interrupted ``e3 start`` while ``e3/__init__.py``
+was importing ``typing``, before the launcher's handler: a KeyboardInterrupt traceback
+through e3's code, and death by the signal. Here ``python -m fuzz interrupts --quick``
+sends SIGINT to real ``e3 --help`` and ``e3 repo status <repo>`` processes every 1.5 ms
+from 0 to 100 ms after their start (134 processes, 10-15 s) and judges every ending by
+the rule of :mod:`fuzz.interrupts` (the one the scenario fuzzer applies): "Interrupted."
+and exit 130, or the command's normal ending, or, only while Python itself is still
+starting, death by the signal with nothing printed by e3 and the repository's tree
+unchanged. On the code of issue 20 a few probes of every sweep landed in e3's unprotected
+5-10 ms; on main just before this change (``e3/__init__`` no longer imported ``typing``,
+but still ``__future__`` and ``importlib``, and the console script's ``re.sub`` line still
+ran before the launcher's ``try``) the window was under a millisecond, which 1.5 ms steps
+still hit in every run tried.
+
+``e3 start`` is swept by ``python -m fuzz interrupts`` without ``--quick`` (to 300 ms) and
+interrupted by the scenario fuzzer; it is left out here because SIGINT during its event
+loop's set-up (docs/reliability.md, "Known limits") can still print asyncio's noise.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests_support import ROOT
+
+
+def test_ctrl_c_at_every_moment_of_the_first_100_ms_ends_as_the_rule_allows() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuzz", "interrupts", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "0 rule violations" in proc.stdout
+    # Both sweeps reached e3's own handling, so the rule was held where it matters (a
+    # sweep that only ever hit the interpreter's start-up would prove nothing).
+    sweeps = re.findall(r"^e3 .*: (\d+) interrupts", proc.stdout, re.M)
+    handled = re.findall(r"^  interrupted\s+(\d+)", proc.stdout, re.M)
+    assert sweeps == ["67", "67"]
+    assert len(handled) == 2 and all(int(n) > 0 for n in handled), proc.stdout
