@@ -6,7 +6,9 @@ CPython 3.11 ends it in one of these ways (each seen in sweeps of this module):
 
 * killed by SIGINT, nothing printed: the interpreter had not installed its handler yet;
 * exit 1 with ``Fatal Python error: <step>: …`` and a ``KeyboardInterrupt`` traceback:
-  interrupted while setting up (``init_sys_streams``, ``init_import_site``, …);
+  interrupted while setting up (``init_sys_streams``, ``init_import_site``, …); the
+  report may end with the interpreter's dump of the thread's stack ("Current thread …
+  (most recent call first):" and its frames, or ``<no Python frame>``);
 * exit 1 with a bare ``KeyboardInterrupt`` (interrupted while reading the script), or
   with "python: failed to set __main__.__loader__" and a ``KeyboardInterrupt`` traceback;
 * killed by SIGINT after a ``KeyboardInterrupt`` traceback through ``site``, the console
@@ -153,7 +155,8 @@ def judge(
         raise broken(f"traceback through e3's code: {inside[-1]}")
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    python_interrupted = last in ("KeyboardInterrupt", "KeyboardInterrupt:")
+    stack_dumped = _fatal_startup(lines)  # ends with a stack dump, not the KeyboardInterrupt
+    python_interrupted = stack_dumped or last in ("KeyboardInterrupt", "KeyboardInterrupt:")
     # Exit 1 ending in a KeyboardInterrupt comes from the interpreter failing to start
     # (a KeyboardInterrupt that escapes a running script kills the process by SIGINT).
     startup_exit = returncode == 1 and python_interrupted
@@ -180,6 +183,15 @@ def judge(
             raise broken("finished with a traceback or 'Interrupted.'")
         return FINISHED if rest == stderr else DROPPED
     raise broken(f"exit {returncode} is none of {sorted(normal)}, 130 or an interrupted start-up")
+
+
+def _fatal_startup(lines: list[str]) -> bool:
+    """Whether stderr is the interpreter's fatal start-up error for a KeyboardInterrupt,
+    followed by its dump of the thread's stack (frames are judged by :func:`_e3_frames`)."""
+    if not lines or not lines[0].startswith("Fatal Python error: init_"):
+        return False
+    dump = next((i for i, line in enumerate(lines) if line.startswith("Current thread ")), None)
+    return dump is not None and "KeyboardInterrupt" in lines[:dump]
 
 
 @dataclass

@@ -25,7 +25,40 @@ import re
 import subprocess
 import sys
 
+import pytest
+from fuzz.interrupts import BEFORE_E3, E3, RuleBroken, judge
+
 from tests_support import ROOT
+
+#: What CPython 3.11 printed (exit 1) for a SIGINT 43.5 ms into `e3 repo status` under load.
+_FATAL_WITH_DUMP = """Fatal Python error: init_import_site: Failed to import the site module
+Python runtime state: initialized
+KeyboardInterrupt
+
+Current thread 0x00007f04379e4b80 (most recent call first):
+  <no Python frame>
+"""
+
+
+def test_a_fatal_start_up_error_with_a_stack_dump_is_before_e3() -> None:
+    verdict = judge(1, "", _FATAL_WITH_DUMP, tree_changed=False, normal=(0,))
+    assert verdict == BEFORE_E3
+
+
+def test_a_fatal_start_up_error_is_refused_when_e3_had_run() -> None:
+    e3_frame = f'  File "{E3}", line 99 in <module>\n'
+    with pytest.raises(RuleBroken):
+        judge(1, "", _FATAL_WITH_DUMP + e3_frame, tree_changed=False, normal=(0,))
+    with pytest.raises(RuleBroken):
+        judge(1, "", _FATAL_WITH_DUMP, tree_changed=True, normal=(0,))
+    with pytest.raises(RuleBroken):  # a dump with no KeyboardInterrupt is some other crash
+        judge(
+            1,
+            "",
+            _FATAL_WITH_DUMP.replace("KeyboardInterrupt", ""),
+            tree_changed=False,
+            normal=(0,),
+        )
 
 
 def test_ctrl_c_at_every_moment_of_the_first_100_ms_ends_as_the_rule_allows() -> None:
