@@ -172,7 +172,7 @@ def test_a_declared_type_checks_nulls_kinds_and_names() -> None:
     with pytest.raises(DecodeError, match=r"no column for field\(s\) 's'"):
         arrow.read_table(missing, "parquet", ArrayType(Row))
     renamed = parquet(pa.table({"ID": [1], "x": [2], "s": ["a"]}))
-    t, v = arrow.read_table(renamed, "parquet", ArrayType(Row), columns={"ID": "id"})
+    _t, v = arrow.read_table(renamed, "parquet", ArrayType(Row), columns={"ID": "id"})
     assert v[0]["id"] == 1 and v[0]["x"].value == 2.0  # an integer column fills a Float
 
 
