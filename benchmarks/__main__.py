@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, dataflow, remote, runners, web_view
+from benchmarks import cli_get, dataflow, formats, remote, runners, web_view
 
 SUITES = {
     "cli": cli_get.run,
@@ -20,6 +20,7 @@ SUITES = {
     "dataflow": dataflow.run,
     "remote": remote.run,
     "web": web_view.run,
+    "formats": formats.run,
 }
 
 
