@@ -297,3 +297,48 @@ def test_null_fields_read_empty_cells_beside_option_fields() -> None:
 def test_infer_without_header_and_with_big_integers() -> None:
     t = infer_csv_type(b"1,99999999999999999999\n2,3\n", CsvOptions(header=False))
     assert t == ArrayType(StructType([("column1", IntegerType), ("column2", FloatType)]))
+
+
+# ── east-py 1.0.97 misreads these cells silently; e3 refuses them ─────────────
+
+When = ArrayType(
+    StructType([("s", StringType), ("t", OptionType(DateTimeType)), ("n", IntegerType)])
+)
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ("2024-01-01T10:00:00.1", "fewer than three digits (write .100, not .1)"),
+        ("2024-01-01T10:00:00.25Z", "fewer than three digits"),
+        ("2024-01-01T10:00:00+0200", "a zone offset without a colon (write +02:00"),
+    ],
+)
+def test_datetimes_east_py_misreads_are_refused(cell, why) -> None:
+    text = f"s,t,n\nok,2024-01-01T00:00:00.000,1\n{cell},{cell},2\n"
+    message = refused(text, t=When)
+    assert (
+        message
+        == f"p.csv: line 3, row 2, column 't' (Option<DateTime>): {cell!r} has "
+        + (message.split(" has ", 1)[1])
+    )
+    assert why in message
+
+
+def test_integers_beyond_64_bits_are_refused_and_text_is_not() -> None:
+    big = "9223372036854775808"
+    assert read(f"s,t,n\n{big},,{big[:-1]}7\n", t=When)[0]["s"] == big  # text, and the max
+    message = refused(f"s,t,n\nx,,{big}\n", t=When)
+    assert message == (
+        f"p.csv: line 2, row 1, column 'n' (Integer): {big!r} is outside the 64-bit Integer range"
+    )
+
+
+def test_tripwire_east_py_still_misreads_these_cells() -> None:
+    """When this fails, east-py reads them right: remove e3.codec.csv_guard."""
+    from east.serialization.csv import decode_csv_for
+
+    t = ArrayType(StructType([("t", DateTimeType), ("n", IntegerType)]))
+    got = decode_csv_for(t)("t,n\n2024-01-01T10:00:00.1,9223372036854775808\n")[0]
+    assert got["t"] == datetime(2024, 1, 1, 10, 0, 0, 1000, tzinfo=UTC)  # should be .100
+    assert got["n"] == 2**63 - 1  # should be refused

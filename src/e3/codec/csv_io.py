@@ -36,6 +36,7 @@ from east.serialization.csv import csv_parse_config, csv_serialize_config, decod
 from east.serialization.csv import encode_csv_for as _encode_csv_for
 
 from e3.codec._datetimes import exact_datetimes
+from e3.codec.csv_guard import first_misread
 from e3.codec.tabular import describe, is_option, option_inner, table_fields
 from e3.codec.types import ArrayType, EastType, EastValue, StructType, type_kind
 from e3.errors import DecodeError, TypeMismatch, UsageError
@@ -157,6 +158,7 @@ class _Reader:
         self.options = options
         self.where = where
         self.original: dict[str, str] = {}  # field → the header's name for it
+        self.columns: list[str] = []  # the fields (or other names) of the columns, in order
 
     def read(self) -> EastValue:
         head_end, header_line = self._header()
@@ -178,6 +180,7 @@ class _Reader:
         names = [n for n, _ in self.fields]
         if not self.options.header:
             self.original = {n: f"#{i + 1}" for i, n in enumerate(names)}
+            self.columns = names
             return 0, self._line(names)
         end = _cut(self.data, 0, 0)
         raw = bytes(self.data[:end])
@@ -198,6 +201,7 @@ class _Reader:
                 f"{self.where}: no column for field(s) {', '.join(map(repr, missing))} "
                 f"(the header has {_listing(header)}; rename with --column NAME=FIELD)"
             )
+        self.columns = renamed
         return end, self._line(renamed)
 
     def _rename(self, header: list[str]) -> list[str]:
@@ -246,6 +250,14 @@ class _Reader:
             pos = end
 
     def _decode_chunk(self, header: bytes, chunk: _Chunk) -> EastValue:
+        misread = first_misread(chunk.text, self.columns, self.types, self.options.delimiter)
+        if misread is not None:
+            line, row, name, cell, why = misread
+            raise DecodeError(
+                f"{self.where}: line {chunk.first_line + line - 1}, row {chunk.first_row + row}, "
+                f"column {self.original.get(name, name)!r} ({describe(self.types[name])}): "
+                f"{cell!r} {why}"
+            )
         text = header + chunk.text
         optional = [n for n, t in self.fields if is_option(t)]
         nulls = self.options.missing() if optional else []
