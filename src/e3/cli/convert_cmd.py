@@ -14,7 +14,7 @@ from typing import Any
 
 from e3.cli.context import Context
 from e3.cli.registry import add_command
-from e3.cli.table_args import add_table_options, table_options
+from e3.cli.table_args import add_table_options, emit, table_options
 from e3.errors import UsageError
 
 _INPUTS = ["east", "json", "beast2", "csv", "parquet", "arrow"]
@@ -108,12 +108,6 @@ def _infer(ctx: Context, args: argparse.Namespace, options: Any) -> int:
 def _write(
     ctx: Context, args: argparse.Namespace, value: Any, east_type: Any, to: str, options: Any
 ) -> None:
-    from e3.codec.formats import render_value
+    from e3.codec.formats import write_value
 
-    payload = render_value(value, east_type, to, csv=options)
-    if args.output is not None:
-        from e3.base.atomic import write_bytes
-
-        write_bytes(args.output, payload, durable=False)
-    else:
-        ctx.out.write_bytes(payload)
+    emit(ctx, args.output, lambda sink: write_value(value, east_type, to, sink, csv=options))

@@ -10,7 +10,7 @@ from typing import Any
 from e3.cli.context import Context
 from e3.cli.output import format_size
 from e3.cli.registry import add_command
-from e3.cli.table_args import add_table_options, table_options
+from e3.cli.table_args import add_table_options, emit, table_options
 from e3.errors import StorageError, UsageError
 
 #: ``get -f`` choices (e3.codec.formats.OUTPUTS less ``type``; kept here so the
@@ -112,42 +112,41 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     """Print (or save) a dataset's value."""
     from e3.base.paths import parse_workspace_path
-    from e3.codec import beast2
-    from e3.codec.formats import format_from_name, render_value
+    from e3.codec.formats import format_from_name, write_value
 
     ws, path = parse_workspace_path(args.path)
     east_type, data = ctx.repository(args.repo).dataset_get(ws, path)
+    if ctx.out.json_mode and args.output is None:
+        return _get_json(ctx, args, east_type, data)
     fmt = args.format or _default_get_format(ctx, args, east_type, format_from_name)
-    if fmt == "beast2":
-        if data is None:
-            raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
-        payload = data
-    else:
-        value = None if data is None else _decode(data, east_type, args.path)
-        payload = render_value(
-            value, east_type, fmt, csv=table_options(args), width=_width(), rows=args.rows
-        )
+    if fmt == "beast2" and data is None:
+        raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
+    value = None if data is None or fmt == "beast2" else _decode(data, east_type, args.path)
+    options = table_options(args)
+
+    def produce(sink: Any) -> None:
+        if fmt == "beast2":
+            sink.write(data)
+        else:
+            write_value(value, east_type, fmt, sink, csv=options, width=_width(), rows=args.rows)
+
+    size = emit(ctx, args.output, produce)
     if args.output is not None:
-        from e3.base.atomic import write_bytes
+        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": size})
+    return 0
 
-        write_bytes(args.output, payload, durable=False)
-        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": len(payload)})
-        return 0
-    if ctx.out.json_mode:
-        from e3.codec.text import to_json
 
-        ctx.out.data(
-            {
-                "path": args.path,
-                "value": None
-                if data is None
-                else __import__("json").loads(
-                    to_json(beast2.decode(data, east_type), east_type, indent=None)
-                ),
-            }
-        )
-        return 0
-    ctx.out.write_bytes(payload)
+def _get_json(ctx: Context, args: argparse.Namespace, east_type: Any, data: bytes | None) -> int:
+    """``--json``: the value as East's JSON inside the command's JSON result."""
+    import json
+
+    from e3.codec import beast2
+    from e3.codec.text import to_json
+
+    value = None
+    if data is not None:
+        value = json.loads(to_json(beast2.decode(data, east_type), east_type, indent=None))
+    ctx.out.data({"path": args.path, "value": value})
     return 0
 
 
@@ -227,7 +226,9 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
         east_type, value = read_value(data, fmt, declared, where="stdin", csv=options)
     else:
         east_type, value = read_file(args.file, declared, fmt=args.format, csv=options)
-    h = svc.dataset_set(ws, path, beast2.encode(value, east_type))
+    data = beast2.encode(value, east_type)
+    del value  # the repository decodes the bytes again to check them: hold one value at a time
+    h = svc.dataset_set(ws, path, data)
     ctx.out.data({"path": args.path, "hash": h, "source": args.file})
     ctx.out.line(f"Set {args.path} from {args.file}")
     return 0

@@ -1,11 +1,42 @@
-"""The options of table files (CSV, Parquet, Arrow), shared by ``get``, ``set`` and ``convert``."""
+"""Table files (CSV, Parquet, Arrow) on the command line: options and output.
+
+Shared by ``get``, ``set`` and ``convert``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from e3.cli.context import Context
 from e3.errors import UsageError
+
+
+def emit(ctx: Context, output: Path | None, produce: Callable[[Any], None]) -> int:
+    """Run ``produce(binary file)`` into ``output`` (staged, then renamed) or stdout.
+
+    Returns the bytes written to ``output`` (0 for stdout). A large table is
+    written a slice at a time, never held as one ``bytes``.
+    """
+    if output is not None:
+        from e3.base.atomic import staged
+
+        with staged(output) as f:
+            produce(f)
+            return int(f.tell())
+    ctx.out.flush()
+    buffer = getattr(ctx.out.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (tests): collect, then write
+        collected = io.BytesIO()
+        produce(collected)
+        ctx.out.write_bytes(collected.getvalue())
+    else:
+        produce(buffer)
+        buffer.flush()
+    return 0
 
 
 def add_table_options(parser: argparse.ArgumentParser) -> None:

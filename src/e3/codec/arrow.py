@@ -18,7 +18,7 @@ Beast2 object.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -373,6 +373,10 @@ def write_table(value: EastValue, east_type: EastType, fmt: str, sink: Any) -> N
     pa = pyarrow()
     schema = schema_of(pa, east_type)
     fields = _fields(east_type)
+    if not hasattr(value, "to_columns"):  # a Python list: make it C-backed, as decoded values are
+        from e3.codec import beast2
+
+        value = beast2.decode(beast2.encode(value, east_type), east_type)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -390,7 +394,7 @@ def value_batches(
     """Record batches of :data:`BATCH_ROWS` rows of an ``Array<Struct>`` value."""
     n = len(value)
     for start in range(0, max(n, 1), BATCH_ROWS):
-        part = value.slice(start, min(start + BATCH_ROWS, n)) if n else value
+        part = value[start : min(start + BATCH_ROWS, n)] if n else value
         cols = part.to_columns() if len(part) else {name: [] for name, _ in fields}
         arrays = [
             _arrow_column(pa, part, name, t, cols[name], schema.field(name).type)
@@ -411,21 +415,34 @@ def _arrow_column(pa: Any, part: Any, name: str, t: EastType, col: Any, arrow_ty
         for i in np.flatnonzero(np.isnan(col)).tolist():
             mask[i] = part[i][name].type == "none"
         return pa.array(col, type=arrow_type, mask=mask)
-    return pa.array([_plain(v, t) for v in col], type=arrow_type)
+    plain = _plain(t)
+    if plain is None:
+        return pa.array(col, type=arrow_type)
+    return pa.array([plain(v) for v in col], type=arrow_type)
 
 
-def _plain(v: Any, t: EastType) -> Any:
-    """An East value as the Python value pyarrow builds from (``None`` for ``none``)."""
-    if is_option(t):
-        return None if v.type == "none" else _plain(v.value, option_inner(t))
+def _plain(t: EastType) -> Callable[[Any], Any] | None:
+    """How an East value of ``t`` becomes what pyarrow builds from (``None``: as it is).
+
+    Decided once per column, not per cell.
+    """
     kind = type_kind(t)
+    if is_option(t):
+        inner = _plain(option_inner(t))
+        if inner is None:
+            return lambda v: None if v.type == "none" else v.value
+        return lambda v: None if v.type == "none" else inner(v.value)
     if kind == "Array":
-        return [_plain(x, t.value) for x in v]
+        elem = _plain(t.value)
+        if elem is None:
+            return list
+        return lambda v: [elem(x) for x in v]
     if kind == "Struct":
-        return {str(f["name"]): _plain(v[str(f["name"])], f["type"]) for f in t.value}
+        fields = [(str(f["name"]), _plain(f["type"])) for f in t.value]
+        return lambda v: {n: (v[n] if c is None else c(v[n])) for n, c in fields}
     if kind == "Null":
-        return None
-    return v
+        return lambda v: None
+    return None
 
 
 def _label(fmt: str) -> str:

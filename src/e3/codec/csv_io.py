@@ -43,6 +43,8 @@ from e3.errors import DecodeError, TypeMismatch, UsageError
 
 #: Body bytes decoded per east-c call (cut at the next record boundary).
 CHUNK_BYTES = 32 << 20
+#: Rows encoded per east-c call when writing.
+WRITE_ROWS = 65_536
 #: Field types a CSV cell can hold (and Options of them).
 CELL_KINDS = ("Integer", "Float", "String", "Boolean", "DateTime", "Blob", "Null")
 #: Kinds read without null strings when not in an Option: their cells are literal
@@ -417,32 +419,46 @@ def _pairs(struct: EastType) -> list[tuple[str, EastType]]:
 
 
 def write_csv(value: EastValue, east_type: EastType, options: CsvOptions | None = None) -> bytes:
-    """CSV bytes of an ``Array<Struct>`` value (``none`` as the first null string, or empty).
+    """CSV bytes of an ``Array<Struct>`` value (see :func:`write_csv_to`)."""
+    out = io.BytesIO()
+    write_csv_to(value, east_type, options, out)
+    return out.getvalue()
 
+
+def write_csv_to(
+    value: EastValue, east_type: EastType, options: CsvOptions | None, sink: Any
+) -> None:
+    """Write an ``Array<Struct>`` value as CSV to a binary file, :data:`WRITE_ROWS` rows at a time.
+
+    ``none`` is written as the first null string, or as an empty cell.
     ``options.columns`` maps header names to fields here too, so a file read
     with ``--column`` is written back with its own header.
     """
     options = options or CsvOptions()
     options.check()
-    fields = struct_fields(east_type)
+    fields = table_fields(east_type, "CSV")
+    struct_fields(east_type)
     names = {f: h for h, f in options.columns.items()}
-    header = [names.get(n, n) for n, _ in fields]
     config = csv_serialize_config(
         delimiter=options.delimiter,
         newline="\n",
         include_header=False,
         null_string=options.null_strings[0] if options.null_strings else "",
     )
-    out = io.BytesIO()
     if options.header:
         head = io.StringIO()
-        csv.writer(head, delimiter=options.delimiter, lineterminator="\n").writerow(header)
-        out.write(head.getvalue().encode())
-    body = _encode_csv_for(east_type, config)(exact_datetimes(value, east_type))
-    out.write(bytes(body))
-    if body and not body.endswith(b"\n"):
-        out.write(b"\n")
-    return out.getvalue()
+        writer = csv.writer(head, delimiter=options.delimiter, lineterminator="\n")
+        writer.writerow([names.get(n, n) for n, _ in fields])
+        sink.write(head.getvalue().encode())
+    encode = _encode_csv_for(east_type, config)
+    value = exact_datetimes(value, east_type)
+    n = len(value)
+    for start in range(0, n, WRITE_ROWS):
+        part = value if n <= WRITE_ROWS else value[start : min(start + WRITE_ROWS, n)]
+        body = bytes(encode(part))
+        sink.write(body)
+        if body and not body.endswith(b"\n"):
+            sink.write(b"\n")
 
 
 def _listing(names: list[str], limit: int = 8) -> str:

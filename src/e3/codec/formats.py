@@ -202,6 +202,30 @@ def render_value(
     raise UsageError(f"unknown output format {fmt!r}: use one of {', '.join(OUTPUTS)}")
 
 
+def write_value(
+    value: EastValue | None,
+    east_type: EastType,
+    fmt: str,
+    sink: Any,
+    *,
+    csv: CsvOptions | None = None,
+    width: int = 100,
+    rows: int = 20,
+) -> None:
+    """Write ``value`` in ``fmt`` to a binary file, a slice at a time for CSV, Parquet and Arrow.
+
+    The same bytes as :func:`render_value`, without holding them all at once.
+    """
+    if value is not None and fmt == "csv":
+        from e3.codec.csv_io import write_csv_to
+
+        write_csv_to(value, east_type, csv, sink)
+    elif fmt in ("parquet", "arrow"):
+        write_table_file(value, east_type, fmt, sink)
+    else:
+        sink.write(render_value(value, east_type, fmt, csv=csv, width=width, rows=rows))
+
+
 def write_table_file(value: EastValue | None, east_type: EastType, fmt: str, sink: Any) -> None:
     """Write a table value as Parquet or Arrow IPC to ``sink`` (a path or a binary file)."""
     if value is None:

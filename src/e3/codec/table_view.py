@@ -26,7 +26,7 @@ def render_table(
     """The table's text (ends with a newline): header, rule, rows, row count."""
     fields = table_fields(east_type, "a table view")
     n = len(value)
-    shown = value.slice(0, min(rows, n)) if n else []
+    shown = value[: min(rows, n)] if n else []
     grid = [[name for name, _ in fields]]
     for row in shown:
         grid.append([_cell(row[name], t) for name, t in fields])
