@@ -342,3 +342,49 @@ def test_tripwire_east_py_still_misreads_these_cells() -> None:
     got = decode_csv_for(t)("t,n\n2024-01-01T10:00:00.1,9223372036854775808\n")[0]
     assert got["t"] == datetime(2024, 1, 1, 10, 0, 0, 1000, tzinfo=UTC)  # should be .100
     assert got["n"] == 2**63 - 1  # should be refused
+
+
+def test_mangled_files_read_or_fail_with_one_line() -> None:
+    """Seeded mutations of a CSV (quotes, CRs, delimiters, digits): a value or an E3Error."""
+    import random
+
+    from e3.codec.csv_infer import infer_csv_type
+    from e3.errors import E3Error
+
+    t = ArrayType(
+        StructType(
+            [
+                ("s", StringType),
+                ("f", OptionType(FloatType)),
+                ("i", IntegerType),
+                ("t", OptionType(DateTimeType)),
+                ("x", OptionType(BlobType)),
+            ]
+        )
+    )
+    base = b's,f,i,t,x\nab,1.5,3,2024-01-01T00:00:00.000,0x00ff\n"q""x\n",,4,,\n'
+    alphabet = b'",\n\r\\T:-.eE+0123456789NA \t;\xc3\xa9'
+    rnd = random.Random(17)
+    refused = 0
+    for _ in range(400):
+        d = bytearray(base)
+        for _ in range(rnd.randint(1, 6)):
+            pos = rnd.randrange(len(d) + 1)
+            if rnd.random() < 0.6:
+                d[pos:pos] = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12)))
+            else:
+                del d[pos : pos + rnd.randint(1, 4)]
+        data = bytes(d)
+        for attempt, arg in (
+            (lambda b: read_csv(b, t, CsvOptions(null_strings=("NA",))), data),
+            (infer_csv_type, data),
+        ):
+            try:
+                attempt(arg)
+            except E3Error as exc:
+                message = exc.message
+                refused += 1
+            else:
+                message = ""
+            assert "\n" not in message
+    assert refused > 100  # the mutations do break files

@@ -59,17 +59,20 @@ def first_misread(
     suspects = _suspects(body, {kinds[n] for n in risky})
     if not risky or not any(_may_be_in(body, p, names, risky, delimiter) for p in suspects):
         return None
-    reader = csv.reader(io.StringIO(body.decode("utf-8")), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=delimiter)
     row, line = 0, 1
-    for cells in reader:
-        if any(cells):
-            row += 1
-            for name, cell in zip(names, cells, strict=False):
-                t = types.get(name)
-                why = None if t is None else problem(cell, t)
-                if why is not None:
-                    return line, row, name, cell, why
-        line = reader.line_num + 1
+    try:
+        for cells in reader:
+            if any(cells):
+                row += 1
+                for name, cell in zip(names, cells, strict=False):
+                    t = types.get(name)
+                    why = None if t is None else problem(cell, t)
+                    if why is not None:
+                        return line, row, name, cell, why
+            line = reader.line_num + 1
+    except csv.Error:
+        return None  # not CSV Python reads: east-py's own reader will say what is wrong
     return None
 
 

@@ -95,7 +95,14 @@ def infer_csv_type(data: bytes | Any, options: CsvOptions | None = None) -> East
         text = bytes(data).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not UTF-8 text (byte {exc.start})") from exc
-    rows = csv.reader(io.StringIO(text), delimiter=options.delimiter)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=options.delimiter)
+    try:
+        return _infer(rows, options)
+    except csv.Error as exc:
+        raise DecodeError(f"cannot read the CSV: line {rows.line_num}: {exc}") from exc
+
+
+def _infer(rows: Any, options: CsvOptions) -> EastType:
     header = next(rows, None) if options.header else None
     nulls = set(options.missing())
     columns: list[_Column] = []

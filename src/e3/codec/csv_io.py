@@ -192,7 +192,11 @@ class _Reader:
             raise DecodeError(f"{self.where}: the header is not UTF-8 text") from exc
         if "\0" in text:
             raise DecodeError(f"{self.where}: the header holds a NUL byte (not CSV text)")
-        rows = list(csv.reader(io.StringIO(text), delimiter=self.options.delimiter))
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.options.delimiter)
+            rows = list(reader)
+        except csv.Error as exc:
+            raise DecodeError(f"{self.where}: cannot read the header: {exc}") from exc
         header = rows[0] if rows else []
         if not header:
             raise DecodeError(f"{self.where}: no header line (use --no-header for a file without)")
@@ -378,15 +382,18 @@ def _locate(body: bytes, row: int, delimiter: str) -> tuple[int, list[str]]:
     Rows are counted as east-c counts them: records whose cells are all empty
     are skipped.
     """
-    reader = csv.reader(io.StringIO(body.decode("utf-8")), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=delimiter)
     seen = 0
     start = 1
-    for cells in reader:
-        if any(cells):
-            seen += 1
-            if seen == row:
-                return start, cells
-        start = reader.line_num + 1
+    try:
+        for cells in reader:
+            if any(cells):
+                seen += 1
+                if seen == row:
+                    return start, cells
+            start = reader.line_num + 1
+    except csv.Error:  # Python's csv reads it differently: the row number still holds
+        pass
     return start, []
 
 
