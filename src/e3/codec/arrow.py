@@ -17,7 +17,6 @@ Beast2 object.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +24,10 @@ from typing import Any
 from east import EastVariant
 from east.types.values.collections import EastArray
 
+from e3.codec import columns
 from e3.codec.arrow_types import arrow_type_of, east_type_of, schema_of, table_type
-from e3.codec.tabular import describe, is_option, option_inner
-from e3.codec.types import EastType, EastValue, StructType, type_kind
+from e3.codec.tabular import describe, is_option, option_inner, rows
+from e3.codec.types import EastType, EastValue, type_kind
 from e3.errors import DecodeError, TypeMismatch, UsageError
 
 #: Rows converted at a time, in both directions.
@@ -112,7 +112,7 @@ def read_table(
     row0 = 0
     try:
         for batch in batches:
-            part = _batch_value(pa, batch, fields, names, row0, where)
+            part = _batch_value(pa, batch, east_type, names, row0, where)
             row0 += batch.num_rows
             if result is None:
                 result = part
@@ -177,17 +177,18 @@ def _column_names(
 def _batch_value(
     pa: Any,
     batch: Any,
-    fields: list[tuple[str, EastType]],
+    table_type: EastType,
     names: dict[str, str],
     row0: int,
     where: str,
 ) -> EastValue:
-    cols = {}
-    for name, t in fields:
-        column = names[name]
+    """One record batch as a C-backed table, through the packed columns of :mod:`columns`."""
+    cols: dict[str, Any] = {}
+    for c in columns.plan(table_type).columns:
+        column = names[c.name]
         arr = batch.column(batch.schema.get_field_index(column))
-        cols[name] = _column(pa, arr, t, _Where(where, column, row0))
-    return EastArray.from_columns(StructType(fields), cols)
+        _packed_column(pa, arr, c, _Where(where, column, row0), cols)
+    return columns.build(table_type, cols)
 
 
 class _Where:
@@ -209,27 +210,36 @@ class _Where:
         )
 
 
-def _column(pa: Any, arr: Any, t: EastType, at: _Where) -> Any:
-    """One column as ``from_columns`` takes it: a numpy array on the fast paths, else a list."""
+def _packed_column(pa: Any, arr: Any, c: columns.Column, at: _Where, out: dict[str, Any]) -> None:
+    """Put column ``c``'s packed value (and presence) columns into ``out``."""
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    inner = option_inner(t)
-    _check_kind(pa, arr.type, inner, at)
-    if type_kind(t) == "Null":
-        return [None] * len(arr)
-    if not is_option(t):
-        if arr.null_count:
-            raise at.null(_first_null(pa, arr), t)
-        kind = type_kind(t)
-        if kind in ("Integer", "Float", "Boolean"):
-            target = {"Integer": pa.int64(), "Float": pa.float64(), "Boolean": pa.bool_()}[kind]
-            return _cast(pa, arr, target, at, t).to_numpy(zero_copy_only=False)
-        return _cells(pa, arr, t, at)
-    if type_kind(inner) == "Float":
-        floats = _cast(pa, arr, pa.float64(), at, t)
-        if not pa.compute.any(pa.compute.is_nan(floats)).as_py():
-            return floats.fill_null(math.nan).to_numpy(zero_copy_only=False)  # NaN: none
-    return _options(_cells(pa, arr, inner, at))
+    t = c.type
+    _check_kind(pa, arr.type, option_inner(t), at)
+    if c.kind == "cell":
+        out[c.value] = _nested(pa, arr, t, at)
+        return
+    if not c.optional and arr.null_count:
+        raise at.null(_first_null(pa, arr), t)
+    if c.kind == "DateTime":
+        values = _millis(pa, arr, at, t)
+    else:
+        target = {"Integer": pa.int64(), "Float": pa.float64(), "Boolean": pa.bool_()}
+        values = _cast(pa, arr, target.get(c.kind, pa.string()), at, t)
+    if c.present is not None:
+        out[c.present] = arr.is_valid().to_numpy(zero_copy_only=False)
+        values = values.fill_null(columns.FILLERS[c.kind])
+    if c.kind == "String":
+        out[c.value] = values.to_pylist()
+    else:
+        out[c.value] = values.to_numpy(zero_copy_only=False)
+
+
+def _millis(pa: Any, arr: Any, at: _Where, t: EastType) -> Any:
+    """Epoch milliseconds (int64) of a timestamp or date column; finer parts refused."""
+    if pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("ms"))
+    return _cast(pa, arr, pa.timestamp("ms", tz=arr.type.tz), at, t).cast(pa.int64())
 
 
 def _options(cells: list[Any]) -> list[Any]:
@@ -298,11 +308,8 @@ def _cells(pa: Any, arr: Any, t: EastType, at: _Where) -> list[Any]:
 
 def _datetimes(pa: Any, arr: Any, at: _Where, t: EastType) -> list[Any]:
     """Exact milliseconds as datetimes east-py encodes exactly (mid-millisecond, see _datetimes)."""
-    if pa.types.is_date(arr.type):
-        arr = arr.cast(pa.timestamp("ms"))
-    ms = _cast(pa, arr, pa.timestamp("ms", tz=arr.type.tz), at, t).cast(pa.int64())
     out: list[Any] = []
-    for m in ms.to_pylist():
+    for m in _millis(pa, arr, at, t).to_pylist():
         if m is None:
             out.append(None)
         else:
@@ -372,7 +379,6 @@ def write_table(value: EastValue, east_type: EastType, fmt: str, sink: Any) -> N
     """Write an ``Array<Struct>`` value as Parquet or an Arrow IPC file, a slice at a time."""
     pa = pyarrow()
     schema = schema_of(pa, east_type)
-    fields = _fields(east_type)
     if not hasattr(value, "to_columns"):  # a Python list: make it C-backed, as decoded values are
         from e3.codec import beast2
 
@@ -384,41 +390,30 @@ def write_table(value: EastValue, east_type: EastType, fmt: str, sink: Any) -> N
     else:
         writer = pa.ipc.new_file(sink, schema)
     with writer:
-        for batch in value_batches(pa, value, fields, schema):
+        for batch in value_batches(pa, value, east_type, schema):
             writer.write_batch(batch)
 
 
-def value_batches(
-    pa: Any, value: EastValue, fields: list[tuple[str, EastType]], schema: Any
-) -> Iterator[Any]:
-    """Record batches of :data:`BATCH_ROWS` rows of an ``Array<Struct>`` value."""
+def value_batches(pa: Any, value: EastValue, table_type: EastType, schema: Any) -> Iterator[Any]:
+    """Record batches of :data:`BATCH_ROWS` rows of a C-backed ``Array<Struct>`` value."""
     n = len(value)
+    plan = columns.plan(table_type)
     for start in range(0, max(n, 1), BATCH_ROWS):
-        part = value[start : min(start + BATCH_ROWS, n)] if n else value
-        cols = part.to_columns() if len(part) else {name: [] for name, _ in fields}
-        arrays = [
-            _arrow_column(pa, part, name, t, cols[name], schema.field(name).type)
-            for name, t in fields
-        ]
+        part = rows(value, start, min(start + BATCH_ROWS, n)) if n else value
+        cols = columns.split(table_type, part)
+        arrays = [_arrow_column(pa, c, cols, schema.field(c.name).type) for c in plan.columns]
         yield pa.record_batch(arrays, schema=schema)
 
 
-def _arrow_column(pa: Any, part: Any, name: str, t: EastType, col: Any, arrow_type: Any) -> Any:
-    kind = type_kind(t)
-    if kind in ("Integer", "Float", "Boolean"):
-        return pa.array(col, type=arrow_type)
-    if is_option(t) and type_kind(option_inner(t)) == "Float" and not isinstance(col, list):
-        # to_columns gives NaN for none and for some(NaN): look at those rows only.
-        import numpy as np
-
-        mask = np.zeros(len(col), dtype=np.bool_)
-        for i in np.flatnonzero(np.isnan(col)).tolist():
-            mask[i] = part[i][name].type == "none"
-        return pa.array(col, type=arrow_type, mask=mask)
-    plain = _plain(t)
-    if plain is None:
-        return pa.array(col, type=arrow_type)
-    return pa.array([plain(v) for v in col], type=arrow_type)
+def _arrow_column(pa: Any, c: columns.Column, cols: dict[str, Any], arrow_type: Any) -> Any:
+    col = cols[c.value]
+    if c.kind == "cell":
+        plain = _plain(c.type)
+        return pa.array(col if plain is None else [plain(v) for v in col], type=arrow_type)
+    mask = None if c.present is None else ~cols[c.present]
+    if c.kind == "DateTime":
+        return pa.array(col, type=pa.int64(), mask=mask).cast(arrow_type)
+    return pa.array(col, type=arrow_type, mask=mask)
 
 
 def _plain(t: EastType) -> Callable[[Any], Any] | None:

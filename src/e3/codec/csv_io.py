@@ -37,7 +37,7 @@ from east.serialization.csv import encode_csv_for as _encode_csv_for
 
 from e3.codec._datetimes import exact_datetimes
 from e3.codec.csv_guard import first_misread
-from e3.codec.tabular import describe, is_option, option_inner, table_fields
+from e3.codec.tabular import describe, is_option, option_inner, rows, table_fields
 from e3.codec.types import ArrayType, EastType, EastValue, StructType, type_kind
 from e3.errors import DecodeError, TypeMismatch, UsageError
 
@@ -461,7 +461,7 @@ def write_csv_to(
     value = exact_datetimes(value, east_type)
     n = len(value)
     for start in range(0, n, WRITE_ROWS):
-        part = value if n <= WRITE_ROWS else value[start : min(start + WRITE_ROWS, n)]
+        part = value if n <= WRITE_ROWS else rows(value, start, min(start + WRITE_ROWS, n))
         body = bytes(encode(part))
         sink.write(body)
         if body and not body.endswith(b"\n"):

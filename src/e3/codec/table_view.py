@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from e3.codec.tabular import is_option, table_fields
+from e3.codec.tabular import rows as slice_rows
 from e3.codec.types import EastType, EastValue, type_kind
 
 #: Rows shown before the count.
@@ -26,7 +27,7 @@ def render_table(
     """The table's text (ends with a newline): header, rule, rows, row count."""
     fields = table_fields(east_type, "a table view")
     n = len(value)
-    shown = value[: min(rows, n)] if n else []
+    shown = slice_rows(value, 0, min(rows, n)) if n else []
     grid = [[name for name, _ in fields]]
     for row in shown:
         grid.append([_cell(row[name], t) for name, t in fields])

@@ -10,6 +10,7 @@ given back as ``--type``.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from e3.codec.types import EastType, print_type, type_kind
 from e3.errors import TypeMismatch
@@ -55,6 +56,16 @@ def table_fields(east_type: EastType, what: str = "a table") -> list[tuple[str, 
 def is_table(east_type: EastType) -> bool:
     """Whether values of this type are tables (``Array<Struct>``)."""
     return type_kind(east_type) == "Array" and type_kind(east_type.value) == "Struct"
+
+
+def rows(value: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a table value.
+
+    A C-backed array is sliced in C (``value[a:b]`` on east-py's proxies boxes
+    every row it copies: seconds for 65,536 rows); a Python list as usual.
+    """
+    cut = getattr(value, "slice", None)
+    return cut(start, stop) if cut is not None else value[start:stop]
 
 
 def type_text(t: EastType) -> str:
