@@ -1,5 +1,7 @@
 """Setting and getting a 1,000,000-row, 8-column table via CSV, Parquet and Beast2.
 
+``--sizes N`` sets the number of rows (14000000 makes a 1.1 GB CSV).
+
 Each figure is one whole process (``e3 set``/``e3 get`` as a user runs it, or a
 pandas baseline), with its wall time and its peak resident memory (from
 ``wait4``). Goals: ``e3 set`` of Parquet within 2x of pandas reading the same
@@ -127,8 +129,7 @@ def _mb(n: float) -> str:
 
 
 def run(*, quick: bool, sizes: str | None = None) -> None:
-    del sizes
-    rows = 20_000 if quick else 1_000_000
+    rows = int(sizes.split(",")[0]) if sizes else 20_000 if quick else 1_000_000
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

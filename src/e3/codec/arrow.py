@@ -6,12 +6,13 @@ and ``e3 get`` never load it. Which Arrow type becomes which East type is
 :mod:`e3.codec.arrow_types`.
 
 Tables are read one record batch at a time: each batch's columns become an
-East array through east-py's columnar constructor (``EastArray.from_columns``:
-numeric columns go through their buffers, other columns cell by cell), and the
-batches are appended C-to-C. The Python objects of a batch are dropped before
-the next is read, so what stays is the East value itself. Writing goes the other
-way, a slice of rows at a time. A value read from Parquet is the same East
-value as the same table read from CSV, so both are stored as the same canonical
+East array through the packed columns of :mod:`e3.codec.columns` (numbers,
+flags and DateTimes as numpy buffers, Options as a value and a presence
+flag, turned into rows by a compiled East function), and the batches are
+appended C-to-C. The Python objects of a batch are dropped before the next is
+read, so what stays is the East value itself. Writing goes the other way, a
+slice of rows at a time. A value read from Parquet is the same East value as
+the same table read from CSV, so both are stored as the same canonical
 Beast2 object.
 """
 

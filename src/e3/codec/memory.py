@@ -4,7 +4,7 @@ e3 holds a value whole while it stores it: the canonical Beast2 object is one
 whole-value encoding, which east-py writes only from a complete value (its
 streaming writers produce the paged form, whose bytes, and so hash, differ).
 A value in memory is many times its file: east-py keeps each cell of a table
-as a C value (about 70 bytes a cell, measured), and a compressed file
+as a C value (about 90 bytes a cell, measured), and a compressed file
 (Parquet, Beast2) expands further. So before reading, the file's size times
 a *low* estimate of that expansion is compared with the memory Linux says is
 available (``MemAvailable`` in ``/proc/meminfo``); only a file that could not
@@ -18,9 +18,10 @@ from pathlib import Path
 from e3.errors import RequestTooLarge
 
 #: Low estimates of (peak memory while storing) / (file size), by format.
-#: Measured on a 1,000,000-row, 8-column table: CSV 68 MB → ~0.9 GB peak (13x),
-#: Parquet 20 MB → ~1.3 GB (60x), Beast2 26 MB → ~1.4 GB (50x); halved and
-#: rounded down, so only files that clearly cannot fit are refused.
+#: Measured ``e3 set`` of a 1,000,000-row, 8-column table (benchmarks/formats.py):
+#: CSV 78 MB → 0.98 GB peak (13x), Parquet 24 MB → 1.15 GB (48x), Beast2 26 MB →
+#: 0.97 GB (37x); a 1.1 GB CSV → 12.9 GB (12x). A third of those or less, so
+#: only files that clearly cannot fit are refused.
 EXPANSION = {"csv": 4, "json": 2, "east": 2, "beast2": 16, "parquet": 16, "arrow": 4}
 
 _MEMINFO = Path("/proc/meminfo")
