@@ -92,7 +92,7 @@ def staged(final: Path) -> Iterator[BinaryIO]:
     and renamed into place, so a failure or a crash leaves the old file, never
     half a new one. Not fsynced: for files handed to users, not repository files.
     """
-    tmp = _staging_name(final)
+    tmp = staging_name(final)
     try:
         f = tmp.open("xb")
     except FileNotFoundError:
