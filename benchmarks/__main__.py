@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, cluster, dataflow, goals, remote, runners, web_view
+from benchmarks import cli_get, cluster, dataflow, formats, goals, remote, runners, web_view
 
 SUITES = {
     "cli": cli_get.run,
@@ -22,6 +22,7 @@ SUITES = {
     "web": web_view.run,
     "goals": goals.run,
     "cluster": cluster.run,
+    "formats": formats.run,
 }
 
 
