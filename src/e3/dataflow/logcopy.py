@@ -22,10 +22,18 @@ class LogCopier:
         self.copied = {executions.STDOUT_FILE: 0, executions.STDERR_FILE: 0}
         self.dropped = {executions.STDOUT_FILE: 0, executions.STDERR_FILE: 0}
 
-    def copy(self, spool: Path, dest: Path, *, final: bool) -> None:
-        """Append what ``spool`` gained since the last copy to ``dest`` (up to the cap)."""
+    def copy(self, spool: Path, dest: Path, *, final: bool, size: int | None = None) -> None:
+        """Append what ``spool`` gained since the last copy to ``dest`` (up to the cap).
+
+        ``size``: the spool's size, if known (it is not looked at when it holds
+        nothing new).
+        """
         name = dest.name
         seen = self.copied[name] + self.dropped[name]
+        if size is not None and size <= seen:
+            if final and self.dropped[name]:
+                self._mark_truncated(dest, name)
+            return
         try:
             if os.stat(spool).st_size <= seen:
                 data = b""
@@ -44,8 +52,11 @@ class LogCopier:
             self.copied[name] += len(keep)
         self.dropped[name] += extra
         if final and self.dropped[name]:
-            with open(dest, "ab") as out:
-                out.write(
-                    f"\n[e3: log truncated: {self.dropped[name]} more bytes were written "
-                    f"beyond the {self.limit}-byte limit]\n".encode()
-                )
+            self._mark_truncated(dest, name)
+
+    def _mark_truncated(self, dest: Path, name: str) -> None:
+        with open(dest, "ab") as out:
+            out.write(
+                f"\n[e3: log truncated: {self.dropped[name]} more bytes were written "
+                f"beyond the {self.limit}-byte limit]\n".encode()
+            )
