@@ -97,9 +97,7 @@ class _Active:
         if self.copied:
             return
         self.copied = final
-        out, err = sizes or (None, None)
-        self.logs.copy(self.spool_out, self.edir / executions.STDOUT_FILE, final=final, size=out)
-        self.logs.copy(self.spool_err, self.edir / executions.STDERR_FILE, final=final, size=err)
+        self.logs.copy(final=final, sizes=sizes)
 
 
 def task_env(extra: dict[str, str]) -> dict[str, str]:
@@ -247,6 +245,7 @@ class TaskExecutor:
         if slot_dir is None:
             slot_dir = self.slots[slot] = SlotDir(self.scratch / f"slot-{slot}")
         out_path = self.scratch / f"out-{slot}.beast2"
+        spool_out, spool_err = self.scratch / f"log-{slot}.out", self.scratch / f"log-{slot}.err"
         active = _Active(
             node.name,
             edir,
@@ -254,9 +253,9 @@ class TaskExecutor:
             input_hashes,
             started,
             t0,
-            self.scratch / f"log-{slot}.out",
-            self.scratch / f"log-{slot}.err",
-            LogCopier(self.options.log_limit),
+            spool_out,
+            spool_err,
+            LogCopier(self.options.log_limit, spool_out, spool_err, edir),
         )
         attempt = _Attempt(active, time.monotonic)
         self.active[eid] = active
