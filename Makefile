@@ -11,7 +11,7 @@ JOBS   ?= 2
 # Installed with the exact versions of constraints.txt (pyproject.toml gives the ranges).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,server,dask]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,server,dask,arrow]'
 	touch $(STAMP)
 
 # Bytecode for e3's own sources: an editable install does not get it from pip, and

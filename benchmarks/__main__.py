@@ -12,7 +12,17 @@ import argparse
 import sys
 import time
 
-from benchmarks import breakdown, cli_get, cluster, dataflow, goals, remote, runners, web_view
+from benchmarks import (
+    breakdown,
+    cli_get,
+    cluster,
+    dataflow,
+    formats,
+    goals,
+    remote,
+    runners,
+    web_view,
+)
 
 SUITES = {
     "cli": cli_get.run,
@@ -23,6 +33,7 @@ SUITES = {
     "goals": goals.run,
     "breakdown": breakdown.run,
     "cluster": cluster.run,
+    "formats": formats.run,
 }
 
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install --quiet --disable-pip-version-check -e ".[dev,server,dask]"
+"$tmp/venv/bin/pip" install --quiet --disable-pip-version-check -e ".[dev,server,dask,arrow]"
 {
   echo "# Exact versions for CI and the demo (regenerate: scripts/lock.sh)."
   "$tmp/venv/bin/pip" freeze --exclude-editable --disable-pip-version-check | sort -f

@@ -11,6 +11,11 @@ Running dataflows (see :mod:`e3.api`)::
 Authoring packages (see :mod:`e3.sdk`): ``e3.input``, ``e3.task``,
 ``e3.custom_task``, ``e3.package``, ``e3.export``.
 
+Data files (see :mod:`e3.codec.formats`): ``e3.type_from_file(path)`` gives the
+East type of a sample file's data (CSV, Parquet, Arrow…), to declare an input
+with; ``e3.beast2_from_file(path, type, null_strings=["NA"])`` gives the Beast2
+bytes ``repo.dataset_set`` takes.
+
 Every name is loaded on first use from the module the table ``_EXPORTS`` names;
 exposing another name is one line there.
 
@@ -37,6 +42,8 @@ _EXPORTS = {
     "custom_task": "e3.sdk",
     "package": "e3.sdk",
     "export": "e3.sdk",
+    "type_from_file": "e3.codec.formats",
+    "beast2_from_file": "e3.codec.formats",
 }
 
 __all__ = [*_EXPORTS]  # unpacking, not sorted() or list(): no call runs here (see above)

@@ -159,6 +159,9 @@ def test_e3_start_racing_other_starts_reports_its_own_run(racing: ServerProcess)
         for _ in range(3):
             procs = [E3Process("start", url, "ws") for _ in range(4)]
             results.extend(p.finish(60) for p in procs)
+    # Under load the thread's runs can win every round; once it has stopped, a start
+    # that waits out the last of them must report a run of its own.
+    results.append(E3Process("start", "--wait", "60", url, "ws").finish(90))
     locked = spec_for(LockConflict).exit_code
     for r in results:
         assert r.code in (0, locked), (r.code, r.out, r.err)

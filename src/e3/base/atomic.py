@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from e3.errors import StorageError
 
@@ -80,6 +82,36 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
         raise
     if durable:
         fsync_dir(final.parent)
+
+
+@contextlib.contextmanager
+def staged(final: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``final`` when the block ends without an error.
+
+    For output written in pieces (a large table): it is staged beside ``final``
+    and renamed into place, so a failure or a crash leaves the old file, never
+    half a new one. Not fsynced: for files handed to users, not repository files.
+    """
+    tmp = staging_name(final)
+    try:
+        f = tmp.open("xb")
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        f = tmp.open("xb")
+    except OSError as exc:
+        raise storage_error(exc, "write", final) from exc
+    try:
+        with f:
+            yield f
+        os.rename(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "write", final) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -10,7 +10,13 @@ from typing import Any
 from e3.cli.context import Context
 from e3.cli.output import format_size
 from e3.cli.registry import add_command
+from e3.cli.table_args import add_table_options, emit, table_options
 from e3.errors import StorageError, UsageError
+
+#: ``get -f`` choices (e3.codec.formats.OUTPUTS less ``type``; kept here so the
+#: parser is built without importing the codec).
+GET_FORMATS = ["east", "json", "beast2", "csv", "parquet", "arrow", "table"]
+SET_FORMATS = ["east", "json", "csv", "beast2", "parquet", "arrow"]
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -30,14 +36,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g = add_command(sub, "get", common)
     g.add_argument("repo")
     g.add_argument("path", metavar="ws.path")
-    g.add_argument("-f", "--format", choices=["east", "json", "beast2"], default="east")
+    g.add_argument(
+        "-f",
+        "--format",
+        choices=GET_FORMATS,
+        default=None,
+        help="output format (default: from -o's extension; at a terminal a table of "
+        "records shows as a table, otherwise east)",
+    )
     g.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+    g.add_argument("--rows", type=int, default=20, metavar="N", help="rows a table shows")
+    add_table_options(g)
     g.set_defaults(handler=cmd_get)
 
     s = add_command(sub, "set", common)
     s.add_argument("repo")
     s.add_argument("path", metavar="ws.path")
-    s.add_argument("file", help=".east, .json, .csv or .beast2 file ('-' for stdin)")
+    s.add_argument(
+        "file", help=".east, .json, .csv, .parquet, .arrow or .beast2 file ('-' for stdin)"
+    )
     s.add_argument(
         "--type",
         dest="type_text",
@@ -45,9 +62,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--format",
-        choices=["east", "json", "csv", "beast2"],
-        help="input format (default: from the extension or Beast2 magic)",
+        choices=SET_FORMATS,
+        help="input format (default: from the Beast2 or Parquet magic, else the extension)",
     )
+    add_table_options(s)
     s.set_defaults(handler=cmd_set)
 
     st = add_command(sub, "status", common)
@@ -94,8 +112,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     """Print (or save) a dataset's value."""
     from e3.base.paths import parse_workspace_path
-    from e3.codec import beast2
-    from e3.codec.formats import render_value
+    from e3.codec.formats import format_from_name, write_value
 
     ws, path = parse_workspace_path(args.path)
     if args.format == "beast2" and args.output is not None:  # streamed, never held whole
@@ -105,35 +122,71 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
         ctx.out.data({"path": args.path, "output": str(args.output), "bytes": size})
         return 0
     east_type, data = ctx.repository(args.repo).dataset_get(ws, path)
-    if args.format == "beast2":
-        if data is None:
-            raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
-        payload = data
-    else:
-        value = None if data is None else beast2.decode(data, east_type)
-        payload = render_value(value, east_type, args.format)
+    if ctx.out.json_mode and args.output is None:
+        return _get_json(ctx, args, east_type, data)
+    fmt = args.format or _default_get_format(ctx, args, east_type, format_from_name)
+    if fmt == "beast2" and data is None:
+        raise UsageError(f"{args.path} is null; null has no Beast2 value to print")
+    value = None if data is None or fmt == "beast2" else _decode(data, east_type, args.path)
+    options = table_options(args)
+
+    def produce(sink: Any) -> None:
+        if fmt == "beast2":
+            sink.write(data)
+        else:
+            write_value(value, east_type, fmt, sink, csv=options, width=_width(), rows=args.rows)
+
+    size = emit(ctx, args.output, produce)
     if args.output is not None:
-        from e3.base.atomic import write_bytes
-
-        write_bytes(args.output, payload, durable=False)
-        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": len(payload)})
-        return 0
-    if ctx.out.json_mode:
-        from e3.codec.text import to_json
-
-        ctx.out.data(
-            {
-                "path": args.path,
-                "value": None
-                if data is None
-                else __import__("json").loads(
-                    to_json(beast2.decode(data, east_type), east_type, indent=None)
-                ),
-            }
-        )
-        return 0
-    ctx.out.write_bytes(payload)
+        ctx.out.data({"path": args.path, "output": str(args.output), "bytes": size})
     return 0
+
+
+def _get_json(ctx: Context, args: argparse.Namespace, east_type: Any, data: bytes | None) -> int:
+    """``--json``: the value as East's JSON inside the command's JSON result."""
+    import json
+
+    from e3.codec import beast2
+    from e3.codec.text import to_json
+
+    value = None
+    if data is not None:
+        value = json.loads(to_json(beast2.decode(data, east_type), east_type, indent=None))
+    ctx.out.data({"path": args.path, "value": value})
+    return 0
+
+
+def _default_get_format(
+    ctx: Context, args: argparse.Namespace, east_type: Any, by_name: Any
+) -> str:
+    """From ``-o``'s extension; a table of records at a terminal; else ``east``."""
+    if args.output is not None:
+        return str(by_name(str(args.output)) or "east")
+    from e3.codec.tabular import is_table
+
+    if is_table(east_type) and not ctx.out.json_mode and _is_tty(ctx.out.stdout):
+        return "table"
+    return "east"
+
+
+def _decode(data: bytes, east_type: Any, where: str) -> Any:
+    """Decode a stored value, refusing first one this machine clearly cannot hold."""
+    from e3.codec import beast2
+    from e3.codec.memory import check_fits
+
+    check_fits(len(data), "beast2", where)
+    return beast2.decode(data, east_type)
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _width() -> int:
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _read_input(file: str) -> bytes:
@@ -153,7 +206,7 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     """Set a dataset from a file, checked against the dataset's declared type."""
     from e3.base.paths import format_workspace_path, parse_workspace_path
     from e3.codec import beast2
-    from e3.codec.formats import detect_format, read_value
+    from e3.codec.formats import detect_format, read_file, read_value
     from e3.codec.types import parse_type, print_type, same_type
     from e3.errors import PermissionDenied, TypeMismatch
 
@@ -164,7 +217,6 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
         raise PermissionDenied(
             f"dataset {format_workspace_path(ws, path)} is not writable (it is computed by a task)"
         )
-    data = _read_input(args.file)
     declared = entry.type
     if args.type_text is not None:
         given = parse_type(args.type_text)
@@ -173,9 +225,16 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
                 f"type mismatch for {format_workspace_path(ws, path)}: the dataset is "
                 f"{print_type(declared)} but --type is {print_type(given)}"
             )
-    fmt = detect_format(data, explicit=args.format, name=None if args.file == "-" else args.file)
-    east_type, value = read_value(data, fmt, declared, where=args.file)
-    h = svc.dataset_set(ws, path, beast2.encode(value, east_type))
+    options = table_options(args)
+    if args.file == "-":
+        data = _read_input(args.file)
+        fmt = detect_format(data, explicit=args.format, name=None)
+        east_type, value = read_value(data, fmt, declared, where="stdin", csv=options)
+    else:
+        east_type, value = read_file(args.file, declared, fmt=args.format, csv=options)
+    data = beast2.encode(value, east_type)
+    del value  # the repository decodes the bytes again to check them: hold one value at a time
+    h = svc.dataset_set(ws, path, data)
     ctx.out.data({"path": args.path, "hash": h, "source": args.file})
     ctx.out.line(f"Set {args.path} from {args.file}")
     return 0

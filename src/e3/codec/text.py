@@ -1,4 +1,4 @@
-"""Human formats of East values: ``.east`` text, JSON and CSV.
+"""Human formats of East values: ``.east`` text and JSON (CSV: :mod:`e3.codec.csv_io`).
 
 All of them are type-directed (an Integer is ``"42"`` in JSON, a DateTime has
 no zone in ``.east``), so every function takes the East type. Errors from
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from east.serialization.csv import decode_csv_for, encode_csv_for
 from east.serialization.east_parser import parse_east
 from east.serialization.east_printer import print_east
 from east.serialization.json import decode_json_for, encode_json_for
@@ -147,27 +146,6 @@ def _check_entry(entry: dict[str, Any], east_type: EastType) -> None:
             f"invalid JSON value for type {short_type(east_type)}: a Dict entry must be "
             f'{{"key": …, "value": …}}, got one with fields {fields}'
         )
-
-
-def _check_csv_type(east_type: EastType) -> None:
-    if type_kind(east_type) != "Array" or type_kind(east_type.value) != "Struct":
-        raise TypeMismatch(f"CSV needs an Array of Struct type, got {short_type(east_type)}")
-
-
-def from_csv(text: str, east_type: EastType) -> EastValue:
-    """Parse CSV (header row of field names) as an ``Array<Struct>``."""
-    _check_csv_type(east_type)
-    try:
-        return decode_csv_for(east_type)(text)
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"invalid CSV for type {short_type(east_type)}: {_line(exc)}") from exc
-
-
-def to_csv(value: EastValue, east_type: EastType) -> str:
-    """CSV text of an ``Array<Struct>`` value."""
-    _check_csv_type(east_type)
-    out = encode_csv_for(east_type)(exact_datetimes(value, east_type))
-    return out.decode("utf-8") if isinstance(out, bytes | bytearray) else str(out)
 
 
 def _line(exc: BaseException) -> str:
