@@ -11,10 +11,12 @@ stored hashes, statuses and logs byte for byte.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 from east import (
     ArrayType,
+    DateTimeType,
     East,
     FloatType,
     IntegerType,
@@ -46,6 +48,9 @@ def _outputs_package() -> Package:
     names = e3.input("names", SetType(StringType), default={"b", "a", "c"})
     big = e3.input("big", ArrayType(IntegerType), default=list(range(BIG)))
     maybe = e3.input("maybe", OptionType(IntegerType), default=variant("some", 3))
+    # An instant east-py 1.0.97 writes one millisecond early (e3.codec._datetimes):
+    # the warm worker must store what east-py's command stores.
+    when = e3.input("when", DateTimeType, default=datetime(2038, 7, 9, 4, 52, 37, 55000, UTC))
     tasks = [
         e3.task(
             "scaled",
@@ -76,6 +81,9 @@ def _outputs_package() -> Package:
             East.function([OptionType(IntegerType)], OptionType(IntegerType), lambda b, v: v),
         ),
     ]
+    tasks.append(
+        e3.task("when", [when], East.function([DateTimeType], DateTimeType, lambda b, v: v))
+    )
     # Many tasks with one output type: the engine's trusted-header path after the first.
     tasks += [
         e3.task(
@@ -122,7 +130,7 @@ def test_outputs_of_every_shape_are_stored_alike(tmp_path: Path) -> None:
     assert results["warm"] == results["process"]
     status, failed, refs, _ = results["warm"]  # type: ignore[misc]
     assert status == "completed" and not failed
-    assert len(refs) >= 14  # four inputs, ten outputs
+    assert len(refs) >= 16  # five inputs, eleven outputs
 
 
 def test_failures_report_the_same_messages_and_codes(tmp_path: Path) -> None:

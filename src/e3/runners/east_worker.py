@@ -15,6 +15,9 @@ Two ways to run a request, with the same results:
   its result encoded in e3's canonical Beast2 (:func:`e3.codec.beast2.encode`),
   which e3 would otherwise compute in the engine by decoding and re-encoding the
   file east-py wrote. A small output goes back in the reply instead of a file.
+  Outputs whose type can hold a DateTime are written by east-py's own writer
+  (it writes some DateTimes 1 ms early, e3's encoder exactly: results must not
+  depend on the runner) and checked by the engine as before.
   east-py's command spends ~0.4 ms per task in ``pathlib`` and file checks; this
   path a few tens of microseconds.
 * **command**: anything else (other flags, other output formats, ``EAST_PROFILE``,
@@ -165,13 +168,17 @@ class Worker:
             load_platform("east-py-std")
         from east.runtime._compiler_eastc import _eastc_call, load_frozen_value
         from east.runtime.errors import EastError
+        from east_py_cli.loader import save_value
 
         from e3.codec import beast2
+        from e3.codec._datetimes import has_datetime
 
         self._call_fn = _eastc_call
         self._load_value = load_frozen_value
         self._east_error = EastError
         self._encode = beast2.encode
+        self._has_datetime = has_datetime
+        self._save_value = save_value
 
     def _compile(self, key: tuple[object, ...], ir_file: Path, platform_fns: list[Any]) -> Any:
         hit = self._compiled.get(key)
@@ -315,7 +322,11 @@ class Worker:
     def _call(
         self, handle: Any, values: list[Any], output: str, inline: int
     ) -> tuple[int, str | None, bytes]:
-        """Call the function and encode its result canonically (errors as east-py reports them)."""
+        """Call the function and encode its result (errors as east-py reports them).
+
+        Canonically with e3's encoder, unless the type can hold a DateTime or
+        e3's encoder refuses the value: then east-py's writer, unflagged.
+        """
         try:
             result = self._call_fn(
                 handle._compiled, handle._input_types, handle._output_type, tuple(values)
@@ -328,12 +339,15 @@ class Worker:
             return 1, None, b""
         out_type = handle.get_output_type()
         try:
-            try:
-                data = self._encode(result, out_type)
-            except Exception:  # not encodable canonically here: east-py writes it, e3 checks it
-                from east_py_cli.loader import save_value
-
-                save_value(Path(output), result, out_type)
+            data = None if self._has_datetime(out_type) else self._encode(result, out_type)
+        except Exception:  # not encodable canonically here: east-py writes it, e3 checks it
+            data = None
+        try:
+            if data is None:
+                # east-py's own writer: the bytes its command writes. e3's encoder writes
+                # some DateTimes 1 ms later than east-py 1.0.97 does (e3.codec._datetimes),
+                # and the stored result must not depend on which runner ran the task.
+                self._save_value(Path(output), result, out_type)
                 return 0, None, b""
             if len(data) <= inline:
                 return 0, "inline", data
