@@ -12,7 +12,17 @@ import argparse
 import sys
 import time
 
-from benchmarks import cli_get, cluster, dataflow, formats, goals, remote, runners, web_view
+from benchmarks import (
+    breakdown,
+    cli_get,
+    cluster,
+    dataflow,
+    formats,
+    goals,
+    remote,
+    runners,
+    web_view,
+)
 
 SUITES = {
     "cli": cli_get.run,
@@ -21,6 +31,7 @@ SUITES = {
     "remote": remote.run,
     "web": web_view.run,
     "goals": goals.run,
+    "breakdown": breakdown.run,
     "cluster": cluster.run,
     "formats": formats.run,
 }

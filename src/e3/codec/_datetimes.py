@@ -140,6 +140,16 @@ def _fix_typed(value: Any, east_type: Any) -> Any:
     return _fix(value)  # recursive and other types: walk everything
 
 
+def has_datetime(east_type: Any) -> bool:
+    """Whether values of ``east_type`` can hold a DateTime, which east-py may write 1 ms early.
+
+    e3's encoder writes such values exactly, so bytes of the same value from
+    east-py's writer and from e3's can differ: whoever must give the bytes
+    east-py's command gives (the warm East worker) checks this first.
+    """
+    return _has_datetime(east_type)
+
+
 def exact_datetimes(value: Any, east_type: Any) -> Any:
     """``value`` with every Python datetime made safe for east-py (if the type has any)."""
     if _has_datetime(east_type):

@@ -70,6 +70,8 @@ class RunLoop:
         self.task_executions: dict[str, TaskExecution] = {}
         self.stderr_tails: dict[int, str] = {}
         self.next_cancel_check = 0.0
+        #: When the executor's next tick is due (running statuses, live log copies).
+        self.next_tick = 0.0
 
     async def run(self) -> RunOutcome:
         """Run to the end (or until cancelled) and record the result."""
@@ -120,7 +122,9 @@ class RunLoop:
                 continue
             now = time.monotonic()
             due = self.publisher.due_in(now)
-            wait = TICK if due is None else min(TICK, due)
+            wait = max(0.0, self.next_tick - now)
+            if due is not None:
+                wait = min(wait, due)
             done, _ = await asyncio.wait(
                 self.running, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
@@ -135,7 +139,12 @@ class RunLoop:
                 raise stop
             if self.publisher.due_in(time.monotonic()) == 0.0:
                 self.publisher.flush()
-            self.executor.tick()
+            now = time.monotonic()
+            if now >= self.next_tick:
+                # On the clock, not on every task that ends: with many tasks running,
+                # a tick per completion looked at every running task's logs each time.
+                self.executor.tick()
+                self.next_tick = now + TICK
             self._check_inputs()
 
     def _cancel_requested(self) -> bool:

@@ -30,6 +30,7 @@ from e3.codec import beast2
 from e3.codec import ir as east_ir
 from e3.codec.types import NullType, short_type
 from e3.core import executions, flights
+from e3.dataflow.canonical import TrustedHeaders
 from e3.dataflow.graph import TaskNode
 from e3.dataflow.logcopy import LogCopier
 from e3.dataflow.slots import SlotDir
@@ -43,6 +44,8 @@ from e3.store.repository import RepoStore
 
 #: A task running longer than this gets a ``running`` status and live logs.
 SLOW_TASK = 0.2
+#: Outputs up to this size may come back in a runner's reply instead of a file.
+INLINE_OUTPUT = 1 << 20
 #: How much of a failed task's stderr its summary shows.
 STDERR_TAIL_LINES = 10
 STDERR_TAIL_BYTES = 2000
@@ -85,13 +88,16 @@ class _Active:
     status_written: bool = False
     copied: bool = field(default=False)
 
-    def copy_logs(self, *, final: bool) -> None:
-        """Copy new log bytes; the final copy happens once, before any terminal status."""
+    def copy_logs(self, *, final: bool, sizes: tuple[int, int] | None = None) -> None:
+        """Copy new log bytes; the final copy happens once, before any terminal status.
+
+        ``sizes``: the spool files' sizes, when the runner reported them (then
+        files known to hold nothing new are not even looked at).
+        """
         if self.copied:
             return
         self.copied = final
-        self.logs.copy(self.spool_out, self.edir / executions.STDOUT_FILE, final=final)
-        self.logs.copy(self.spool_err, self.edir / executions.STDERR_FILE, final=final)
+        self.logs.copy(final=final, sizes=sizes)
 
 
 def task_env(extra: dict[str, str]) -> dict[str, str]:
@@ -150,6 +156,7 @@ class TaskExecutor:
         self.slots: dict[int, SlotDir] = {}
         #: Per command IR: whether its last argv needed staged input copies.
         self.stages: dict[str, bool] = {}
+        self.headers = TrustedHeaders()
 
     def close(self) -> None:
         """Drop the run's single-flight locks and remove its scratch files."""
@@ -238,6 +245,7 @@ class TaskExecutor:
         if slot_dir is None:
             slot_dir = self.slots[slot] = SlotDir(self.scratch / f"slot-{slot}")
         out_path = self.scratch / f"out-{slot}.beast2"
+        spool_out, spool_err = self.scratch / f"log-{slot}.out", self.scratch / f"log-{slot}.err"
         active = _Active(
             node.name,
             edir,
@@ -245,16 +253,16 @@ class TaskExecutor:
             input_hashes,
             started,
             t0,
-            self.scratch / f"log-{slot}.out",
-            self.scratch / f"log-{slot}.err",
-            LogCopier(self.options.log_limit),
+            spool_out,
+            spool_err,
+            LogCopier(self.options.log_limit, spool_out, spool_err, edir),
         )
         attempt = _Attempt(active, time.monotonic)
         self.active[eid] = active
         try:
             result = await self._launch(node, input_hashes, slot_dir, out_path, active)
             active.worker = result.worker
-            active.copy_logs(final=True)
+            active.copy_logs(final=True, sizes=result.log_sizes)
             if not result.ok:
                 if result.timed_out:
                     return attempt.fail("error", f"timed out after {self.options.timeout:g} s")
@@ -262,7 +270,7 @@ class TaskExecutor:
                     return attempt.fail("error", result.error)
                 code = 128 + result.signal if result.signal is not None else result.exit_code
                 return attempt.fail("failed", result.describe(), code)
-            return self._store_output(node, out_path, attempt)
+            return self._store_output(node, out_path, attempt, result)
         except asyncio.CancelledError:
             active.copy_logs(final=True)
             attempt.finish("error", message="cancelled")
@@ -331,6 +339,7 @@ class TaskExecutor:
                 str(self.repo.root),
                 self.options.log_limit,
             ),
+            inline_output=INLINE_OUTPUT,
         )
 
         def on_start(pid: int) -> None:
@@ -339,9 +348,13 @@ class TaskExecutor:
         self.emit("task_started", task=node.name, execution_id=active.eid)
         return await runner.run(request, on_start)
 
-    def _store_output(self, node: TaskNode, out_path: Path, attempt: _Attempt) -> TaskOutcome:
+    def _store_output(
+        self, node: TaskNode, out_path: Path, attempt: _Attempt, result: RunResult
+    ) -> TaskOutcome:
         """Check the output against its declared type, store it canonically, and succeed."""
-        data = atomic.read_bytes(out_path)
+        data = result.output
+        if data is None:
+            data = atomic.read_bytes(out_path)
         if data is None:
             if out_path.is_dir():
                 return attempt.fail(
@@ -354,14 +367,18 @@ class TaskExecutor:
             data = beast2.encode(None, NullType)
         if not data:
             return attempt.fail("error", "the task exited 0 but wrote no output file")
-        try:
-            _, canonical = beast2.canonicalize(data, declared)
-        except (DecodeError, TypeMismatch) as exc:
-            return attempt.fail(
-                "error",
-                f"output is not a valid value of "
-                f"{format_keypath(node.output)} ({short_type(declared)}): {exc.message}",
-            )
+        canonical = self.headers.check(node.output, declared, data) if result.canonical else None
+        if canonical is None:
+            try:
+                _, canonical = beast2.canonicalize(data, declared)
+            except (DecodeError, TypeMismatch) as exc:
+                return attempt.fail(
+                    "error",
+                    f"output is not a valid value of "
+                    f"{format_keypath(node.output)} ({short_type(declared)}): {exc.message}",
+                )
+            if result.canonical and canonical == data:
+                self.headers.confirm(node.output, declared, data)
         h = self.repo.objects.put(canonical, sync=False)  # synced with its publication batch
         a = attempt.active
         status = ExecutionStatus(

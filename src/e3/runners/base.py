@@ -52,6 +52,9 @@ class RunRequest:
     timeout: float | None = None
     label: str = ""
     files: TaskFiles | None = None
+    #: Largest output the caller takes back in :attr:`RunResult.output` instead of as
+    #: the file in ``argv`` (0: always the file). Runners may ignore it.
+    inline_output: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ class RunResult:
     pid: int = 0
     #: Where it ran, when that is not this machine (a cluster worker's address).
     worker: str | None = None
+    #: The output, when the runner has it in memory (see ``RunRequest.inline_output``);
+    #: ``None``: it is the output file, if the command wrote one.
+    output: bytes | None = None
+    #: The output is e3's canonical Beast2 of a value of the function's own output type
+    #: (the warm East worker encodes it so); the engine still checks the type.
+    canonical: bool = False
+    #: Bytes in the ``stdout`` and ``stderr`` files, when the runner knows them
+    #: (``(0, 0)``: nothing to copy into the execution's logs).
+    log_sizes: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:

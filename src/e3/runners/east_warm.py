@@ -3,13 +3,16 @@
 A plain ``east-py run`` process spends 0.1-0.3 s starting Python and importing
 east-py before it runs a function that often takes microseconds. This runner
 keeps workers (:mod:`e3.runners.east_worker`) that did those imports once and
-sends them the same argv. Results are the process runner's: the worker runs
-east-py's own ``run`` command code, with the task's log files as its stdout
-and stderr.
+sends them the same argv. Results are the process runner's, with the task's log
+files as the worker's stdout and stderr; for the plain argv e3 generates, the
+worker calls the function directly and answers with the output in e3's
+canonical form, small outputs in the reply itself (no file written, read or
+re-encoded), and with the sizes of the logs it wrote.
 
 Isolation: one task at a time per worker; a worker that crashes fails only the
-task it was running and is replaced; a worker whose memory grew past a limit,
-or that served many tasks, is retired; a timeout or cancellation kills the
+task it was running and is replaced; a worker whose memory peaked past a limit
+(its peak resident set: one system call per task, where the current one took
+ten), or that served many tasks, is retired; a timeout or cancellation kills the
 worker (its whole process group).
 """
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -26,10 +28,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from e3.runners.base import OnStart, RunRequest, RunResult
-from e3.runners.east_worker import frame
+from e3.runners.east_worker import frame, split_frames
 from e3.runners.guardian import Guardian, kill_group
 
-#: Memory a worker may reach before it is retired (bytes).
+#: Peak memory a worker may reach before it is retired (bytes).
 DEFAULT_RSS_LIMIT = 1 << 30
 #: How long a task waits for a busy worker before another worker is started (seconds).
 SPAWN_PATIENCE = 0.05
@@ -59,8 +61,8 @@ class _Worker:
         self.env: dict[str, str] | None = None
         self.alive = True
         self._buffer = bytearray()
-        self._messages: list[dict[str, Any]] = []
-        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._messages: list[tuple[dict[str, Any], bytes]] = []
+        self._waiter: asyncio.Future[tuple[dict[str, Any], bytes]] | None = None
         self._closed_reader = False
         asyncio.get_running_loop().add_reader(reply_fd, self._on_readable)
 
@@ -76,13 +78,7 @@ class _Worker:
                 self._waiter.set_exception(WorkerDied(self.proc.poll()))
             return
         self._buffer += chunk
-        while len(self._buffer) >= 4:
-            size = int.from_bytes(self._buffer[:4], "big")
-            if len(self._buffer) < 4 + size:
-                break
-            body = bytes(self._buffer[4 : 4 + size])
-            del self._buffer[: 4 + size]
-            self._messages.append(json.loads(body))
+        self._messages.extend(split_frames(self._buffer))
         if self._messages and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(self._messages.pop(0))
 
@@ -94,8 +90,8 @@ class _Worker:
             with contextlib.suppress(OSError):
                 os.close(self.reply_fd)
 
-    async def reply(self) -> dict[str, Any]:
-        """The next message from the worker."""
+    async def reply(self) -> tuple[dict[str, Any], bytes]:
+        """The next message from the worker, and its payload."""
         if self._messages:
             return self._messages.pop(0)
         if not self.alive:
@@ -207,7 +203,7 @@ class WarmEastRunner:
         worker = _Worker(proc, r)
         self.spawned += 1
         try:
-            hello = await worker.reply()
+            hello, _ = await worker.reply()
         except WorkerDied:
             self.guardian.unregister(proc.pid)
             raise
@@ -290,7 +286,10 @@ class WarmEastRunner:
             "env_update": {k: request.env[k] for k in _PER_TASK if k in request.env},
             "stdout": str(request.stdout),
             "stderr": str(request.stderr),
+            "inline": request.inline_output,
         }
+        if request.files is not None:  # stored objects are compiled once, named by hash
+            message["objects"] = {path: h for h, path in request.files.inputs}
         if worker.env != base:
             message["env"] = base
             worker.env = base
@@ -298,7 +297,7 @@ class WarmEastRunner:
             try:
                 worker.send(message)
                 on_start(worker.pid)  # bookkeeping while the worker computes
-                reply = await asyncio.wait_for(worker.reply(), request.timeout)
+                reply, payload = await asyncio.wait_for(worker.reply(), request.timeout)
             except TimeoutError:
                 worker.kill()
                 return RunResult(timed_out=True, pid=worker.pid)
@@ -315,7 +314,15 @@ class WarmEastRunner:
             worker.tasks += 1
             await asyncio.shield(self._release(worker))
         worker.rss = int(reply.get("rss", 0))
-        return RunResult(exit_code=int(reply["exit_code"]), pid=worker.pid)
+        logs = reply.get("logs")
+        form = reply.get("output")
+        return RunResult(
+            exit_code=int(reply["exit_code"]),
+            pid=worker.pid,
+            output=payload if form == "inline" else None,
+            canonical=form in ("inline", "file"),
+            log_sizes=(int(logs[0]), int(logs[1])) if logs else None,
+        )
 
     async def close(self) -> None:
         """Stop every idle worker."""

@@ -1,0 +1,55 @@
+"""Copying spooled logs into an execution directory: increments, the cap, reported sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e3.core import executions
+from e3.dataflow.logcopy import LogCopier
+
+
+def _spools(tmp_path: Path) -> tuple[Path, Path, Path]:
+    out, err = tmp_path / "log-0.out", tmp_path / "log-0.err"
+    out.write_bytes(b"")
+    err.write_bytes(b"")
+    return out, err, tmp_path / "exec"
+
+
+def test_new_bytes_are_appended_as_they_arrive_and_quiet_logs_make_no_files(
+    tmp_path: Path,
+) -> None:
+    out, err, edir = _spools(tmp_path)
+    logs = LogCopier(1000, out, err, edir)
+    logs.copy(final=False)
+    assert not edir.exists()  # nothing written yet: no directory, no files
+    out.write_bytes(b"one\n")
+    logs.copy(final=False)
+    with out.open("ab") as f:
+        f.write(b"two\n")
+    logs.copy(final=True)
+    assert (edir / executions.STDOUT_FILE).read_bytes() == b"one\ntwo\n"
+    assert not (edir / executions.STDERR_FILE).exists()
+
+
+def test_reported_sizes_are_used_instead_of_looking(tmp_path: Path) -> None:
+    out, err, edir = _spools(tmp_path)
+    err.write_bytes(b"oops\n")
+    logs = LogCopier(1000, out, err, edir)
+    logs.copy(final=True, sizes=(0, 5))
+    assert (edir / executions.STDERR_FILE).read_bytes() == b"oops\n"
+    assert not (edir / executions.STDOUT_FILE).exists()
+    quiet = LogCopier(1000, out, err, tmp_path / "quiet")
+    quiet.copy(final=True, sizes=(0, 0))  # the runner says both are empty
+    assert not (tmp_path / "quiet").exists()
+
+
+def test_the_cap_keeps_the_first_bytes_and_says_how_many_were_dropped(tmp_path: Path) -> None:
+    out, err, edir = _spools(tmp_path)
+    logs = LogCopier(4, out, err, edir)
+    out.write_bytes(b"abcdef")
+    logs.copy(final=False)
+    with out.open("ab") as f:
+        f.write(b"gh")
+    logs.copy(final=True, sizes=(8, 0))
+    text = (edir / executions.STDOUT_FILE).read_bytes()
+    assert text.startswith(b"abcd\n[e3: log truncated: 4 more bytes")
