@@ -193,6 +193,9 @@ def _draw_rows(browser: Any, root: Path, n: int) -> list[list[str]]:
                 page.wait_for_selector("svg[data-ready]", timeout=60_000)
                 times.append(page.evaluate(_TIMES))
                 nodes = page.evaluate("window.e3view.graphNodes")
+                # Left once its states are shown: the server's work for this page must not
+                # spill into the next measurement.
+                page.wait_for_function("window.e3view.statusShown", timeout=60_000)
                 page.close()
             if ws == "warmup":  # the server's first requests import what it needs
                 continue
