@@ -17,7 +17,9 @@ event arrives (``window.e3view.events``). Same machine, same clock.
   dataflows, the first time (layout computed) and again (layout cached by the
   server), with the graph request and the browser's part apart. A small
   workspace is loaded first, so the server's own start-up imports are not
-  counted against the big graphs.
+  counted against the big graphs, and each page is closed only once it shows
+  the workspace's states (asked for after the graph is painted): otherwise the
+  server would still be computing them during the next page's measurement.
 """
 
 from __future__ import annotations
@@ -193,6 +195,9 @@ def _draw_rows(browser: Any, root: Path, n: int) -> list[list[str]]:
                 page.wait_for_selector("svg[data-ready]", timeout=60_000)
                 times.append(page.evaluate(_TIMES))
                 nodes = page.evaluate("window.e3view.graphNodes")
+                # Left once its states are shown: the server's work for this page must not
+                # spill into the next measurement.
+                page.wait_for_function("window.e3view.statusShown", timeout=60_000)
                 page.close()
             if ws == "warmup":  # the server's first requests import what it needs
                 continue

@@ -88,3 +88,24 @@ def test_a_log_slice_never_splits_a_character() -> None:
         second = log_view(data[first["next"] :], first["next"], len(data), complete=True)
         assert first["text"] + second["text"] == "é€😀"
         assert second["complete"]
+
+
+def test_the_encoded_graph_is_the_graph_view_and_leaves_the_collector_on() -> None:
+    import gc
+    import json
+
+    from e3.server.ui_data import encoded_graph
+
+    tasks = [TaskInfo("t", "h", [".tasks.t.function_ir", ".inputs.a"], ".tasks.t.output")]
+    assert gc.isenabled()
+    seen: list[bool] = []
+
+    def listed() -> list[TaskInfo]:
+        seen.append(gc.isenabled())
+        return tasks
+
+    body = encoded_graph(listed)
+    assert seen == [False]  # paused while the tasks are read and laid out
+    assert gc.isenabled()
+    assert json.loads(body) == graph_view(graph_key(tasks))
+    assert b" " not in body  # compact

@@ -162,11 +162,18 @@ class _Graph:
             self.columns[self.col[n]].append(n)
 
     def order(self) -> None:
-        """Barycentre sweeps: each column sorted by the mean rank of its neighbours."""
+        """Barycentre sweeps: each column sorted by the mean rank of its neighbours.
+
+        A sweep that leaves every column as it was would be repeated identically, so
+        the sweeps stop there (most big dataflows settle after one).
+        """
         rank = {n: i for column in self.columns for i, n in enumerate(column)}
         for _ in range(self.sp.sweeps):
+            before = [tuple(column) for column in self.columns]
             for cols, nbrs in ((self.columns[1:], self.up), (self.columns[-2::-1], self.down)):
                 for column in cols:
+                    if len(column) < 2:  # nothing to order
+                        continue
                     keys = {}
                     for n in column:
                         around = nbrs.get(n)
@@ -174,9 +181,14 @@ class _Graph:
                     column.sort(key=lambda n: keys[n])
                     for i, n in enumerate(column):
                         rank[n] = i
+            if before == [tuple(column) for column in self.columns]:
+                break
 
     def place(self) -> dict[str, float]:
-        """Vertical centres: each column pulled towards its neighbours, order and gaps kept."""
+        """Vertical centres: each column pulled towards its neighbours, order and gaps kept.
+
+        Sweeps stop early once one moves nothing: the next would move nothing either.
+        """
         y: dict[str, float] = {}
         offsets: list[list[float]] = []
         for column in self.columns:
@@ -191,6 +203,7 @@ class _Graph:
             for n, o in zip(column, offs, strict=True):
                 y[n] = o
         for _ in range(self.sp.sweeps):
+            before = dict(y)
             for idx, nbrs in (
                 (range(1, len(self.columns)), self.up),
                 (range(len(self.columns) - 2, -1, -1), self.down),
@@ -208,6 +221,8 @@ class _Graph:
                     ]
                     for n, v in zip(column, _pava(targets, offsets[i]), strict=True):
                         y[n] = v
+            if y == before:
+                break
         return y
 
 

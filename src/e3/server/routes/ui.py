@@ -144,12 +144,11 @@ async def graph(request: Request) -> Response:
     """The dataflow: tasks and datasets as nodes, dependencies as edges, laid out."""
     repo, ws = _repo(request), param(request, "ws")
     info = await blocking(repo.workspace_get, ws)
-    view = ui_data.GRAPHS.get(info.package_hash)
-    if view is None:
-        tasks = await blocking(repo.task_list, ws)
-        view = await blocking(ui_data.graph_view, ui_data.graph_key(tasks))
-        ui_data.GRAPHS.put(info.package_hash, view)
-    return json_reply(view)
+    body = ui_data.GRAPHS.get(info.package_hash)
+    if body is None:
+        body = await blocking(ui_data.encoded_graph, lambda: repo.task_list(ws))
+        ui_data.GRAPHS.put(info.package_hash, body)
+    return Response(body, media_type=JSON, headers={"Cache-Control": "no-store"})
 
 
 @json_errors

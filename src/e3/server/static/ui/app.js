@@ -200,10 +200,11 @@ async function showWorkspace(repo, ws) {
   );
   showTab(v, "task");
   // The graph first, drawn as soon as it arrives; then the states, which take longer to
-  // compute (asked for after, they do not slow the graph down on the server).
+  // compute: asked for once the graph is painted, the server works them out while the
+  // page can be looked at, not while the browser is still drawing on the same machine.
   const graph = await api(`${v.base}/graph`, { signal: v.abort.signal });
   probe.graphFetched = performance.now();
-  drawGraph(v, graph);
+  await drawGraph(v, graph);
   const status = await api(`${v.base}/status`, { signal: v.abort.signal });
   v.title.textContent = `${ws} · ${status.package}`;
   applyStatus(v, status);
@@ -234,67 +235,99 @@ function curve(points) {
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const esc = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+// Arrowheads: every edge ends going right (its last curve leaves its control point level).
+const ARROW_LONG = 9, ARROW_HALF = 4.5;
 
-// The graph as SVG markup, parsed once: thousands of nodes draw several times faster than
-// element by element. Every piece of server text in it goes through esc().
+// The graph as SVG markup, parsed once, with as few elements as it can: all edges are one
+// path and all arrowheads another, each node is one <rect> (its state, name and class on
+// it), and the labels are a layer of their own, built only once they are big enough to
+// read. Thousands of nodes then cost a few thousand elements, not five per node and one
+// per edge. Every piece of server text in it goes through esc().
 function drawGraph(v, g) {
-  const parts = ['<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7"',
-    ' markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#b0b6bd"/>',
-    "</marker></defs><g><g>"];
-  for (const e of g.edges) parts.push(`<path class="edge" d="${curve(e.p)}" marker-end="url(#arrow)"/>`);
-  parts.push("</g><g>");
-  for (const n of g.nodes) {
-    const task = n.kind === "task";
-    const max = Math.max(3, Math.floor((n.w - 14) / (task ? 7.2 : 6.3)));
-    const label = n.label.length > max ? `${n.label.slice(0, max - 1)}…` : n.label;
-    parts.push(`<g class="node ${task ? "task" : "dataset"}" transform="translate(${n.x},${n.y})"`,
-      ` data-state="waiting" data-id="${esc(n.id)}" data-${task ? "task" : "dataset"}="${esc(n.name)}">`,
-      `<rect width="${n.w}" height="${n.h}" rx="${task ? 6 : n.h / 2}"/>`,
-      `<text x="${n.w / 2}" y="${n.h / 2}">${esc(label)}</text>`,
-      `<title>${task ? "task" : "dataset"} ${esc(n.name)}</title></g>`);
-  }
-  parts.push("</g></g>");
-  v.svg.innerHTML = parts.join("");
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
-  for (const group of v.svg.querySelectorAll("g.node")) {
-    const id = group.getAttribute("data-id");
-    v.nodes.set(id, { node: byId.get(id), group });
-  }
-  v.svg.addEventListener("click", (ev) => {
-    const group = ev.target.closest && ev.target.closest("g.node.task");
-    if (group) select(v, group.getAttribute("data-task"));
-  });
   v.graph = g;
+  // The canvas is measured before the drawing is in it: measuring after would lay out
+  // every element twice (once with the labels, once without).
+  v.rect = v.svg.getBoundingClientRect();
+  const edges = [], arrows = [];
+  for (const e of g.edges) {
+    edges.push(curve(e.p));
+    const [x, y] = e.p[e.p.length - 1];
+    arrows.push(`M${x - ARROW_LONG},${y - ARROW_HALF}L${x},${y}L${x - ARROW_LONG},${y + ARROW_HALF}z`);
+  }
+  const parts = [`<path class="edge" d="${edges.join("")}"/><path class="arrow" d="${arrows.join("")}"/><g>`];
+  for (const n of g.nodes) {
+    const kind = n.kind === "task" ? "task" : "dataset";
+    parts.push(`<rect class="node ${kind}" x="${n.x}" y="${n.y}" width="${n.w}" height="${n.h}"`,
+      ` rx="${kind === "task" ? 6 : n.h / 2}" data-state="waiting" data-id="${esc(n.id)}"`,
+      ` data-${kind}="${esc(n.name)}"/>`);
+  }
+  parts.push('</g><g class="labels"></g>');
+  fit(v, false);
+  v.svg.innerHTML = parts.join("");
+  v.labels = v.svg.lastChild;
+  v.labelled = false;
+  const shapes = v.svg.children[2].children;
+  g.nodes.forEach((n, i) => v.nodes.set(n.id, { node: n, el: shapes[i] }));
+  showBox(v);
+  v.svg.addEventListener("click", (ev) => {
+    const shape = ev.target.closest && ev.target.closest(".node.task");
+    if (shape) select(v, shape.getAttribute("data-task"));
+  });
+  // A node's full name as a tooltip, made when the pointer first comes over it.
+  v.svg.addEventListener("mouseover", (ev) => {
+    const shape = ev.target;
+    if (!shape.classList.contains("node") || shape.firstChild) return;
+    const item = v.nodes.get(shape.getAttribute("data-id"));
+    if (!item) return;
+    const title = svg("title", {});
+    title.textContent = `${item.node.kind} ${item.node.name}`;
+    shape.append(title);
+  });
   v.producer = {};
   for (const e of g.edges) if (e.s.startsWith("t:")) v.producer[e.t] = e.s;
-  fit(v);
   panZoom(v);
   probe.graphNodes = g.nodes.length;
   // Drawn means painted: the first frame after the SVG is in the document.
-  requestAnimationFrame(() => setTimeout(() => {
+  return new Promise((painted) => requestAnimationFrame(() => setTimeout(() => {
     probe.graphDrawn = performance.now();
     v.svg.setAttribute("data-ready", "1");
-  }, 0));
+    painted();
+  }, 0)));
 }
 
-function fit(v) {
+// Each node's name, shortened to fit its box.
+function drawLabels(v) {
+  const parts = [];
+  for (const n of v.graph.nodes) {
+    const task = n.kind === "task";
+    const max = Math.max(3, Math.floor((n.w - 14) / (task ? 7.2 : 6.3)));
+    const label = n.label.length > max ? `${n.label.slice(0, max - 1)}…` : n.label;
+    parts.push(`<text${task ? "" : ' class="dataset"'} x="${n.x + n.w / 2}" y="${n.y + n.h / 2}">`,
+      `${esc(label)}</text>`);
+  }
+  v.labels.innerHTML = parts.join("");
+  v.labelled = true;
+}
+
+function fit(v, show = true) {
   const g = v.graph;
   if (!g) return;
   // The whole graph, centred, magnified at most 1.25 times (a small graph stays small).
-  const r = v.svg.getBoundingClientRect();
+  if (show) v.rect = v.svg.getBoundingClientRect();
+  const r = v.rect;
   const cw = r.width || 800, ch = r.height || 500;
   const scale = Math.max(g.width / cw, g.height / ch, 1 / 1.25);
   const w = cw * scale, h = ch * scale;
   v.box = { x: (g.width - w) / 2, y: (g.height - h) / 2, w, h };
-  showBox(v);
+  if (show) showBox(v);
 }
 
 // Labels too small to read (a big graph seen whole) are not drawn: they would cost most of
-// the painting and show nothing. Zooming in brings them back.
+// the painting and show nothing. Zooming in draws them.
 function showBox(v) {
-  const r = v.svg.getBoundingClientRect();
-  const pixels = (r.width || 800) / v.box.w;
-  v.svg.classList.toggle("far", pixels < 0.45);
+  const far = (v.rect.width || 800) / v.box.w < 0.45;
+  v.svg.classList.toggle("far", far);
+  if (!far && !v.labelled) drawLabels(v);
   v.svg.setAttribute("viewBox", `${v.box.x} ${v.box.y} ${v.box.w} ${v.box.h}`);
 }
 
@@ -303,7 +336,7 @@ function panZoom(v) {
   const setBox = () => showBox(v);
   s.addEventListener("wheel", (ev) => {
     ev.preventDefault();
-    const r = s.getBoundingClientRect();
+    const r = (v.rect = s.getBoundingClientRect());
     const scale = Math.min(v.box.w / r.width, v.box.h / r.height);
     const cx = v.box.x + (ev.clientX - r.left) * scale;
     const cy = v.box.y + (ev.clientY - r.top) * scale;
@@ -319,7 +352,7 @@ function panZoom(v) {
   });
   window.addEventListener("pointermove", (ev) => {
     if (!drag) return;
-    const r = s.getBoundingClientRect();
+    const r = (v.rect = s.getBoundingClientRect());
     const scale = Math.max(drag.box.w / r.width, drag.box.h / r.height);
     v.box = Object.assign({}, drag.box, {
       x: drag.box.x - (ev.clientX - drag.x) * scale, y: drag.box.y - (ev.clientY - drag.y) * scale,
@@ -333,13 +366,13 @@ function panZoom(v) {
 
 function setState(v, id, state) {
   const item = v.nodes.get(id);
-  if (item && item.group.getAttribute("data-state") !== state) item.group.setAttribute("data-state", state);
+  if (item && item.el.getAttribute("data-state") !== state) item.el.setAttribute("data-state", state);
 }
 
 function datasetState(v, id, fallback) {
   const producer = v.producer[id];
   if (producer) {
-    const state = v.nodes.get(producer).group.getAttribute("data-state");
+    const state = v.nodes.get(producer).el.getAttribute("data-state");
     if (state === "uptodate" || state === "cached") return "uptodate";
     if (state === "running" || state === "failed" || state === "stale") return "stale";
   }
@@ -371,7 +404,7 @@ function applyEvent(v, e) {
     v.runStates[e.task] = state;
     setState(v, `t:${e.task}`, state);
     for (const [id, item] of v.nodes) {
-      if (v.producer[id] === `t:${e.task}`) setState(v, id, datasetState(v, id, item.group.getAttribute("data-state")));
+      if (v.producer[id] === `t:${e.task}`) setState(v, id, datasetState(v, id, item.el.getAttribute("data-state")));
     }
     if (v.counts) {
       if (e.event === "task_completed" || e.event === "task_cached") v.counts.done += 1;
@@ -516,9 +549,9 @@ function renderRuns(v) {
 // ── a task ─────────────────────────────────────────────────────────────────
 
 function select(v, name) {
-  for (const { group } of v.nodes.values()) group.classList.remove("selected");
+  for (const { el: shape } of v.nodes.values()) shape.classList.remove("selected");
   const item = v.nodes.get(`t:${name}`);
-  if (item) item.group.classList.add("selected");
+  if (item) item.el.classList.add("selected");
   v.selected = name;
   showTab(v, "task");
 }
