@@ -23,6 +23,10 @@ from e3.cli.registry import add_command
 from e3.errors import EXIT_INTERRUPTED, ConflictError, LockConflict
 from e3.model.runs import start_options
 
+#: How long the follower lets a running run's events gather after showing some: short
+#: enough not to be seen, long enough that a burst of cached tasks is drawn in a few turns.
+COALESCE_SECONDS = 0.02
+
 if TYPE_CHECKING:
     from e3.model.protocol import Repository, Run
     from e3.model.runs import RunOutcome
@@ -191,6 +195,10 @@ def follow(run: Run, view: Any, *, cancelled: bool = False) -> RunOutcome:
                     view.tick()
                 if not running and not events:
                     return run.wait()
+                if events and running:
+                    # Let events gather: woken per event, this thread and the engine's
+                    # pass the interpreter lock back and forth a thousand times a second.
+                    time.sleep(COALESCE_SECONDS)
             except KeyboardInterrupt:
                 if cancelled:
                     raise
