@@ -36,6 +36,7 @@ from e3.errors import ClusterUnavailable, ClusterVersionMismatch
 from e3.runners.base import OnStart, RunRequest, RunResult, TaskFiles
 from e3.runners.dask.cluster import ClusterAddress, check_versions, open_cluster, setting
 from e3.runners.dask.spec import (
+    TASK_VARIABLES,
     InputRef,
     InputUnavailable,
     TaskReply,
@@ -196,7 +197,8 @@ class DaskRunner:
             command=refs[0],
             inputs=tuple(refs[1:]),
             repo_root=files.repo_root,
-            env=dict(request.env),
+            # Only the task's own variables travel (the worker adds them to its environment).
+            env={k: v for k, v in request.env.items() if k in TASK_VARIABLES},
             timeout=request.timeout,
             log_limit=max(0, files.log_limit - _NOTE_ROOM),
             isolation=self.isolation,
