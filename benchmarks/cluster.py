@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.harness import E3, ROOT, e3, env, ms, table
 
@@ -160,7 +161,9 @@ def _latency(tmp: Path, n: int) -> None:
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode(errors="replace")[-2000:])
-    sub, dask_task, warm, worker = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    sub, dask_task, warm, worker, each, mapped = json.loads(
+        proc.stdout.decode().strip().splitlines()[-1]
+    )
     print(f"\nOne trivial East task at a time ({n} each, medians); load average: {_load()}\n")
     table(
         ["what", "latency"],
@@ -175,14 +178,48 @@ def _latency(tmp: Path, n: int) -> None:
             ],
         ],
     )
+    print(f"\nBare Dask ceiling on the same local:2 cluster ({_CEILING} no-op tasks)\n")
+    table(
+        ["what", "tasks/s"],
+        [
+            ["client.submit each, 32 in flight (as e3 submits)", f"{each:.0f}"],
+            ["one client.map of them all", f"{mapped:.0f}"],
+        ],
+    )
+
+
+#: No-op tasks of the bare Dask throughput ceiling.
+_CEILING = 1000
 
 
 def _noop(x: int) -> int:
     return x
 
 
+async def _ceiling(client: Any) -> tuple[float, float]:
+    """No-op tasks per second: one ``submit`` each with 32 in flight, then one ``map``."""
+    gate = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with gate:
+            future = client.submit(_noop, i, key=f"each-{i}", pure=False)
+            await future
+            future.release()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(_CEILING)))
+    each = _CEILING / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    futures = client.map(_noop, range(_CEILING), key=[f"map-{i}" for i in range(_CEILING)])
+    await client.gather(futures)
+    mapped = _CEILING / (time.perf_counter() - t0)
+    client.cancel(futures)
+    return each, mapped
+
+
 def measure_latency(directory: str, n: int) -> None:
-    """Print ``[submit, dask task, local warm, worker-side e3 work]`` medians as JSON."""
+    """Print ``[submit, dask task, local warm, worker-side e3 work]`` medians and the
+    bare Dask ceilings ``[submit each, map]`` (tasks/s) as JSON."""
     asyncio.run(_measure(Path(directory), n))
 
 
@@ -239,6 +276,7 @@ async def _measure(d: Path, n: int) -> None:
         result = await runner.run(request, lambda pid: None)
         task.append(time.perf_counter() - t0)
         assert result.ok, result
+    ceiling = await _ceiling(client)
     await runner.close()
     local = WarmEastRunner(max_workers=1)
     for _ in range(n + 3):
@@ -248,4 +286,5 @@ async def _measure(d: Path, n: int) -> None:
         warm.append(time.perf_counter() - t0)
     await local.close()
     med = statistics.median
-    print(json.dumps([med(submit[3:]), med(task[3:]), med(warm[3:]), med(worker_side[3:])]))
+    medians = [med(submit[3:]), med(task[3:]), med(warm[3:]), med(worker_side[3:])]
+    print(json.dumps([*medians, *ceiling]))

@@ -1,12 +1,13 @@
 """The engine side: :class:`DaskRunner` runs each e3 execution as one Dask task.
 
 A task's key is ``e3-<execution id>``, so a resubmission of the same
-execution is one Dask task. Its inputs go by hash: small ones (up to the
-``e3.inline-limit`` setting) travel with the task; larger ones are read by
-the worker from the repository when it sees its file system, and otherwise
-scattered by the engine straight to a worker (never through the scheduler),
-once, and shared by every task that needs them. The first worker that cannot
-read the repository makes the engine send large inputs from then on.
+execution is one Dask task. Its inputs go by hash: while the workers see the
+repository's file system, by hash only (the worker reads and verifies the
+stored object in place); the first worker that cannot read it makes the
+engine send inputs from then on: small ones (up to the ``e3.inline-limit``
+setting) with the task, larger ones scattered by the engine straight to a
+worker (never through the scheduler), once, and shared by every task that
+needs them.
 
 Faults:
 
@@ -35,6 +36,7 @@ from e3.errors import ClusterUnavailable, ClusterVersionMismatch
 from e3.runners.base import OnStart, RunRequest, RunResult, TaskFiles
 from e3.runners.dask.cluster import ClusterAddress, check_versions, open_cluster, setting
 from e3.runners.dask.spec import (
+    TASK_VARIABLES,
     InputRef,
     InputUnavailable,
     TaskReply,
@@ -176,13 +178,16 @@ class DaskRunner:
         command = (files.command_hash, None)
         for h, path in (command, *files.inputs):
             data = files.command_ir if path is None else None
+            if shared and path:
+                # The worker reads (and verifies) it in place: no bytes through the
+                # scheduler, no copy written on the worker.
+                refs.append(InputRef(h))
+                continue
             size = len(data) if data is not None else os.stat(path).st_size if path else 0
             if size <= limit:
                 if data is None and path is not None:
                     data = Path(path).read_bytes()
                 refs.append(InputRef(h, data))
-            elif shared:
-                refs.append(InputRef(h))
             else:
                 args.append(await self._scatter(client, h, data or Path(path or "").read_bytes()))
                 refs.append(InputRef(h, arg=len(args) - 1))
@@ -192,7 +197,8 @@ class DaskRunner:
             command=refs[0],
             inputs=tuple(refs[1:]),
             repo_root=files.repo_root,
-            env=dict(request.env),
+            # Only the task's own variables travel (the worker adds them to its environment).
+            env={k: v for k, v in request.env.items() if k in TASK_VARIABLES},
             timeout=request.timeout,
             log_limit=max(0, files.log_limit - _NOTE_ROOM),
             isolation=self.isolation,

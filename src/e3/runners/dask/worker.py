@@ -205,7 +205,8 @@ def run_task(spec: TaskSpec, *blobs: bytes) -> TaskReply:
         )
     finally:
         st.objects.release(refs)
-        shutil.rmtree(base, ignore_errors=True)
+        if base.exists():
+            shutil.rmtree(base, ignore_errors=True)
         for path in (out, log_out, log_err):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.unlink(path)
@@ -224,7 +225,13 @@ def _files(base: Path) -> tuple[Path, Path, Path]:
 
 
 def _run(st: WorkerState, spec: TaskSpec, paths: list[str], base: Path) -> RunResult:
-    """Evaluate the command with this worker's paths and run it."""
+    """Evaluate the command with this worker's paths and run it.
+
+    Only a command that may write its inputs gets a working directory of its
+    own (``base``, removed by the caller) with private copies of them; an
+    ``east-py run`` reads the verified files in place and runs in the shared
+    ``tasks`` directory, sparing a directory made and removed per task.
+    """
     from e3.codec.ir import evaluate_command
     from e3.errors import E3Error
 
@@ -232,11 +239,13 @@ def _run(st: WorkerState, spec: TaskSpec, paths: list[str], base: Path) -> RunRe
     inputs = paths[1:]
     output, log_out, log_err = _files(base)
     out = str(output)
-    base.mkdir(parents=True, exist_ok=True)
+    cwd = base.parent
     try:
         argv = evaluate_command(ir, inputs, out)
         if not reads_inputs_only(argv):
             # Arbitrary commands get private copies of their inputs, as locally.
+            base.mkdir(parents=True, exist_ok=True)
+            cwd = base
             copies = [str(base / f"input-{k}.beast2") for k in range(len(inputs))]
             for src, dst in zip(inputs, copies, strict=True):
                 shutil.copyfile(src, dst)
@@ -245,7 +254,7 @@ def _run(st: WorkerState, spec: TaskSpec, paths: list[str], base: Path) -> RunRe
         return RunResult(error=exc.message)
     request = RunRequest(
         argv=tuple(argv),
-        cwd=base,
+        cwd=cwd,
         env=task_environment(spec.env),
         stdout=log_out,
         stderr=log_err,
