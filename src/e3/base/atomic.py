@@ -88,22 +88,13 @@ def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0
             raise storage_error(exc, "write", final) from exc
     except OSError as exc:
         raise storage_error(exc, "write", final) from exc
-    try:
+    with _renamed_into_place(tmp, final):
         try:
             write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, final)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise storage_error(exc, "write", final) from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     if durable:
         fsync_dir(final.parent)
 
@@ -124,9 +115,15 @@ def staged(final: Path) -> Iterator[BinaryIO]:
         f = tmp.open("xb")
     except OSError as exc:
         raise storage_error(exc, "write", final) from exc
+    with _renamed_into_place(tmp, final), f:
+        yield f
+
+
+@contextlib.contextmanager
+def _renamed_into_place(tmp: Path, final: Path) -> Iterator[None]:
+    """Rename the staged ``tmp`` to ``final`` once the block succeeds; remove it otherwise."""
     try:
-        with f:
-            yield f
+        yield
         os.rename(tmp, final)
     except OSError as exc:
         with contextlib.suppress(OSError):
