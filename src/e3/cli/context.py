@@ -32,6 +32,10 @@ class Context:
         while self._closers:
             self._closers.pop()()
 
+    def on_close(self, action: Callable[[], None]) -> None:
+        """Run ``action`` when the command ends (after the repositories opened since close)."""
+        self._closers.append(action)
+
     def repository(self, location: str) -> Repository:
         """Open the repository a ``<repo>`` argument names (a path or a server URL).
 

@@ -234,13 +234,18 @@ def choose_view(ctx: Context) -> Any:
 def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     """Run the dataflow, showing progress, and summarise."""
     cluster = args.cluster or ctx.settings.cluster
-    start_options(  # refuse bad flags before opening anything
+    options = start_options(  # refuse bad flags before opening anything
         filter=args.filter,
         concurrency=args.concurrency,
         timeout=args.timeout,
         isolation=args.isolation,
         cluster=cluster,
     )
+    if options.isolation == "warm" and options.cluster is None:
+        from e3.api.open import warm_up
+
+        # The first East worker starts while the engine loads; stopped at the end if unused.
+        ctx.on_close(warm_up(args.repo, ctx.settings.early_worker))
     out = ctx.out.stdout
     view = choose_view(ctx)
     repo = ctx.repository(args.repo)

@@ -13,6 +13,7 @@ losing them in a power cut only means a task runs again. The run calls
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,12 +144,7 @@ def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
     Plain file I/O, so that a background thread can do it. Creates the
     attempt's directory if nothing created it yet.
     """
-    try:
-        d.mkdir(parents=True)
-        fresh = True
-    except FileExistsError:
-        fresh = False
-    if fresh:
+    if make_attempt_dir(str(d)):
         # Nobody has seen this directory yet: create the files in place (readers
         # treat a half-written file as absent), sparing two renames per task.
         atomic.create_file(d / STATUS_FILE, status_bytes)
@@ -156,6 +152,28 @@ def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
         return
     atomic.write_bytes(d / STATUS_FILE, status_bytes, durable=False)
     atomic.write_bytes(d / OUTPUT_FILE, f"{output_hash}\n".encode(), durable=False)
+
+
+def make_attempt_dir(d: str) -> bool:
+    """Create an attempt's directory, and its task and inputs directories if missing.
+
+    Returns whether ``d`` is new. Top down: most attempts are the first of their
+    task or inputs, and ``mkdir(parents=True)`` first fails on each missing level
+    before it creates them (five calls where three do).
+    """
+    inputs_dir = os.path.dirname(d)
+    task_dir = os.path.dirname(inputs_dir)
+    try:
+        for parent in (task_dir, inputs_dir):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(parent)
+    except FileNotFoundError:  # no executions directory at all: make the whole path
+        os.makedirs(inputs_dir, exist_ok=True)
+    try:
+        os.mkdir(d)
+    except FileExistsError:
+        return False
+    return True
 
 
 def mark_interrupted(repo: RepoStore, task_hash: str, inputs_hash: str) -> int:

@@ -88,9 +88,14 @@ class FlightLock:
         self.table = table
         digest = hashlib.sha256(f"{task_hash}/{inputs_hash}".encode()).digest()
         self.offset = int.from_bytes(digest[:7], "big")
-        self.fallback = table.repo.executions_dir / task_hash / inputs_hash / _FLIGHT_LOCK
+        self.pair = (task_hash, inputs_hash)
         self._taken = False
         self._fd: int | None = None  # the per-pair lock file, without OFD locks
+
+    @property
+    def fallback(self) -> Path:
+        """The per-pair lock file, used where OFD locks are missing."""
+        return self.table.repo.executions_dir.joinpath(*self.pair, _FLIGHT_LOCK)
 
     def try_acquire(self) -> bool:
         """Take the lock if free."""

@@ -205,7 +205,7 @@ def write_input_ref(
 def inputs_marker(repo: RepoStore, ws: str) -> tuple[int, int] | None:
     """Identity of the inputs-changed marker (changes whenever an input is set)."""
     try:
-        st = os.stat(repo.workspace_dir(ws) / INPUTS_MARKER)
+        st = os.stat(f"{repo.workspaces_dir}{os.sep}{ws}{os.sep}{INPUTS_MARKER}")
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns

@@ -154,6 +154,8 @@ class TaskExecutor:
         self.active: dict[str, _Active] = {}
         self.flights = flights.FlightTable(repo)
         self.slots: dict[int, SlotDir] = {}
+        #: Each slot's output and log spool files (paths built once).
+        self.slot_files: dict[int, tuple[Path, Path, Path]] = {}
         #: Per command IR: whether its last argv needed staged input copies.
         self.stages: dict[str, bool] = {}
         self.headers = TrustedHeaders()
@@ -244,8 +246,12 @@ class TaskExecutor:
         slot_dir = self.slots.get(slot)
         if slot_dir is None:
             slot_dir = self.slots[slot] = SlotDir(self.scratch / f"slot-{slot}")
-        out_path = self.scratch / f"out-{slot}.beast2"
-        spool_out, spool_err = self.scratch / f"log-{slot}.out", self.scratch / f"log-{slot}.err"
+            self.slot_files[slot] = (
+                self.scratch / f"out-{slot}.beast2",
+                self.scratch / f"log-{slot}.out",
+                self.scratch / f"log-{slot}.err",
+            )
+        out_path, spool_out, spool_err = self.slot_files[slot]
         active = _Active(
             node.name,
             edir,

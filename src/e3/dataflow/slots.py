@@ -64,7 +64,8 @@ class SlotDir:
 
     def input_paths(self, count: int) -> list[str]:
         """Where :meth:`stage` puts ``count`` inputs (known before they are copied)."""
-        return [str(self.path / n) for n in self._input_names(count)]
+        base = str(self.path)
+        return [f"{base}/{n}" for n in self._input_names(count)]
 
     def stage(self, sources: list[str]) -> list[str]:
         """Copy stored objects to ``input-<k>.beast2``; returns the copies' paths."""

@@ -23,11 +23,11 @@ import contextlib
 import importlib.util
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from e3.runners.base import OnStart, RunRequest, RunResult
+from e3.runners.early import spawn_worker, take_worker
 from e3.runners.east_worker import frame, split_frames
 from e3.runners.guardian import Guardian, kill_group
 
@@ -179,26 +179,8 @@ class WarmEastRunner:
 
     # ── pool ─────────────────────────────────────────────────────────────
     async def _spawn(self) -> _Worker:
-        r, w = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.close(int(sys.argv[1])); "
-                    "from e3.runners.east_worker import main; main()",
-                    str(w),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(w,),
-                start_new_session=True,
-                env=self.env,
-            )
-        finally:
-            os.close(w)
-        os.set_blocking(r, False)
+        early = take_worker() if self.env is None else None
+        proc, r = early if early is not None else spawn_worker(self.env)
         self.guardian.register(proc.pid)
         worker = _Worker(proc, r)
         self.spawned += 1

@@ -47,20 +47,15 @@ class Guardian:
     #: Deferred unregistrations are sent at the latest when this many are waiting.
     MAX_PENDING = 64
 
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, process: subprocess.Popen[bytes] | None = None) -> None:
+        """``process``: a guardian already started (:mod:`e3.runners.early`), to use first."""
+        self._proc: subprocess.Popen[bytes] | None = process
         self._lock = threading.Lock()
         self._pending: list[str] = []
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-S", "-c", _GUARDIAN_CODE],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self._proc = spawn_guardian()
         return self._proc
 
     def _send(self, line: str) -> None:
@@ -112,6 +107,17 @@ class Guardian:
                     self._proc.stdin.close()
                 self._proc.wait()
                 self._proc = None
+
+
+def spawn_guardian() -> subprocess.Popen[bytes]:
+    """A guardian process, in a session of its own, reading registrations on its stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-S", "-c", _GUARDIAN_CODE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_group(pgid: int) -> None:

@@ -7,7 +7,7 @@ other way round.
 
 from __future__ import annotations
 
-from e3.runners.base import RunnerRegistry
+from e3.runners.base import Runner, RunnerRegistry
 
 
 def default_registry(
@@ -24,20 +24,29 @@ def default_registry(
     ``local:N``) puts the Dask runner first: it accepts every command, so every
     task runs on the cluster's workers (with ``isolation`` applied there).
     """
+    from e3.runners.early import take_guardian
     from e3.runners.guardian import Guardian
-    from e3.runners.process import ProcessRunner
 
-    guard = guardian if isinstance(guardian, Guardian) else Guardian()
+    guard = guardian if isinstance(guardian, Guardian) else Guardian(take_guardian())
     reg = RunnerRegistry(load_plugins=_load_plugins)
     if not isinstance(guardian, Guardian):  # ours: stop it with the registry
         reg.closers.append(guard.close)
     if isolation != "process":
-        from e3.runners.east_warm import WarmEastRunner
 
-        reg.register(
-            "east-warm", lambda: WarmEastRunner(max_workers=max_workers, guardian=guard), first=True
-        )
-    reg.register("process", lambda: ProcessRunner(guardian=guard))
+        def warm() -> Runner:
+            # Imported when a task first needs it: a fully cached run never does.
+            from e3.runners.east_warm import WarmEastRunner
+
+            return WarmEastRunner(max_workers=max_workers, guardian=guard)
+
+        reg.register("east-warm", warm, first=True)
+
+    def process() -> Runner:
+        from e3.runners.process import ProcessRunner
+
+        return ProcessRunner(guardian=guard)
+
+    reg.register("process", process)
     if cluster is not None:
         from e3.runners.dask import dask_runner
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from e3.base.atomic import fsync_dir, make_dirs, storage_error
@@ -36,37 +36,29 @@ class RepoStore:
 
     root: Path
     durable: bool = True
+    # The directories, joined once: a run builds paths under them thousands of times.
+    #: ``packages/``.
+    packages_dir: Path = field(init=False, repr=False)
+    #: ``workspaces/``.
+    workspaces_dir: Path = field(init=False, repr=False)
+    #: ``executions/``.
+    executions_dir: Path = field(init=False, repr=False)
+    #: ``dataflows/``.
+    dataflows_dir: Path = field(init=False, repr=False)
+    #: Scratch space on the repository's file system (for staging renames).
+    tmp_dir: Path = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         self.objects = LocalObjectStore(self.root / "objects", durable=self.durable)
+        self.packages_dir = self.root / "packages"
+        self.workspaces_dir = self.root / "workspaces"
+        self.executions_dir = self.root / "executions"
+        self.dataflows_dir = self.root / "dataflows"
+        self.tmp_dir = self.root / "tmp"
+        self._executions = str(self.executions_dir)
 
     # ── paths ────────────────────────────────────────────────────────────
-    @property
-    def packages_dir(self) -> Path:
-        """``packages/``."""
-        return self.root / "packages"
-
-    @property
-    def workspaces_dir(self) -> Path:
-        """``workspaces/``."""
-        return self.root / "workspaces"
-
-    @property
-    def executions_dir(self) -> Path:
-        """``executions/``."""
-        return self.root / "executions"
-
-    @property
-    def dataflows_dir(self) -> Path:
-        """``dataflows/``."""
-        return self.root / "dataflows"
-
-    @property
-    def tmp_dir(self) -> Path:
-        """Scratch space on the repository's file system (for staging renames)."""
-        return self.root / "tmp"
-
     def package_ref_path(self, name: str, version: str) -> Path:
         """``packages/<name>/<version>`` (``name`` may be ``@scope/name``)."""
         return self.packages_dir.joinpath(*name.split("/"), version)
@@ -89,7 +81,7 @@ class RepoStore:
 
     def execution_dir(self, task_hash: str, inputs_hash: str, execution_id: str) -> Path:
         """``executions/<task>/<inputs>/<id>/``."""
-        return self.executions_dir / task_hash / inputs_hash / execution_id
+        return Path(f"{self._executions}/{task_hash}/{inputs_hash}/{execution_id}")
 
     def dataflow_run_path(self, ws: str, run_id: str) -> Path:
         """``dataflows/<ws>/<runId>.beast2``."""

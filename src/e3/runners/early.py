@@ -1,0 +1,139 @@
+"""Processes a run will need, started before the engine is even imported.
+
+A warm East worker takes 0.1-0.3 s to start (Python, then east-py's imports);
+an ``e3 start`` process spends about as long importing the engine, opening the
+repository and preparing the run. Started one after the other, the first East
+task of every run waited for both. The CLI calls :func:`start_early` as its
+first act, so the worker (and the guardian that kills task processes if the
+engine dies) start on the machine's other core while the engine loads; the
+warm runner and the guardian then adopt them instead of starting their own.
+
+This is done only when the load average says a core is idle: on a busy
+machine the worker would compete with this process's own start-up. A process
+nobody adopted (the run was fully cached, refused, or had no East task) is
+killed when the interpreter exits; it has run nothing. This module
+imports only the standard library, so calling it costs the spawn and nothing
+more.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import subprocess
+import sys
+
+from e3.runners.guardian import spawn_guardian
+
+#: What a warm worker runs: the reply channel arrives as fd 3 (the first argument names it).
+_WORKER_CODE = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.close(int(sys.argv[1])); "
+    "from e3.runners.east_worker import main; main()"
+)
+
+_workers: list[tuple[subprocess.Popen[bytes], int]] = []
+_guardians: list[subprocess.Popen[bytes]] = []
+_cleanup_registered = False
+
+
+def spawn_worker(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a warm East worker process: ``(process, read end of its reply pipe)``.
+
+    The worker runs in a session (process group) of its own, so a timeout can
+    kill it with everything it started; it exits when its stdin closes.
+    """
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CODE, str(w)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(w,),
+            start_new_session=True,
+            env=env,
+        )
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    os.set_blocking(r, False)
+    return proc, r
+
+
+def start_early(*, when_busy: bool = False) -> None:
+    """Start one warm worker and one guardian for this process's engine.
+
+    Only if a core is idle, unless ``when_busy``. Idempotent: a second call
+    while the first processes wait for adoption does nothing.
+    """
+    global _cleanup_registered
+    if _workers or _guardians or not (when_busy or _core_idle()):
+        return
+    if not _cleanup_registered:
+        atexit.register(discard)
+        _cleanup_registered = True
+    _guardians.append(spawn_guardian())
+    _workers.append(spawn_worker())
+
+
+def _core_idle() -> bool:
+    """Whether a core is likely free for a worker to start on (load average below cores - 1).
+
+    Ahead of need, a worker only helps if it starts beside this process; on a
+    busy machine it would take CPU from this process's own start-up instead, and
+    a run that needs no worker (all cached) would pay for it.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return False
+    return load <= (os.cpu_count() or 1) - 1
+
+
+def waiting() -> list[int]:
+    """Process ids of the processes started early and not adopted yet."""
+    return [p.pid for p, _ in _workers] + [p.pid for p in _guardians]
+
+
+def take_worker() -> tuple[subprocess.Popen[bytes], int] | None:
+    """The worker started early, if it is still there to adopt (then it is the caller's)."""
+    while _workers:
+        proc, fd = _workers.pop()
+        if proc.poll() is None:
+            return proc, fd
+        _close(proc, fd)
+    return None
+
+
+def take_guardian() -> subprocess.Popen[bytes] | None:
+    """The guardian started early, if it is still there to adopt (then it is the caller's)."""
+    while _guardians:
+        proc = _guardians.pop()
+        if proc.poll() is None:
+            return proc
+        _close(proc, None)
+    return None
+
+
+def discard() -> None:
+    """Kill the processes nobody adopted (they have run nothing)."""
+    while _workers:
+        proc, fd = _workers.pop()
+        _close(proc, fd)
+    while _guardians:
+        _close(_guardians.pop(), None)
+
+
+def _close(proc: subprocess.Popen[bytes], fd: int | None) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    proc.wait()
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -1,0 +1,103 @@
+"""``e3 start`` starts its first warm East worker (and the guardian) while the engine loads.
+
+The run adopts them; when nothing does (a fully cached run), they are stopped
+when the command ends, having run nothing, and never outlive it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import e3.api.open
+from e3.runners import early
+from tests_support import DEADLINE, run_cli, run_e3, wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, build_example: Callable[[str], Path]) -> Iterator[Path]:
+    """A repository with ``examples/fanout.py`` (10 East tasks) deployed as ``ws``."""
+    path = tmp_path / "repo"
+    for args in (
+        ("repo", "create", path),
+        ("package", "import", path, build_example("fanout")),
+        ("workspace", "deploy", path, "ws", "fanout10"),
+    ):
+        assert run_cli(*args).code == 0
+    yield path
+    early.discard()
+
+
+def test_the_run_adopts_the_worker_and_guardian_started_early(deployed: Path) -> None:
+    early.start_early(when_busy=True)
+    started = early.waiting()
+    assert len(started) == 2
+    with e3.api.open.open(deployed) as r:
+        outcome = r.start("ws").wait()
+        assert outcome.status == "completed" and outcome.counts.executed == 10
+        assert early.waiting() == []  # both adopted, still serving this engine
+        assert all(_alive(pid) for pid in started)
+    wait_for(lambda: not any(_alive(pid) for pid in started), "the engine to stop them")
+
+
+def test_processes_nobody_adopted_are_stopped(deployed: Path) -> None:
+    assert run_cli("start", deployed, "ws").code == 0
+    early.start_early(when_busy=True)
+    started = early.waiting()
+    with e3.api.open.open(deployed) as r:
+        assert r.start("ws").wait().counts.cached == 10  # no task needed a worker
+    worker = started[0]
+    assert early.waiting() == [worker] and _alive(worker)  # the guardian was adopted, not it
+    early.discard()
+    assert early.waiting() == []
+    assert not any(_alive(pid) for pid in started)
+
+
+def test_a_cached_cli_run_leaves_no_process_behind(deployed: Path) -> None:
+    assert run_cli("start", deployed, "ws").code == 0
+    mark = f"E3_TEST_MARK={uuid.uuid4()}"
+    env = {**os.environ, "E3_EARLY_WORKER": "always", mark.split("=")[0]: mark.split("=")[1]}
+    result = run_e3("start", deployed, "ws", env=env)
+    assert result.code == 0, result.err
+    assert "Cached:   10" in result.out
+
+    def marked() -> list[int]:
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    environ = Path(f"/proc/{d}/environ").read_bytes()
+                except OSError:
+                    continue
+                if mark.encode() in environ.split(b"\0"):
+                    pids.append(int(d))
+        return pids
+
+    wait_for(lambda: marked() == [], "no process of the command to remain", timeout=DEADLINE)
+
+
+def test_never_starts_nothing_and_auto_waits_for_an_idle_core(
+    deployed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e3.api.open.warm_up(deployed, "never")
+    assert early.waiting() == []
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    e3.api.open.warm_up(deployed, "auto")
+    assert early.waiting() == []  # every core busy: it would slow this process down
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    e3.api.open.warm_up(deployed, "auto")
+    assert len(early.waiting()) == 2
+    e3.api.open.warm_up("http://127.0.0.1:1/repos/x", "always")  # remote: nothing more
+    assert len(early.waiting()) == 2
