@@ -161,36 +161,27 @@ def parse_trace(path: Path) -> Iterator[Syscall | Entered]:
 
 
 def _complete(tid: int, name: str, text: str, entry: int, exit_: int) -> Syscall:
-    close = _closing_paren(text)
-    args_text, tail = text[:close], text[close + 1 :]
+    args, close = _arguments(text)
+    if close == len(text):
+        raise TraceError(f"unbalanced argument list: {text[:200]!r}")
+    tail = text[close + 1 :]
     eq = tail.find("= ")
     if eq < 0:
         raise TraceError(f"trace line {exit_}: no result in {text[:200]!r}")
-    return Syscall(tid, name, tuple(split_args(args_text)), tail[eq + 2 :].strip(), entry, exit_)
-
-
-def _closing_paren(text: str) -> int:
-    """Index of the parenthesis closing the argument list (``text`` starts inside it)."""
-    depth = 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            i = text.index('"', i + 1)
-        elif c == "<" and i > 0 and (text[i - 1].isdigit() or text[i - 1] == "D"):
-            i = text.index(">", i + 1)
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    raise TraceError(f"unbalanced argument list: {text[:200]!r}")
+    return Syscall(tid, name, tuple(args), tail[eq + 2 :].strip(), entry, exit_)
 
 
 def split_args(text: str) -> list[str]:
     """Top-level comma-separated tokens of an argument list."""
+    return _arguments(text)[0]
+
+
+def _arguments(text: str) -> tuple[list[str], int]:
+    """The top-level tokens of an argument list (``text`` starts inside it), and the index
+    of the parenthesis closing it (``len(text)`` if it is not closed).
+
+    Quoted strings, ``<…>`` descriptor paths and nested brackets are skipped whole.
+    """
     out: list[str] = []
     depth = 0
     start = 0
@@ -204,15 +195,17 @@ def split_args(text: str) -> list[str]:
         elif c in "([{":
             depth += 1
         elif c in ")]}":
+            if depth == 0:
+                break
             depth -= 1
         elif c == "," and depth == 0:
             out.append(text[start:i].strip())
             start = i + 1
         i += 1
-    last = text[start:].strip()
+    last = text[start:i].strip()
     if last:
         out.append(last)
-    return out
+    return out, i
 
 
 _HEX = re.compile(r"\\x([0-9a-f]{2})")

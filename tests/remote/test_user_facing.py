@@ -102,23 +102,7 @@ def _first_line(proc: subprocess.Popen[bytes]) -> str:
 def test_logs_follow_a_workspace_until_the_run_ends(target: Target, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     _deploy(target, _gated_two(gate), tmp_path)
-    with background("start", target.loc, "ws") as run:
-        wait_for(
-            lambda: any(r["status"] == "running" for r in _runs(target)),
-            "the run to start",
-            proc=run.proc,
-        )
-        follow = _follower(target.loc, "ws")
-        try:
-            assert _first_line(follow).startswith("Following run")
-            gate.touch()
-            out, err = follow.communicate(timeout=DEADLINE)
-        finally:
-            gate.touch()
-            follow.kill()
-        assert run.finish().code == 0
-    assert follow.returncode == 0, err
-    lines = out.decode().splitlines()
+    lines = _follow_a_gated_run(target, "ws", "Following run", gate).splitlines()
     assert "[a] a-3" in lines and "[b] b-says-hi" in lines
     assert lines.index("[a] a-3") < lines.index("[b] b-says-hi")
 
@@ -130,15 +114,28 @@ def test_logs_follow_waits_for_a_task_that_has_not_started(target: Target, tmp_p
     assert run_cli("start", target.loc, "ws").code == 0  # a previous execution of b exists
     gate.unlink()
     assert run_cli("set", target.loc, "ws.inputs.x", _east(tmp_path, "2")).code == 0
+    out = _follow_a_gated_run(target, "ws.b", "Waiting for task b", gate)
+    assert "b-says-hi" in out
+    followed = next(ln for ln in out.splitlines() if ln.startswith("Execution: "))
+    current = json.loads(run_cli("logs", target.loc, "ws.b", "--json").out)["execution_id"]
+    assert followed.split()[1] == current  # the new execution, not the previous one
+
+
+def _follow_a_gated_run(target: Target, what: str, first: str, gate: Path) -> str:
+    """Start the gated run, follow ``what`` while it waits, open the gate; the follower's output.
+
+    The follower's first line must start with ``first``; it must end on its own
+    (exit 0) when the run does.
+    """
     with background("start", target.loc, "ws") as run:
         wait_for(
             lambda: any(r["status"] == "running" for r in _runs(target)),
             "the run to start",
             proc=run.proc,
         )
-        follow = _follower(target.loc, "ws.b")
+        follow = _follower(target.loc, what)
         try:
-            assert _first_line(follow).startswith("Waiting for task b")
+            assert _first_line(follow).startswith(first)
             gate.touch()
             out, err = follow.communicate(timeout=DEADLINE)
         finally:
@@ -146,10 +143,7 @@ def test_logs_follow_waits_for_a_task_that_has_not_started(target: Target, tmp_p
             follow.kill()
         assert run.finish().code == 0
     assert follow.returncode == 0, err
-    assert "b-says-hi" in out.decode()
-    followed = next(ln for ln in out.decode().splitlines() if ln.startswith("Execution: "))
-    current = json.loads(run_cli("logs", target.loc, "ws.b", "--json").out)["execution_id"]
-    assert followed.split()[1] == current  # the new execution, not the previous one
+    return out.decode()
 
 
 def _runs(target: Target) -> list[dict[str, object]]:
