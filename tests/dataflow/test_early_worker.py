@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import e3.api.open
+from e3.base.config import load_settings
 from e3.runners import early
 from tests_support import DEADLINE, run_cli, run_e3, wait_for
 
@@ -41,7 +42,7 @@ def deployed(tmp_path: Path, build_example: Callable[[str], Path]) -> Iterator[P
 
 
 def test_the_run_adopts_the_worker_and_guardian_started_early(deployed: Path) -> None:
-    early.start_early(when_busy=True)
+    early.start_early()
     started = early.waiting()
     assert len(started) == 2
     with e3.api.open.open(deployed) as r:
@@ -54,7 +55,7 @@ def test_the_run_adopts_the_worker_and_guardian_started_early(deployed: Path) ->
 
 def test_processes_nobody_adopted_are_stopped(deployed: Path) -> None:
     assert run_cli("start", deployed, "ws").code == 0
-    early.start_early(when_busy=True)
+    early.start_early()
     started = early.waiting()
     with e3.api.open.open(deployed) as r:
         assert r.start("ws").wait().counts.cached == 10  # no task needed a worker
@@ -68,7 +69,7 @@ def test_processes_nobody_adopted_are_stopped(deployed: Path) -> None:
 def test_a_cached_cli_run_leaves_no_process_behind(deployed: Path) -> None:
     assert run_cli("start", deployed, "ws").code == 0
     mark = f"E3_TEST_MARK={uuid.uuid4()}"
-    env = {**os.environ, "E3_EARLY_WORKER": "always", mark.split("=")[0]: mark.split("=")[1]}
+    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1]}
     result = run_e3("start", deployed, "ws", env=env)
     assert result.code == 0, result.err
     assert "Cached:   10" in result.out
@@ -88,16 +89,10 @@ def test_a_cached_cli_run_leaves_no_process_behind(deployed: Path) -> None:
     wait_for(lambda: marked() == [], "no process of the command to remain", timeout=DEADLINE)
 
 
-def test_never_starts_nothing_and_auto_waits_for_an_idle_core(
-    deployed: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    e3.api.open.warm_up(deployed, "never")
+def test_it_can_be_turned_off_and_a_remote_run_starts_nothing(deployed: Path) -> None:
+    assert load_settings({"E3_EARLY_WORKER": "0"}).early_worker is False
+    assert load_settings({}).early_worker is True
+    result = run_e3("start", deployed, "ws", env={"E3_EARLY_WORKER": "0"})
+    assert result.code == 0 and "Executed: 10" in result.out, result.err
+    e3.api.open.warm_up("http://127.0.0.1:1/repos/x")
     assert early.waiting() == []
-    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
-    e3.api.open.warm_up(deployed, "auto")
-    assert early.waiting() == []  # every core busy: it would slow this process down
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    e3.api.open.warm_up(deployed, "auto")
-    assert len(early.waiting()) == 2
-    e3.api.open.warm_up("http://127.0.0.1:1/repos/x", "always")  # remote: nothing more
-    assert len(early.waiting()) == 2

@@ -18,8 +18,8 @@ ENV_VARS: dict[str, str] = {
     "E3_FSYNC": "set to 0 to skip fsync (faster, not crash-durable; benchmarks and tests only)",
     "E3_HOME": "directory for e3's own files (credentials); default ~/.e3",
     "E3_CREDENTIALS_PATH": "credentials file for remote servers; default $E3_HOME/credentials.json",
-    "E3_EARLY_WORKER": "start the first warm East worker while e3 start loads: auto (when a "
-    "core is idle, the default), always or never",
+    "E3_EARLY_WORKER": "set to 0 so that e3 start does not start its first warm East worker "
+    "ahead of need, while it loads",
     "E3_CLUSTER": "Dask cluster for e3 start and e3 serve when --cluster is left out "
     "(tcp://HOST:PORT or local:N)",
 }
@@ -36,8 +36,8 @@ class Settings:
     credentials_path: Path | None = None
     #: Where ``e3 start`` and ``e3 serve`` run tasks when no ``--cluster`` is given.
     cluster: str | None = None
-    #: When ``e3 start`` starts a warm East worker ahead of need (see :mod:`e3.runners.early`).
-    early_worker: str = "auto"
+    #: Whether ``e3 start`` starts a warm East worker ahead of need (see :mod:`e3.runners.early`).
+    early_worker: bool = True
 
     @property
     def credentials_file(self) -> Path:
@@ -63,11 +63,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=home,
         credentials_path=Path(creds).expanduser() if creds else None,
         cluster=(env.get("E3_CLUSTER") or "").strip() or None,
-        early_worker=_choice(env.get("E3_EARLY_WORKER"), ("auto", "always", "never")),
+        early_worker=_flag(env.get("E3_EARLY_WORKER"), True),
     )
-
-
-def _choice(value: str | None, allowed: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``allowed`` (case-insensitive), else the first, the default."""
-    v = (value or "").strip().lower()
-    return v if v in allowed else allowed[0]

@@ -241,11 +241,11 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
         isolation=args.isolation,
         cluster=cluster,
     )
-    if options.isolation == "warm" and options.cluster is None:
+    if options.isolation == "warm" and options.cluster is None and ctx.settings.early_worker:
         from e3.api.open import warm_up
 
         # The first East worker starts while the engine loads; stopped at the end if unused.
-        ctx.on_close(warm_up(args.repo, ctx.settings.early_worker))
+        ctx.on_close(warm_up(args.repo))
     out = ctx.out.stdout
     view = choose_view(ctx)
     repo = ctx.repository(args.repo)

@@ -8,10 +8,10 @@ first act, so the worker (and the guardian that kills task processes if the
 engine dies) start on the machine's other core while the engine loads; the
 warm runner and the guardian then adopt them instead of starting their own.
 
-This is done only when the load average says a core is idle: on a busy
-machine the worker would compete with this process's own start-up. A process
-nobody adopted (the run was fully cached, refused, or had no East task) is
-killed when the interpreter exits; it has run nothing. This module
+A process nobody adopted (the run was fully cached, refused, or had no East
+task) is killed when the command ends; it has run nothing, and cost a core a
+fraction of a second (``E3_EARLY_WORKER=0`` turns this off, for machines
+where that matters more than the first task's latency). This module
 imports only the standard library, so calling it costs the spawn and nothing
 more.
 """
@@ -23,6 +23,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 
 from e3.runners.guardian import spawn_guardian
 
@@ -35,6 +36,7 @@ _WORKER_CODE = (
 _workers: list[tuple[subprocess.Popen[bytes], int]] = []
 _guardians: list[subprocess.Popen[bytes]] = []
 _cleanup_registered = False
+_spawner: threading.Thread | None = None
 
 
 def spawn_worker(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
@@ -63,43 +65,47 @@ def spawn_worker(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[by
     return proc, r
 
 
-def start_early(*, when_busy: bool = False) -> None:
+def start_early() -> None:
     """Start one warm worker and one guardian for this process's engine.
 
-    Only if a core is idle, unless ``when_busy``. Idempotent: a second call
-    while the first processes wait for adoption does nothing.
+    Idempotent: a second call while the first processes wait for adoption does nothing.
     """
-    global _cleanup_registered
-    if _workers or _guardians or not (when_busy or _core_idle()):
+    global _cleanup_registered, _spawner
+    _spawned()
+    if _workers or _guardians:
         return
     if not _cleanup_registered:
         atexit.register(discard)
         _cleanup_registered = True
-    _guardians.append(spawn_guardian())
-    _workers.append(spawn_worker())
+    # Spawned from a thread: each spawn waits for the child's exec (milliseconds on a busy
+    # machine), which this process's start-up need not wait for.
+    _spawner = threading.Thread(target=_spawn, name="e3-early-spawn", daemon=True)
+    _spawner.start()
 
 
-def _core_idle() -> bool:
-    """Whether a core is likely free for a worker to start on (load average below cores - 1).
+def _spawn() -> None:
+    with contextlib.suppress(OSError):  # the engine starts its own when it needs one
+        _guardians.append(spawn_guardian())
+        _workers.append(spawn_worker())
 
-    Ahead of need, a worker only helps if it starts beside this process; on a
-    busy machine it would take CPU from this process's own start-up instead, and
-    a run that needs no worker (all cached) would pay for it.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return False
-    return load <= (os.cpu_count() or 1) - 1
+
+def _spawned() -> None:
+    """Wait until the spawning thread is done with the lists (a few milliseconds at most)."""
+    global _spawner
+    if _spawner is not None:
+        _spawner.join()
+        _spawner = None
 
 
 def waiting() -> list[int]:
     """Process ids of the processes started early and not adopted yet."""
+    _spawned()
     return [p.pid for p, _ in _workers] + [p.pid for p in _guardians]
 
 
 def take_worker() -> tuple[subprocess.Popen[bytes], int] | None:
     """The worker started early, if it is still there to adopt (then it is the caller's)."""
+    _spawned()
     while _workers:
         proc, fd = _workers.pop()
         if proc.poll() is None:
@@ -110,6 +116,7 @@ def take_worker() -> tuple[subprocess.Popen[bytes], int] | None:
 
 def take_guardian() -> subprocess.Popen[bytes] | None:
     """The guardian started early, if it is still there to adopt (then it is the caller's)."""
+    _spawned()
     while _guardians:
         proc = _guardians.pop()
         if proc.poll() is None:
@@ -120,6 +127,7 @@ def take_guardian() -> subprocess.Popen[bytes] | None:
 
 def discard() -> None:
     """Kill the processes nobody adopted (they have run nothing)."""
+    _spawned()
     while _workers:
         proc, fd = _workers.pop()
         _close(proc, fd)

@@ -52,6 +52,9 @@ class Guardian:
         self._proc: subprocess.Popen[bytes] | None = process
         self._lock = threading.Lock()
         self._pending: list[str] = []
+        #: Whether any registration was sent (a guardian that was never told of a group
+        #: has nothing to kill, and is stopped without waiting for it to start up).
+        self._told = False
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
@@ -66,6 +69,7 @@ class Guardian:
             proc = self._ensure()
             assert proc.stdin is not None
             lines, self._pending = "".join(self._pending) + line, []
+            self._told = True
             try:
                 proc.stdin.write(lines.encode())
                 proc.stdin.flush()
@@ -103,6 +107,8 @@ class Guardian:
         self.flush()
         with self._lock:
             if self._proc is not None:
+                if not self._told:
+                    self._proc.kill()
                 if self._proc.stdin is not None:
                     self._proc.stdin.close()
                 self._proc.wait()
