@@ -17,6 +17,7 @@ from benchmarks import (
     cli_get,
     cluster,
     dataflow,
+    early_worker,
     formats,
     goals,
     remote,
@@ -32,6 +33,7 @@ SUITES = {
     "web": web_view.run,
     "goals": goals.run,
     "breakdown": breakdown.run,
+    "early": early_worker.run,
     "cluster": cluster.run,
     "formats": formats.run,
 }

@@ -114,8 +114,9 @@ def _probe(repo_path: str, profile_out: str | None) -> dict[str, float]:
         from e3.model.runs import StartOptions
         from e3.store.repository import open_repository
     except ImportError:  # a baseline from before the layers (8735596 and older)
-        from e3.dataflow.scheduler import StartOptions  # type: ignore[attr-defined,no-redef]
         from e3.repository import open_repository  # type: ignore[import-not-found,no-redef]
+
+        from e3.dataflow.scheduler import StartOptions  # type: ignore[attr-defined,no-redef]
 
     repo = open_repository(repo_path)
     prof = cProfile.Profile(time.thread_time) if profile_out else None
