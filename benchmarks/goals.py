@@ -17,7 +17,9 @@ Criteria the issue leaves open, fixed here:
 - *first East task ≤ 50 ms after start*: from the run's start (its
   ``run_started`` event) to the first ``task_completed`` event, on the engine's
   clock; the time from spawning ``e3 start`` is shown beside it;
-- *CPU idle*: at most 1% of one core over the window.
+- *CPU idle*: at most 1% of one core over the window, which starts 1 s after every
+  task has been recorded as running (its status file written: work the engine does
+  once per task; its CPU is given in the note).
 
 ``--quick`` runs every measurement at tiny sizes (10 tasks instead of 1,000, 100
 instead of 10,000, 20 sleeping tasks) to check that the section still works;
@@ -81,6 +83,15 @@ class Row:
     measured: str
     met: bool | None
     note: str = ""
+
+
+def _wait_recorded(repo: Path, n: int, *, deadline: float) -> bool:
+    """Wait until ``n`` executions have a status file (each task recorded as running)."""
+    while time.perf_counter() < deadline:
+        if sum(1 for _ in (repo / "executions").glob("*/*/*/status.beast2")) >= n:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _mb(kb: int) -> str:
@@ -267,6 +278,13 @@ class Goals:
         started, completed = count("task_started"), count("task_completed")
         all_started = w.wait_until(lambda lines: started(lines) >= n)
         t_all = time.perf_counter() - w.t0
+        # The engine records each task older than a moment as running (a status file in a
+        # new execution directory): real work, done once per task. The idle window starts
+        # once every task is recorded; the recording's own CPU is reported beside it.
+        c_started = w.cpu_seconds()
+        recorded = _wait_recorded(repo, n, deadline=time.perf_counter() + 60)
+        t_recorded = time.perf_counter() - w.t0
+        c_recorded = w.cpu_seconds()
         time.sleep(self.sizes.settle)
         c0 = w.cpu_seconds()
         time.sleep(self.sizes.idle_window)
@@ -282,6 +300,8 @@ class Goals:
             "tasks": n,
             "all_started_after": t_all,
             "cpu_seconds_in_window": c1 - c0,
+            "all_recorded_running_after": t_recorded if recorded else None,
+            "cpu_seconds_recording": c_recorded - c_started,
             "settle": self.sizes.settle,
             "window": self.sizes.idle_window,
             "hwm_kb": out.hwm_kb,
@@ -304,7 +324,9 @@ class Goals:
                 0.01,
                 f"{cpu * 100:.1f}%",
                 f"{(c1 - c0) * 1000:.0f} ms CPU in {self.sizes.idle_window:.1f} s, from "
-                f"{self.sizes.settle:.1f} s after the last task started",
+                f"{self.sizes.settle:.1f} s after every task was recorded as running "
+                f"({_s(t_recorded - t_all)} after the last one started; recording them took "
+                f"{(c_recorded - c_started) * 1000:.0f} ms CPU)",
             )
         else:
             self.rows.append(

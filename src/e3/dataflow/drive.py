@@ -66,6 +66,9 @@ class RunLoop:
         self.outputs = {n.output: workspaces.read_ref(p.dep, n.output) for n in p.graph.tasks}
         self.marker = workspaces.inputs_marker(p.repo, p.ws)
         self.running: dict[asyncio.Task[TaskOutcome], int] = {}
+        #: Tasks that ended and are not yet collected, and what the loop waits on for one.
+        self.ended: list[asyncio.Task[TaskOutcome]] = []
+        self.waiter: asyncio.Future[None] | None = None
         self.reported: set[int] = set()
         self.task_executions: dict[str, TaskExecution] = {}
         self.stderr_tails: dict[int, str] = {}
@@ -125,11 +128,8 @@ class RunLoop:
             wait = max(0.0, self.next_tick - now)
             if due is not None:
                 wait = min(wait, due)
-            done, _ = await asyncio.wait(
-                self.running, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
             stop: BaseException | None = None
-            for task in done:
+            for task in await self._ended(wait):
                 i = self.running.pop(task)
                 if isinstance(task.exception(), STOPS_RUN):
                     stop = task.exception()  # after collecting the other tasks that ended
@@ -146,6 +146,30 @@ class RunLoop:
                 self.executor.tick()
                 self.next_tick = now + TICK
             self._check_inputs()
+
+    async def _ended(self, timeout: float) -> list[asyncio.Task[TaskOutcome]]:
+        """The tasks that ended, waiting up to ``timeout`` for one if none has.
+
+        Each task reports its end through a callback set once at launch, where
+        ``asyncio.wait`` would add and remove a callback on every running task at
+        each turn: with a thousand tasks sleeping, that was most of the loop's work.
+        """
+        if not self.ended:
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        done, self.ended = self.ended, []
+        return done
+
+    def _on_end(self, task: asyncio.Task[TaskOutcome]) -> None:
+        self.ended.append(task)
+        if self.waiter is not None:
+            _resolve(self.waiter)
 
     def _cancel_requested(self) -> bool:
         if self.cancel is not None and self.cancel.is_set():
@@ -174,6 +198,7 @@ class RunLoop:
                     )
                 return True
         task = asyncio.ensure_future(self.executor.execute(node, launch.input_hashes))
+        task.add_done_callback(self._on_end)
         self.running[task] = i
         return True
 
@@ -333,3 +358,8 @@ class RunLoop:
             detail=stopped.message if stopped is not None else None,
         )
         return RunOutcome(self.p.run_id, status, counts, duration, failed, waiting, not_started)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -180,11 +180,12 @@ class TaskExecutor:
                 continue
             if not a.status_written and a.pid is not None:
                 self._write_running(a)
-            a.copy_logs(final=False)
+            if not a.copied:
+                a.logs.poll(now)
 
     def _write_running(self, a: _Active) -> None:
         assert a.pid is not None
-        a.edir.mkdir(parents=True, exist_ok=True)
+        executions.make_attempt_dir(str(a.edir))
         ident = identity_of(a.pid)
         executions.write_status(
             a.edir,
@@ -430,7 +431,7 @@ class _Attempt:
             worker=a.worker,
         )
         try:
-            a.edir.mkdir(parents=True, exist_ok=True)
+            executions.make_attempt_dir(str(a.edir))
             executions.write_status(a.edir, status)
         except (OSError, E3Error):
             # The disk refuses even this (full, read-only): the attempt stays without a

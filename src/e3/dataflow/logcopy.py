@@ -5,11 +5,14 @@ only output that exists is copied, so a quiet task creates no log files.
 Copies happen while a long task runs (so ``e3 logs --follow`` sees it) and
 when it ends; past the cap the rest is counted and a marker says so.
 
-The engine looks at every long task's two spool files on every tick (five
-times a second), so with a thousand tasks sleeping, a quiet log's check is
-most of what an idle engine does: it is one ``stat`` of a path string kept
-from the start, and the execution directory's paths are only built when there
-is something to write.
+While a long task runs, the engine looks at its two spool files on its tick
+(five times a second) through :meth:`LogCopier.poll`, which backs off while a
+task stays quiet: each look that finds nothing new doubles the wait before the
+next, up to :data:`QUIET_MAX`, and output resets it. With a thousand tasks
+sleeping, these looks were most of what an idle engine did; now a quiet task
+costs a ``stat`` of each spool (a path string kept from the start) every two
+seconds, and its first new line after a silence shows within that. The
+execution directory's paths are only built when there is something to write.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ import os
 from pathlib import Path
 
 from e3.core import executions
+
+#: The longest wait between two looks at a quiet task's spools (seconds).
+QUIET_MAX = 2.0
+#: The first wait, and the wait after a look that found output (the engine's tick).
+QUIET_MIN = 0.2
 
 #: The two streams, in the order of the spools and of runner-reported sizes.
 _NAMES = (executions.STDOUT_FILE, executions.STDERR_FILE)
@@ -32,14 +40,26 @@ class LogCopier:
         self._spools = (os.fspath(spool_out), os.fspath(spool_err))
         self.copied = [0, 0]
         self.dropped = [0, 0]
+        self._wait = QUIET_MIN
+        self._next_look = 0.0
 
-    def copy(self, *, final: bool, sizes: tuple[int, int] | None = None) -> None:
+    def poll(self, now: float) -> None:
+        """Copy what is new while the task runs, looking less often while it stays quiet."""
+        if now < self._next_look:
+            return
+        grew = self.copy(final=False)
+        self._wait = QUIET_MIN if grew else min(self._wait * 2, QUIET_MAX)
+        self._next_look = now + self._wait
+
+    def copy(self, *, final: bool, sizes: tuple[int, int] | None = None) -> bool:
         """Append what each spool gained since the last copy to its log (up to the cap).
 
         ``sizes``: the spools' sizes, when the runner reported them (then a
         spool holding nothing new is not even looked at). With ``final``, a
-        log that lost bytes to the cap gets a marker saying how many.
+        log that lost bytes to the cap gets a marker saying how many. Returns
+        whether either spool had grown.
         """
+        grew = False
         for k in (0, 1):
             seen = self.copied[k] + self.dropped[k]
             if sizes is not None:
@@ -50,9 +70,11 @@ class LogCopier:
                 except FileNotFoundError:
                     size = 0
             if size > seen:
+                grew = True
                 self._append(k, seen)
             if final and self.dropped[k]:
                 self._mark_truncated(k)
+        return grew
 
     def _append(self, k: int, seen: int) -> None:
         try:
@@ -64,7 +86,7 @@ class LogCopier:
         room = max(0, self.limit - self.copied[k])
         keep, extra = data[:room], len(data) - min(len(data), room)
         if keep:
-            self.edir.mkdir(parents=True, exist_ok=True)
+            executions.make_attempt_dir(os.fspath(self.edir))
             with open(self.edir / _NAMES[k], "ab") as out:
                 out.write(keep)
             self.copied[k] += len(keep)
