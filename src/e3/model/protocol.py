@@ -18,30 +18,32 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from e3.base.paths import DatasetPath
 from e3.model.events import Event
-from e3.model.results import (
-    AdhocResult,
-    DatasetEntry,
-    ExecutionInfo,
-    ExportResult,
-    GcResult,
-    ImportResult,
-    LogChunk,
-    PackageInfo,
-    RepoStatus,
-    TaskInfo,
-    TaskLogSummary,
-    VerifyReport,
-    WorkspaceInfo,
-    WorkspaceStatus,
-)
 from e3.model.retention import GcPolicy
 from e3.model.runs import Isolation, RunOutcome, StartOptions, start_options
 from e3.records.dataflow import DataflowRun
 from e3.records.package import PackageObject
+
+if TYPE_CHECKING:  # annotations only: the dataclasses cost a module import of their own
+    from e3.model.results import (
+        AdhocResult,
+        DatasetEntry,
+        ExecutionInfo,
+        ExportResult,
+        GcResult,
+        ImportResult,
+        LogChunk,
+        PackageInfo,
+        RepoStatus,
+        TaskInfo,
+        TaskLogSummary,
+        VerifyReport,
+        WorkspaceInfo,
+        WorkspaceStatus,
+    )
 
 #: Longest single wait inside :class:`RunEvents` (keeps a stream responsive to its end).
 _STREAM_WAIT = 5.0
