@@ -9,6 +9,9 @@ CPython 3.11 ends it in one of these ways (each seen in sweeps of this module):
   interrupted while setting up (``init_sys_streams``, ``init_import_site``, …); the
   report may end with the interpreter's dump of the thread's stack ("Current thread …
   (most recent call first):" and its frames, or ``<no Python frame>``);
+* exit 1 with ``Fatal Python error: init_sys_streams: …`` and a traceback through
+  frozen start-up modules only, ending in another exception ("TypeError: expected a
+  message argument" from ``<frozen io>``): the interrupt broke the streams' set-up;
 * exit 1 with a bare ``KeyboardInterrupt`` (interrupted while reading the script), or
   with "python: failed to set __main__.__loader__" and a ``KeyboardInterrupt`` traceback;
 * killed by SIGINT after a ``KeyboardInterrupt`` traceback through ``site``, the console
@@ -186,12 +189,26 @@ def judge(
 
 
 def _fatal_startup(lines: list[str]) -> bool:
-    """Whether stderr is the interpreter's fatal start-up error for a KeyboardInterrupt,
-    followed by its dump of the thread's stack (frames are judged by :func:`_e3_frames`)."""
+    """Whether stderr is the interpreter's fatal start-up error caused by the interrupt.
+
+    Either a KeyboardInterrupt followed by the interpreter's dump of the thread's stack
+    (frames are judged by :func:`_e3_frames`), or a failure to set up the standard
+    streams whose traceback runs only through frozen start-up modules (seen: the
+    interrupt landing in ``<frozen io>`` ended as "TypeError: expected a message
+    argument"): no script, so no e3 code, can have run before the streams exist.
+    """
     if not lines or not lines[0].startswith("Fatal Python error: init_"):
         return False
     dump = next((i for i, line in enumerate(lines) if line.startswith("Current thread ")), None)
-    return dump is not None and "KeyboardInterrupt" in lines[:dump]
+    if dump is not None:
+        return "KeyboardInterrupt" in lines[:dump]
+    frames = [line for line in lines if line.startswith("File ")]
+    return (
+        lines[0].startswith("Fatal Python error: init_sys_streams:")
+        and "Traceback (most recent call last):" in lines
+        and bool(frames)
+        and all(line.startswith('File "<frozen ') for line in frames)
+    )
 
 
 @dataclass

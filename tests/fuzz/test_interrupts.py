@@ -61,6 +61,33 @@ def test_a_fatal_start_up_error_is_refused_when_e3_had_run() -> None:
         )
 
 
+#: What CPython 3.11 printed (exit 1) for a SIGINT 19.5 ms into `e3 repo status` under load.
+_FATAL_STREAMS = """Fatal Python error: init_sys_streams: can't initialize sys standard streams
+Python runtime state: core initialized
+Traceback (most recent call last):
+  File "<frozen importlib._bootstrap>", line 1176, in _find_and_load
+  File "<frozen importlib._bootstrap>", line 1147, in _find_and_load_unlocked
+  File "<frozen importlib._bootstrap>", line 690, in _load_unlocked
+  File "<frozen importlib._bootstrap_external>", line 980, in exec_module
+  File "<frozen io>", line 111, in <module>
+TypeError: expected a message argument
+"""
+
+
+def test_an_interrupted_set_up_of_the_standard_streams_is_before_e3() -> None:
+    assert judge(1, "", _FATAL_STREAMS, tree_changed=False, normal=(0,)) == BEFORE_E3
+    with pytest.raises(RuleBroken):  # the same error from a frame of real code is not
+        judge(
+            1,
+            "",
+            _FATAL_STREAMS.replace('"<frozen io>"', '"/usr/lib/python3.11/io.py"'),
+            tree_changed=False,
+            normal=(0,),
+        )
+    with pytest.raises(RuleBroken):
+        judge(1, "", _FATAL_STREAMS, tree_changed=True, normal=(0,))
+
+
 def test_ctrl_c_at_every_moment_of_the_first_100_ms_ends_as_the_rule_allows() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "fuzz", "interrupts", "--quick"],
