@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from east import IntegerType
@@ -135,3 +136,22 @@ def test_start_waits_for_a_running_dataflow_when_asked(tmp_path: Path) -> None:
         assert waited.code == 0, waited.err
         assert first.finish().code == 0
     assert [r["status"] for r in _log(repo)] == ["completed", "completed"]
+
+
+def test_a_run_that_ends_between_reading_it_and_looking_at_its_lock_is_not_interrupted(
+    tmp_path: Path,
+) -> None:
+    """An engine writes its final record, then lets go of the lock. A reader that read the
+    record as ``running`` just before, and found the lock free just after, used to call the
+    run interrupted (``e3 cancel`` printed "interrupted" for a run it had cancelled)."""
+    repo_path = _slow_chain(tmp_path, n=1, pause=0.0)
+    assert run_cli("start", repo_path, "ws").code == 0
+    store = open_repository(repo_path)
+    (done,) = runs.list_runs(store, "ws")
+    assert done.status == "completed"
+    read_while_running = replace(done, status="running", completed_at=None)
+    (seen,) = runs._with_liveness(store, "ws", [read_while_running])
+    assert seen.status == "completed"
+    runs.write_run(store, read_while_running)  # an engine that died while running
+    (dead,) = runs._with_liveness(store, "ws", [read_while_running])
+    assert dead.status == "interrupted"

@@ -106,10 +106,15 @@ def _with_liveness(repo: RepoStore, ws: str, runs: list[DataflowRun]) -> list[Da
     ids = _run_ids(repo, ws)
     newest = ids[-1] if ids else None
     held = bool(locks.holders(repo.dataflow_lock_path(ws)))
-    return [
-        _interrupted(r) if r.status == "running" and (not held or r.run_id != newest) else r
-        for r in runs
-    ]
+    out: list[DataflowRun] = []
+    for r in runs:
+        if r.status == "running" and (not held or r.run_id != newest):
+            # An engine writes its final record before it lets go of the lock: the run may
+            # have ended between the first read and the look at the lock, so read it again.
+            fresh = read_run(repo, ws, r.run_id)
+            r = fresh if fresh is not None and fresh.status != "running" else _interrupted(r)
+        out.append(r)
+    return out
 
 
 def _interrupted(run: DataflowRun) -> DataflowRun:
