@@ -79,3 +79,41 @@ def test_run_records_and_the_deployment_record_are_never_left_empty(tmp_path: Pa
             if rel == "repo/workspaces/ws.beast2":
                 assert state.data.get(ino), f"cut {cut}: the workspace's state is empty"
     assert records > 0
+
+
+def test_a_deploy_marker_never_survives_without_the_refs_it_vouches_for(tmp_path: Path) -> None:
+    # Found (long run, seed 30): the `.deploy-state` marker of a new workspace's
+    # `.data-new/` was written before the sync that made its refs durable. A cut there
+    # could keep the marker and lose the refs; with no `data/` yet, readers took
+    # `.data-new/` for the workspace's data: deployed, with every input unset.
+    # POSIX lets any unsynced op survive alone, so sample many states at every cut
+    # of the deploy and look for a marker whose refs are not all there.
+    traced = trace_workload("create", tmp_path / "w", tasks=4, seed=3)
+    ops = traced.recording.ops
+    begin = next(op.index for op in ops if op.kind == "begin" and op.payload["kind"] == "deploy")
+    ack = next(op.index for op in ops if op.kind == "ack" and op.payload["kind"] == "deploy")
+    dur = Durability(traced.recording, "posix")
+    deployed = replay(traced.recording, sample(dur, ack + 1, random.Random(0), 1.0, 1.0))
+    data, new = "repo/workspaces/ws/data/", "repo/workspaces/ws/.data-new/"
+    refs = {
+        rel.removeprefix(data): bytes(deployed.data.get(ino, b""))
+        for rel, ino, kind in walk(deployed)
+        if kind == "f" and rel.startswith(data)
+    }
+    assert len(refs) > 4
+    rng, markers = random.Random(7), 0
+    for cut in range(begin, ack + 1):
+        for keep in (0.2, 0.5, 0.8) * 10:
+            state = replay(traced.recording, sample(dur, cut, rng, keep, 0.0))
+            files = {
+                rel: bytes(state.data.get(ino, b""))
+                for rel, ino, kind in walk(state)
+                if kind == "f"
+            }
+            if f"{data}.deploy-state" in files or not files.get(f"{new}.deploy-state"):
+                continue
+            markers += 1
+            for rel, content in refs.items():
+                if rel != ".deploy-state":
+                    assert files.get(new + rel) == content, f"cut {cut} keep {keep}: {rel} lost"
+    assert markers > 0  # the window where readers would trust `.data-new/` was reached

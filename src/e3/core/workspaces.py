@@ -1,8 +1,9 @@
 """Workspaces: create, deploy a package, list, remove (zips: :mod:`e3.core.workspace_zip`).
 
 A workspace deploys one package (pinned by hash) and holds one ref file per
-leaf dataset. Deploy builds the new ``data/`` directory beside the old one
-with a ``.deploy-state`` marker holding the new workspace state, swaps it in
+leaf dataset. Deploy builds the new ``data/`` directory beside the old one,
+syncs it, adds a ``.deploy-state`` marker holding the new workspace state
+(durably: a marker vouches for every ref beside it), swaps the directory in
 with one atomic rename (``renameat2(RENAME_EXCHANGE)`` where available), then
 writes the state file and drops the marker and the old directory. The swap is
 the commit point: a reader that finds the marker uses the state in it, so a
@@ -370,9 +371,12 @@ def _swap_in(
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True)
     _write_data_dir(repo, new, pkg, refs)
-    atomic.write_bytes(new / DEPLOY_MARKER, state_bytes, durable=False)
     if repo.durable:
         atomic.sync_filesystem(repo.root)
+    # The marker makes `.data-new` count as the workspace's data when `data/` is
+    # missing (see _current_data_dir), so it goes to disk only after the refs it
+    # vouches for: written before the sync, a power cut could keep it and lose them.
+    atomic.write_bytes(new / DEPLOY_MARKER, state_bytes, durable=repo.durable)
     if data.is_dir():
         if _exchange(new, data):
             os.rename(new, old)
