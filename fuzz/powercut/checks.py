@@ -120,7 +120,9 @@ class Checker:
         self.spec = spec
         self.workspaces = workspaces
         self.problems: list[str] = []
-        self.env = {**os.environ, "E3_FSYNC": "0", "TMPDIR": str(root)}
+        # No early East worker: the checks are about the repository, and a worker
+        # started for a run with nothing left to compute doubles its CPU.
+        self.env = {**os.environ, "E3_FSYNC": "0", "E3_EARLY_WORKER": "0", "TMPDIR": str(root)}
 
     def e3(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
