@@ -391,6 +391,8 @@ class ASGISyncTransport(httpx.BaseTransport):
     def shutdown(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets too, or pytest reports them unclosed
 
 
 # ── memory of a process ─────────────────────────────────────────────────────

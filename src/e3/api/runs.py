@@ -197,18 +197,20 @@ class RecordedRun(RunHandle):
         """The outcome, once the run is over (read from its record and log)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._refresh():
-            if deadline is not None and time.monotonic() >= deadline:
+            left = POLL_INTERVAL if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 raise WaitTimedOut(f"run {self.id} is still going after {timeout:g} s")
-            time.sleep(POLL_INTERVAL)
+            time.sleep(min(POLL_INTERVAL, left))
         return self._outcome()
 
     async def wait_async(self, timeout: float | None = None) -> RunOutcome:
         """:meth:`wait` for coroutines."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while await asyncio.to_thread(self._refresh):
-            if deadline is not None and time.monotonic() >= deadline:
+            left = POLL_INTERVAL if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 raise WaitTimedOut(f"run {self.id} is still going after {timeout:g} s")
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(min(POLL_INTERVAL, left))
         return self._outcome()
 
     def cancel(self) -> None:
