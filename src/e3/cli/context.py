@@ -14,11 +14,6 @@ if TYPE_CHECKING:
     from e3.model.protocol import Repository
 
 
-def is_remote(location: str) -> bool:
-    """Whether a repository argument is an ``http(s)://`` URL."""
-    return location.startswith(("http://", "https://"))
-
-
 @dataclass
 class Context:
     """Per-invocation state shared by command handlers."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from e3.api.open import is_remote
 from e3.base.units import parse_duration, parse_size
-from e3.cli.context import Context, is_remote
+from e3.cli.context import Context
 from e3.cli.output import format_size
 from e3.cli.registry import add_command
 from e3.errors import ConflictError, UsageError

@@ -88,16 +88,17 @@ class _Active:
     status_written: bool = False
     copied: bool = field(default=False)
 
-    def copy_logs(self, *, final: bool, sizes: tuple[int, int] | None = None) -> None:
-        """Copy new log bytes; the final copy happens once, before any terminal status.
+    def copy_logs(self, sizes: tuple[int, int] | None = None) -> None:
+        """Copy the logs' last bytes, once, before any terminal status is written.
 
+        (While the task runs, the log copier's own polling copies the rest.)
         ``sizes``: the spool files' sizes, when the runner reported them (then
         files known to hold nothing new are not even looked at).
         """
         if self.copied:
             return
-        self.copied = final
-        self.logs.copy(final=final, sizes=sizes)
+        self.copied = True
+        self.logs.copy(final=True, sizes=sizes)
 
 
 def task_env(extra: dict[str, str]) -> dict[str, str]:
@@ -269,7 +270,7 @@ class TaskExecutor:
         try:
             result = await self._launch(node, input_hashes, slot_dir, out_path, active)
             active.worker = result.worker
-            active.copy_logs(final=True, sizes=result.log_sizes)
+            active.copy_logs(result.log_sizes)
             if not result.ok:
                 if result.timed_out:
                     return attempt.fail("error", f"timed out after {self.options.timeout:g} s")
@@ -279,7 +280,7 @@ class TaskExecutor:
                 return attempt.fail("failed", result.describe(), code)
             return self._store_output(node, out_path, attempt, result)
         except asyncio.CancelledError:
-            active.copy_logs(final=True)
+            active.copy_logs()
             attempt.finish("error", message="cancelled")
             raise
         except STOPS_RUN as exc:  # the runner cannot go on (its cluster is lost): the run stops
@@ -294,7 +295,7 @@ class TaskExecutor:
             with contextlib.suppress(OSError):
                 slot_dir.clean()
             with contextlib.suppress(OSError, E3Error):
-                active.copy_logs(final=True)
+                active.copy_logs()
 
     async def _launch(
         self,
