@@ -24,6 +24,7 @@ from benchmarks import (
     runners,
     web_view,
 )
+from benchmarks.harness import compile_bytecode
 
 SUITES = {
     "cli": cli_get.run,
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", help="dataflow sizes, e.g. 10,100,1000,10000")
     args = parser.parse_args(argv)
+    compile_bytecode()
     t0 = time.perf_counter()
     for name in args.only or list(SUITES):
         print(f"\n## {name}\n", flush=True)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks.e3cli import build_package, fanout_source
-from benchmarks.harness import E3, env, table
+from benchmarks.harness import E3, compile_bytecode, env, table
 
 
 def _run(argv: list[str]) -> float:
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
     builds = {"this": E3, "other": args.other}
+    for exe in builds.values():  # each build's own interpreter, from its launcher's #! line
+        with open(exe, encoding="utf-8") as launcher:
+            compile_bytecode(launcher.readline().removeprefix("#!").strip())
     shapes = [(s, int(n)) for s, n in (x.split(":") for x in args.shapes.split(","))]
     times: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="e3-versus-") as tmpdir:
