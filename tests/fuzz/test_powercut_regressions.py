@@ -8,16 +8,28 @@ fsync can no longer be found empty.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from fuzz.powercut.crash import MODELS, Durability, materialise, replay, sample, walk
+from fuzz.powercut.crash import (
+    MODELS,
+    Durability,
+    Recording,
+    materialise,
+    replay,
+    sample,
+    walk,
+)
 from fuzz.powercut.explore import trace_workload
+from fuzz.powercut.recorder import Recorder
+from fuzz.powercut.strace import run_traced
 from fuzz.powercut.workloads import E3
 
 pytestmark = [
@@ -117,3 +129,50 @@ def test_a_deploy_marker_never_survives_without_the_refs_it_vouches_for(tmp_path
                 if rel != ".deploy-state":
                     assert files.get(new + rel) == content, f"cut {cut} keep {keep}: {rel} lost"
     assert markers > 0  # the window where readers would trust `.data-new/` was reached
+
+
+_SAME_VALUE_TWICE = """
+import json, os, sys
+from pathlib import Path
+from e3.store.objects import LocalObjectStore
+store = LocalObjectStore(Path(sys.argv[1]) / "objects")
+data = b"a value a run computed, then a user set" * 100
+store.put(data, sync=False)  # a run's output: synced later, with its batch
+h = store.put(data)  # a set of the same value: acknowledged once it returns
+ack = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+os.write(ack, b"ack " + json.dumps({"kind": "put", "hash": h}).encode() + b"\\n")
+"""
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_synced_put_of_a_present_object_makes_it_durable(tmp_path: Path, model: str) -> None:
+    # Found (seed 32, reactive, POSIX): a run wrote an output object before its batch's
+    # sync; a `set` of an input to that same value found the bytes in place and returned
+    # without syncing them, then committed its ref. A cut before the run's sync kept the
+    # ref and lost the object: `verify` exit 7, the acknowledged value unreadable.
+    world, acks = tmp_path / "world", tmp_path / "acks"
+    (world / "objects").mkdir(parents=True)
+    acks.touch()
+    script = tmp_path / "same_value_twice.py"
+    script.write_text(_SAME_VALUE_TWICE)
+    rec = Recorder(world, acks)
+    proc = run_traced(
+        [sys.executable, str(script), str(world), str(acks)],
+        tmp_path / "trace",
+        env=dict(os.environ),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    rec.load(tmp_path / "trace")
+    recording = Recording(rec.root, rec.initial, rec.ops, rec.initial_promises)
+    ack = next(op for op in recording.ops if op.kind == "ack")
+    assert ack.payload is not None
+    h = ack.payload["hash"]
+    # The strictest state right after the acknowledgement: only what was synced.
+    state = replay(
+        recording, sample(Durability(recording, model), ack.index + 1, random.Random(1), 0.0, 0.0)
+    )
+    files = {rel: bytes(state.data.get(ino, b"")) for rel, ino, kind in walk(state) if kind == "f"}
+    stored = files.get(f"objects/{h[:2]}/{h[2:]}.beast2")
+    assert stored is not None and hashlib.sha256(stored).hexdigest() == h, sorted(files)

@@ -126,14 +126,29 @@ class LocalObjectStore:
 
         An existing file is trusted only if it holds exactly these bytes: one
         that was torn or damaged since (a flipped bit) is replaced, atomically
-        like any write, so writing a value again repairs its object.
+        like any write, so writing a value again repairs its object. Nor is it
+        trusted to be on disk: a run writes its outputs before its batch's sync,
+        and a ``set`` of the same value must not commit a ref to a file that a
+        power cut can still take away, so a synced put syncs it too.
         """
         h = object_hash(data)
         path = self.file_of(h)
         if atomic.read_bytes(path) == data:
+            if self.durable and sync:
+                _storage(Path(path), self._sync_present, path)
             return h
         atomic.write_bytes(Path(path), data, durable=self.durable and sync, mode=0o444)
         return h
+
+    def _sync_present(self, path: str) -> None:
+        """Make an object file found in place durable: its bytes, its name, its directory's."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        atomic.fsync_dir(Path(path).parent)
+        atomic.fsync_dir(self.root)
 
     def put_stream(
         self, chunks: Iterable[bytes], expected: str, *, sync: bool = True
