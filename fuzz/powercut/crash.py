@@ -305,6 +305,11 @@ def walk(state: State) -> Iterator[tuple[str, int, str]]:
                 stack.append((f"{rel}/{name}" if rel else name, child))
 
 
+def file_bytes(state: State) -> dict[str, bytes]:
+    """Every regular file of a state, by path relative to the world, with its bytes."""
+    return {rel: bytes(state.data.get(ino, b"")) for rel, ino, kind in walk(state) if kind == "f"}
+
+
 def digest(state: State, content_matters: Callable[[str], bool]) -> str:
     """A fingerprint of a state: names everywhere, bytes where ``content_matters``."""
     h = hashlib.sha256()

@@ -84,6 +84,19 @@ def trace_workload(name: str, base: Path, tasks: int, seed: int) -> Traced:
     return Traced(name, ctx, plan, recording, trace_file, time.monotonic() - t0)
 
 
+def record_command(argv: list[str], world: Path, acks: Path, trace_file: Path) -> Recording:
+    """Run one command traced and return what it did to ``world`` (markers read from ``acks``).
+
+    For the explorer's own tests and small regressions: no workload, no promises.
+    """
+    rec = Recorder(world, acks)
+    proc = run_traced(argv, trace_file, env=dict(os.environ), cwd=trace_file.parent, timeout=60)
+    if proc.returncode != 0:
+        raise TraceError(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')[-800:]}")
+    rec.load(trace_file)
+    return Recording(rec.root, rec.initial, rec.ops, rec.initial_promises)
+
+
 def _content_matters(rel: str) -> bool:
     """Scratch files under the repository's tmp/ count by name only (e3 never reads them back)."""
     return not rel.startswith(("repo/tmp/", "systmp/"))

@@ -9,7 +9,6 @@ or the next one, never anything else (a torn, empty or older version).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sys
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import pytest
 from fuzz.powercut.crash import MODELS, Durability, Recording, distinct_states, walk
+from fuzz.powercut.explore import record_command
 from fuzz.powercut.ops import Op
 from fuzz.powercut.recorder import Recorder
-from fuzz.powercut.strace import TraceError, run_traced
+from fuzz.powercut.strace import TraceError
 
 TOY = Path(__file__).with_name("toy_writer.py")
 
@@ -31,22 +31,11 @@ def _content(version: int) -> bytes:
 
 
 def _record(tmp_path: Path, argv: list[str]) -> Recording:
-    world = tmp_path / "world"
+    world, acks = tmp_path / "world", tmp_path / "acks"
     world.mkdir()
-    acks = tmp_path / "acks"
     acks.touch()
-    rec = Recorder(world, acks)
-    trace = tmp_path / "trace"
-    proc = run_traced(
-        [a.replace("{world}", str(world)).replace("{acks}", str(acks)) for a in argv],
-        trace,
-        env=dict(os.environ),
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    rec.load(trace)
-    return Recording(rec.root, rec.initial, rec.ops, rec.initial_promises)
+    argv = [a.replace("{world}", str(world)).replace("{acks}", str(acks)) for a in argv]
+    return record_command(argv, world, acks, tmp_path / "trace")
 
 
 def _toy(tmp_path: Path, mode: str) -> Recording:

@@ -21,15 +21,13 @@ import pytest
 from fuzz.powercut.crash import (
     MODELS,
     Durability,
-    Recording,
+    file_bytes,
     materialise,
     replay,
     sample,
     walk,
 )
-from fuzz.powercut.explore import trace_workload
-from fuzz.powercut.recorder import Recorder
-from fuzz.powercut.strace import run_traced
+from fuzz.powercut.explore import record_command, trace_workload
 from fuzz.powercut.workloads import E3
 
 pytestmark = [
@@ -108,20 +106,16 @@ def test_a_deploy_marker_never_survives_without_the_refs_it_vouches_for(tmp_path
     deployed = replay(traced.recording, sample(dur, ack + 1, random.Random(0), 1.0, 1.0))
     data, new = "repo/workspaces/ws/data/", "repo/workspaces/ws/.data-new/"
     refs = {
-        rel.removeprefix(data): bytes(deployed.data.get(ino, b""))
-        for rel, ino, kind in walk(deployed)
-        if kind == "f" and rel.startswith(data)
+        rel.removeprefix(data): content
+        for rel, content in file_bytes(deployed).items()
+        if rel.startswith(data)
     }
     assert len(refs) > 4
     rng, markers = random.Random(7), 0
     for cut in range(begin, ack + 1):
         for keep in (0.2, 0.5, 0.8) * 10:
             state = replay(traced.recording, sample(dur, cut, rng, keep, 0.0))
-            files = {
-                rel: bytes(state.data.get(ino, b""))
-                for rel, ino, kind in walk(state)
-                if kind == "f"
-            }
+            files = file_bytes(state)
             if f"{data}.deploy-state" in files or not files.get(f"{new}.deploy-state"):
                 continue
             markers += 1
@@ -155,17 +149,9 @@ def test_a_synced_put_of_a_present_object_makes_it_durable(tmp_path: Path, model
     acks.touch()
     script = tmp_path / "same_value_twice.py"
     script.write_text(_SAME_VALUE_TWICE)
-    rec = Recorder(world, acks)
-    proc = run_traced(
-        [sys.executable, str(script), str(world), str(acks)],
-        tmp_path / "trace",
-        env=dict(os.environ),
-        cwd=tmp_path,
-        timeout=60,
+    recording = record_command(
+        [sys.executable, str(script), str(world), str(acks)], world, acks, tmp_path / "trace"
     )
-    assert proc.returncode == 0, proc.stderr.decode()
-    rec.load(tmp_path / "trace")
-    recording = Recording(rec.root, rec.initial, rec.ops, rec.initial_promises)
     ack = next(op for op in recording.ops if op.kind == "ack")
     assert ack.payload is not None
     h = ack.payload["hash"]
@@ -173,6 +159,6 @@ def test_a_synced_put_of_a_present_object_makes_it_durable(tmp_path: Path, model
     state = replay(
         recording, sample(Durability(recording, model), ack.index + 1, random.Random(1), 0.0, 0.0)
     )
-    files = {rel: bytes(state.data.get(ino, b"")) for rel, ino, kind in walk(state) if kind == "f"}
+    files = file_bytes(state)
     stored = files.get(f"objects/{h[:2]}/{h[2:]}.beast2")
     assert stored is not None and hashlib.sha256(stored).hexdigest() == h, sorted(files)

@@ -197,21 +197,24 @@ class RecordedRun(RunHandle):
         """The outcome, once the run is over (read from its record and log)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._refresh():
-            left = POLL_INTERVAL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise WaitTimedOut(f"run {self.id} is still going after {timeout:g} s")
-            time.sleep(min(POLL_INTERVAL, left))
+            time.sleep(self._pause(deadline, timeout))
         return self._outcome()
 
     async def wait_async(self, timeout: float | None = None) -> RunOutcome:
         """:meth:`wait` for coroutines."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while await asyncio.to_thread(self._refresh):
-            left = POLL_INTERVAL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise WaitTimedOut(f"run {self.id} is still going after {timeout:g} s")
-            await asyncio.sleep(min(POLL_INTERVAL, left))
+            await asyncio.sleep(self._pause(deadline, timeout))
         return self._outcome()
+
+    def _pause(self, deadline: float | None, timeout: float | None) -> float:
+        """How long to sleep before looking again: a poll, never past ``deadline``."""
+        if deadline is None:
+            return POLL_INTERVAL
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimedOut(f"run {self.id} is still going after {timeout:g} s")
+        return min(POLL_INTERVAL, left)
 
     def cancel(self) -> None:
         """Ask the engine running it, in whichever process, to stop it."""
