@@ -121,7 +121,11 @@ class RunLoop:
             if not self.running:
                 self.publisher.flush()
                 if self.plan.finished():
-                    return False
+                    # The flush waited on the disk; a set that landed meanwhile is
+                    # still this run's to pick up, not the next start's.
+                    self._check_inputs()
+                    if self.plan.finished():
+                        return False
                 continue
             now = time.monotonic()
             due = self.publisher.due_in(now)
