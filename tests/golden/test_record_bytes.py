@@ -330,3 +330,20 @@ def test_a_local_record_mentioning_a_worker_keeps_the_reference_form() -> None:
     assert b"worker" in data  # in the message, not the type
     assert execution.decode(data) == local
     assert execution.decode(data).worker is None
+
+
+@pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled", "interrupted"])
+def test_the_status_alone_reads_as_the_whole_record_does(status: str) -> None:
+    run = DataflowRun(
+        "01a23652-b027-7605-8388-9355c4fbdb92",
+        "ws",
+        "pc@1.0.0",
+        datetime(2026, 12, 2, tzinfo=UTC),
+        status,  # type: ignore[arg-type]
+        failed_task="t1" if status == "failed" else None,
+        error={"failed": "boom", "interrupted": dataflow.INTERRUPTED}.get(status),
+        task_executions={"t1": TaskExecution("e1", cached=False)},
+    )
+    data = dataflow.encode(run)
+    assert dataflow.decode(data).status == status
+    assert dataflow.decode_status(data) == status

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from e3.codec import beast2
 from e3.codec.types import (
@@ -170,19 +170,13 @@ def from_east(value: EastValue) -> DataflowRun:
     completed = from_option(value["completedAt"])
     outputs = from_option(value["outputVersions"])
     s = value["summary"]
-    state = str(status.type)
-    if (
-        state == "failed"
-        and not status.value["failedTask"]
-        and str(status.value["error"]).startswith(INTERRUPTED.split(":")[0] + ":")
-    ):
-        state = "interrupted"
+    state = _state(status)
     return DataflowRun(
         run_id=str(value["runId"]),
         workspace=str(value["workspaceName"]),
         package_ref=str(value["packageRef"]),
         started_at=as_utc(value["startedAt"]),
-        status=state,  # type: ignore[arg-type]
+        status=state,
         completed_at=None if completed is None else as_utc(completed),
         failed_task=str(status.value["failedTask"]) or None if status.type == "failed" else None,
         error=str(status.value["error"]) if status.type == "failed" else None,
@@ -211,6 +205,25 @@ def from_east(value: EastValue) -> DataflowRun:
 def encode(run: DataflowRun) -> bytes:
     """Bytes of a run record."""
     return beast2.encode(to_east(run), DataflowRunType)
+
+
+def decode_status(data: bytes) -> RunState:
+    """Only a record's status: what every start checks of the newest record.
+
+    Converting a whole record costs about 6 µs per task (60 ms for 10,000
+    tasks) on top of the decoding; the status needs none of that.
+    """
+    return _state(beast2.decode(data, DataflowRunType, trusted=False)["status"])
+
+
+def _state(status: Any) -> RunState:
+    """The status case; ``interrupted`` told apart from ``failed`` (:data:`INTERRUPTED`)."""
+    if status.type != "failed":
+        return str(status.type)  # type: ignore[return-value]
+    is_interrupted = not status.value["failedTask"] and str(status.value["error"]).startswith(
+        INTERRUPTED.split(":")[0] + ":"
+    )
+    return "interrupted" if is_interrupted else "failed"
 
 
 def decode(data: bytes, *, limit: int | None = None) -> DataflowRun:
