@@ -17,6 +17,7 @@ from e3.base.names import (
     parse_package_spec,
 )
 from e3.base.versions import version_key
+from e3.core import package_cache
 from e3.errors import (
     DecodeError,
     InvalidPackage,
@@ -96,13 +97,18 @@ def resolve(repo: RepoStore, spec: str) -> PackageInfo:
 
 
 def read_package_object(repo: RepoStore, hash_: str) -> PackageObject:
-    """Decode a package object from the store."""
+    """Decode a package object from the store (once per package: see :mod:`package_cache`)."""
+    cached = package_cache.read(repo, hash_)
+    if cached is not None:
+        return cached
     try:
-        return package_record.decode(repo.objects.get(hash_))
+        pkg = package_record.decode(repo.objects.get(hash_))
     except DecodeError as exc:
         raise InvalidPackage(
             f"package object {hash_[:12]}… does not decode: {exc.message}"
         ) from exc
+    package_cache.write(repo, hash_, pkg)
+    return pkg
 
 
 def remove_package(repo: RepoStore, spec: str) -> PackageInfo:
