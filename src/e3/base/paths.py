@@ -15,6 +15,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from e3.base.names import check_field_name, check_workspace_name
@@ -97,7 +98,12 @@ def format_segment(name: str) -> str:
 
 
 def format_keypath(path: DatasetPath) -> str:
-    """Print a path as a keypath: ``.a.b`` (the root prints as ``.``)."""
+    """Print a path as a keypath: ``.a.b`` (the root prints as ``.``). Remembered, as below."""
+    return _format_keypath(path if type(path) is tuple else tuple(path))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _format_keypath(path: DatasetPath) -> str:
     if not path:
         return "."
     return "".join("." + format_segment(s) for s in path)
@@ -126,7 +132,15 @@ def _unescape_file_segment(name: str) -> str:
 
 
 def ref_relpath(path: DatasetPath) -> str:
-    """Relative ref-file path of a leaf dataset under ``workspaces/<ws>/data/``."""
+    """Relative ref-file path of a leaf dataset under ``workspaces/<ws>/data/``.
+
+    Remembered: a run asks for each of its datasets' paths several times.
+    """
+    return _ref_relpath(path if type(path) is tuple else tuple(path))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ref_relpath(path: DatasetPath) -> str:
     if not path:
         raise InvalidPath("the workspace root is a tree, not a dataset")
     dirs = [_escape_file_segment(s, True) for s in path[:-1]]

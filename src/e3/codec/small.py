@@ -52,6 +52,9 @@ def stream(data: bytes, header: bytes) -> bytes:
     if not data.startswith(header):
         raise NotSmall("another header")
     at, end = len(header), len(data)
+    # The usual case, first: one stored frame under 128 bytes (three one-byte varints).
+    if end - at >= 3 and data[at] == 0 and data[at + 1] == data[at + 2] == end - at - 3 < 0x80:
+        return data[at + 3 :]
     parts: list[bytes] = []
     total = 0
     while at < end:
@@ -88,7 +91,11 @@ class Reader:
 
     def varint(self) -> int:
         """An unsigned varint (a variant's case index, a length, a count)."""
-        value, self.at = read_varint(self.data, self.at)
+        at = self.at
+        if at < len(self.data) and self.data[at] < 0x80:  # one byte: nearly always
+            self.at = at + 1
+            return self.data[at]
+        value, self.at = read_varint(self.data, at)
         return value
 
     def string(self) -> str:

@@ -52,7 +52,7 @@ class RunLoop:
         self.cancel = cancel
         self.graph = p.graph
         self.plan = Plan.create(p.graph, p.roots, p.selected, keep_going=p.options.keep_going)
-        leaves = dict(structure.leaves(p.dep.package.structure))
+        tree = p.dep.package.structure
         self.executor = TaskExecutor(
             p.repo,
             p.repo.tmp_dir / f"run-{p.run_id}",
@@ -60,7 +60,7 @@ class RunLoop:
             registry,
             emit,
             task_env({"E3_WORKSPACE": p.ws, "E3_RUN_ID": p.run_id}),
-            {node.output: leaves[node.output].type for node in p.graph.tasks},
+            {node.output: _spec(tree, node.output).type for node in p.graph.tasks},
         )
         self.publisher = Publisher(p.repo)
         self.outputs = {n.output: workspaces.read_ref(p.dep, n.output) for n in p.graph.tasks}
@@ -367,3 +367,10 @@ class RunLoop:
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _spec(tree: structure.Node, path: DatasetPath) -> structure.DatasetSpec:
+    """The dataset a task writes (the package check made sure it is one)."""
+    node = structure.find(tree, path)
+    assert isinstance(node, structure.DatasetSpec), path
+    return node
