@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
@@ -288,6 +289,16 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def _terminated_with_parent() -> None:
+    """In the server's child process: SIGTERM it when the test process ends, however it ends.
+
+    A session fixture stops its server in its teardown; a test process that dies
+    first (a crash, a kill, an interrupted partial run) used to leave the server running.
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_server(
     *args: str | os.PathLike[str],
     log: Path,
@@ -302,7 +313,11 @@ def start_server(
     base["E3_HOME"] = str(log.parent / "server-home")
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=err, env={**base, **(env or {})}
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**base, **(env or {})},
+            preexec_fn=_terminated_with_parent,
         )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout

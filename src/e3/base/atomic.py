@@ -218,7 +218,9 @@ def read_bytes(path: Path | str) -> bytes | None:
     try:
         size = os.fstat(fd).st_size
         first = os.read(fd, size + 1)
-        rest = os.read(fd, 1 << 16) if first else b""
+        if len(first) <= size:
+            return first  # a short read of a regular file is its end: no second call
+        rest = os.read(fd, 1 << 16)
         if not rest:
             return first
         chunks = [first, rest]
