@@ -1,7 +1,8 @@
-"""``e3 start`` starts its first warm East worker (and the guardian) while the engine loads.
+"""``e3 start`` starts its first warm East worker while the engine loads.
 
-The run adopts them; when nothing does (a fully cached run), they are stopped
-when the command ends, having run nothing, and never outlive it.
+The run adopts it; when nothing does (a fully cached run), it is stopped
+when the command ends, having run nothing, and never outlives it. The guardian
+is not started early: a cached run starts no process but that worker.
 """
 
 from __future__ import annotations
@@ -41,26 +42,25 @@ def deployed(tmp_path: Path, build_example: Callable[[str], Path]) -> Iterator[P
     early.discard()
 
 
-def test_the_run_adopts_the_worker_and_guardian_started_early(deployed: Path) -> None:
+def test_the_run_adopts_the_worker_started_early(deployed: Path) -> None:
     early.start_early()
     started = early.waiting()
-    assert len(started) == 2
+    assert len(started) == 1
     with e3.api.open.open(deployed) as r:
         outcome = r.start("ws").wait()
         assert outcome.status == "completed" and outcome.counts.executed == 10
-        assert early.waiting() == []  # both adopted, still serving this engine
+        assert early.waiting() == []  # adopted, still serving this engine
         assert all(_alive(pid) for pid in started)
     wait_for(lambda: not any(_alive(pid) for pid in started), "the engine to stop them")
 
 
-def test_processes_nobody_adopted_are_stopped(deployed: Path) -> None:
+def test_a_worker_nobody_adopted_is_stopped(deployed: Path) -> None:
     assert run_cli("start", deployed, "ws").code == 0
     early.start_early()
     started = early.waiting()
     with e3.api.open.open(deployed) as r:
         assert r.start("ws").wait().counts.cached == 10  # no task needed a worker
-    worker = started[0]
-    assert early.waiting() == [worker] and _alive(worker)  # the guardian was adopted, not it
+    assert early.waiting() == started and _alive(started[0])
     early.discard()
     assert early.waiting() == []
     assert not any(_alive(pid) for pid in started)

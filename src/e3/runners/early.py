@@ -1,14 +1,18 @@
-"""Processes a run will need, started before the engine is even imported.
+"""The warm East worker a run will need, started before the engine is even imported.
 
 A warm East worker takes 0.1-0.3 s to start (Python, then east-py's imports);
 an ``e3 start`` process spends about as long importing the engine, opening the
 repository and preparing the run. Started one after the other, the first East
 task of every run waited for both. The CLI calls :func:`start_early` as its
-first act, so the worker (and the guardian that kills task processes if the
-engine dies) start on the machine's other core while the engine loads; the
-warm runner and the guardian then adopt them instead of starting their own.
+first act, so the worker starts on the machine's other core while the engine
+loads; the warm runner then adopts it instead of starting its own.
 
-A process nobody adopted (the run was fully cached, refused, or had no East
+The guardian (which kills task processes if the engine dies) is not started
+here: it is spawned, without waiting for it, on the first task's registration,
+so starting it early saved a spawn call and cost every fully cached run a
+Python start-up competing for the cores.
+
+A worker nobody adopted (the run was fully cached, refused, or had no East
 task) is killed when the command ends; it has run nothing, and cost a core a
 fraction of a second (``E3_EARLY_WORKER=0`` turns this off, for machines
 where that matters more than the first task's latency). This module
@@ -25,8 +29,6 @@ import subprocess
 import sys
 import threading
 
-from e3.runners.guardian import spawn_guardian
-
 #: What a warm worker runs: the reply channel arrives as fd 3 (the first argument names it).
 _WORKER_CODE = (
     "import os, sys; os.dup2(int(sys.argv[1]), 3); os.close(int(sys.argv[1])); "
@@ -34,7 +36,6 @@ _WORKER_CODE = (
 )
 
 _workers: list[tuple[subprocess.Popen[bytes], int]] = []
-_guardians: list[subprocess.Popen[bytes]] = []
 _cleanup_registered = False
 _spawner: threading.Thread | None = None
 
@@ -66,13 +67,13 @@ def spawn_worker(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[by
 
 
 def start_early() -> None:
-    """Start one warm worker and one guardian for this process's engine.
+    """Start one warm worker for this process's engine.
 
-    Idempotent: a second call while the first processes wait for adoption does nothing.
+    Idempotent: a second call while the first worker waits for adoption does nothing.
     """
     global _cleanup_registered, _spawner
     _spawned()
-    if _workers or _guardians:
+    if _workers:
         return
     if not _cleanup_registered:
         atexit.register(discard)
@@ -85,7 +86,6 @@ def start_early() -> None:
 
 def _spawn() -> None:
     with contextlib.suppress(OSError):  # the engine starts its own when it needs one
-        _guardians.append(spawn_guardian())
         _workers.append(spawn_worker())
 
 
@@ -98,9 +98,9 @@ def _spawned() -> None:
 
 
 def waiting() -> list[int]:
-    """Process ids of the processes started early and not adopted yet."""
+    """Process ids of the workers started early and not adopted yet."""
     _spawned()
-    return [p.pid for p, _ in _workers] + [p.pid for p in _guardians]
+    return [p.pid for p, _ in _workers]
 
 
 def take_worker() -> tuple[subprocess.Popen[bytes], int] | None:
@@ -114,34 +114,20 @@ def take_worker() -> tuple[subprocess.Popen[bytes], int] | None:
     return None
 
 
-def take_guardian() -> subprocess.Popen[bytes] | None:
-    """The guardian started early, if it is still there to adopt (then it is the caller's)."""
-    _spawned()
-    while _guardians:
-        proc = _guardians.pop()
-        if proc.poll() is None:
-            return proc
-        _close(proc, None)
-    return None
-
-
 def discard() -> None:
     """Kill the processes nobody adopted (they have run nothing)."""
     _spawned()
     while _workers:
         proc, fd = _workers.pop()
         _close(proc, fd)
-    while _guardians:
-        _close(_guardians.pop(), None)
 
 
-def _close(proc: subprocess.Popen[bytes], fd: int | None) -> None:
+def _close(proc: subprocess.Popen[bytes], fd: int) -> None:
     with contextlib.suppress(OSError):
         proc.kill()
     with contextlib.suppress(OSError):
         if proc.stdin is not None:
             proc.stdin.close()
     proc.wait()
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)

@@ -47,9 +47,8 @@ class Guardian:
     #: Deferred unregistrations are sent at the latest when this many are waiting.
     MAX_PENDING = 64
 
-    def __init__(self, process: subprocess.Popen[bytes] | None = None) -> None:
-        """``process``: a guardian already started (:mod:`e3.runners.early`), to use first."""
-        self._proc: subprocess.Popen[bytes] | None = process
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._pending: list[str] = []
         #: Whether any registration was sent (a guardian that was never told of a group

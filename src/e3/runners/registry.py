@@ -24,10 +24,9 @@ def default_registry(
     ``local:N``) puts the Dask runner first: it accepts every command, so every
     task runs on the cluster's workers (with ``isolation`` applied there).
     """
-    from e3.runners.early import take_guardian
     from e3.runners.guardian import Guardian
 
-    guard = guardian if isinstance(guardian, Guardian) else Guardian(take_guardian())
+    guard = guardian if isinstance(guardian, Guardian) else Guardian()
     reg = RunnerRegistry(load_plugins=_load_plugins)
     if not isinstance(guardian, Guardian):  # ours: stop it with the registry
         reg.closers.append(guard.close)
