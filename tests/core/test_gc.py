@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from e3.core import datasets, gc, package_zip, packages, workspaces
+from e3.core import datasets, gc, package_cache, package_zip, packages, workspaces
 from e3.model.retention import GcPolicy
 from e3.store.repository import RepoStore
 
@@ -68,6 +68,24 @@ def test_removed_package_is_collected(repo: RepoStore, build_example) -> None:
     res = gc.collect(repo)
     assert res.retained_objects == 0 and list(repo.objects.hashes()) == []
     assert list((repo.root / "objects").iterdir()) == []
+
+
+def test_the_decoded_forms_of_collected_packages_go_with_them(
+    repo: RepoStore, build_example
+) -> None:
+    package_zip.import_package(repo, build_example("hello"))
+    package_zip.import_package(repo, build_example("diamond"))
+    hello, diamond = packages.resolve(repo, "hello").hash, packages.resolve(repo, "diamond").hash
+    for h in (hello, diamond):
+        packages.read_package_object(repo, h)
+        assert package_cache.cache_path(repo, h).is_file()
+    packages.remove_package(repo, "hello")
+    assert gc.collect(repo, GcPolicy(dry_run=True, min_age_seconds=0)).deleted_objects > 0
+    assert package_cache.cache_path(repo, hello).is_file()  # a dry run changes nothing
+    age(repo)
+    gc.collect(repo)
+    assert not package_cache.cache_path(repo, hello).exists()
+    assert package_cache.cache_path(repo, diamond).is_file()  # still deployed-able: kept
 
 
 def test_execution_outputs_are_roots(repo: RepoStore) -> None:

@@ -124,6 +124,8 @@ def collect(repo: RepoStore, policy: GcPolicy | None = None) -> GcResult:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 atomic.remove_file(p, durable=False)
+    if not dry_run:
+        _forget_decoded_packages(repo)
     reachable = {h for h in live if h not in _execution_outputs(repo)}
     size = retention.evict_to_size(repo, policy, reachable, keep, pruned)
     return GcResult(
@@ -139,6 +141,17 @@ def collect(repo: RepoStore, policy: GcPolicy | None = None) -> GcResult:
         size,
         pruned.lines,
     )
+
+
+def _forget_decoded_packages(repo: RepoStore) -> None:
+    """Drop the decoded forms (``cache/packages``, ``cache/graphs``) of package objects now gone."""
+    for kind in ("packages", "graphs"):
+        folder = repo.root / "cache" / kind
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(folder):
+                h = name.removesuffix(".json")
+                if name.endswith(".json") and is_hash(h) and not repo.objects.has(h):
+                    atomic.remove_file(folder / name, durable=False)
 
 
 def _staging_leftovers(repo: RepoStore) -> list[Path]:
