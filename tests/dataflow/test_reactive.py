@@ -77,3 +77,31 @@ def test_input_changes_are_reported(repo_fives: RepoStore) -> None:
     assert "input_changed" in kinds
     assert out.counts.reexecuted >= 1
     assert datasets.get_value(repo_fives, "ws", ("tasks", "merge", "output"))[1] == 35
+
+
+def test_a_set_landing_while_the_run_makes_its_results_durable_is_picked_up(
+    repo_fives: RepoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's last tasks ended, its final batch was synced: a set right then still counts.
+
+    The timing is forced: the set happens inside the first moment the plan reports
+    itself finished, the latest point a set can land before the run decides to end
+    (the run looks at its inputs once more there; it used to end without it).
+    """
+    from e3.dataflow.plan import Plan
+
+    finished = Plan.finished
+    landed: dict[str, bool] = {}
+
+    def finished_then_set(plan: Plan) -> bool:
+        done = finished(plan)
+        if done and not landed:
+            landed["set"] = True
+            datasets.set_dataset_value(repo_fives, "ws", ("inputs", "x"), 9)
+        return done
+
+    monkeypatch.setattr(Plan, "finished", finished_then_set)
+    out = run_sync(repo_fives, "ws", StartOptions(concurrency=2))
+    assert landed and out.status == "completed"
+    assert out.counts.reexecuted >= 1, out.counts
+    assert datasets.get_value(repo_fives, "ws", ("tasks", "merge", "output"))[1] == 45
