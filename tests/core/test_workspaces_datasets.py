@@ -25,7 +25,7 @@ from e3.records import dataset_ref
 from e3.sdk import export
 from e3.store import locks
 from e3.store.repository import RepoStore
-from tests_support import versioned_hello
+from tests_support import run_cli, versioned_hello
 
 
 @pytest.fixture
@@ -60,6 +60,21 @@ def test_deploy_writes_one_ref_per_leaf_and_pins_hash(hello: RepoStore) -> None:
     assert state.package_hash == packages.resolve(hello, "hello").hash
     assert not (hello.root / "workspaces" / "ws" / ".data-new").exists()
     assert not (data / workspaces.DEPLOY_MARKER).exists()
+
+
+def _bad_utf8(good: bytes) -> bytes:
+    at = good.index(b"@") + 1  # the first byte of the 64-character hash
+    return good[:at] + b"\xff" + good[at + 1 :]
+
+
+@pytest.mark.parametrize("damage", [_bad_utf8, lambda good: good[:-5]], ids=["utf8", "torn"])
+def test_a_damaged_ref_is_named_in_a_one_line_error(hello: RepoStore, damage) -> None:
+    ref = hello.root / "workspaces" / "ws" / "data" / "inputs" / "x.ref"
+    ref.write_bytes(damage(ref.read_bytes()))
+    result = run_cli("get", hello.root, "ws.inputs.x")
+    assert result.code != 0
+    assert result.err.strip().count("\n") == 0, result.err
+    assert "ws.inputs.x" in result.err and "damaged" in result.err, result.err
 
 
 def test_get_set_roundtrip_and_type_check(hello: RepoStore) -> None:

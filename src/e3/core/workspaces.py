@@ -26,9 +26,10 @@ from pathlib import Path
 
 from e3.base import atomic
 from e3.base.names import check_workspace_name, new_uuid7
-from e3.base.paths import DatasetPath, path_from_ref_relpath, ref_relpath
+from e3.base.paths import DatasetPath, format_workspace_path, path_from_ref_relpath, ref_relpath
 from e3.core import packages
 from e3.errors import (
+    DecodeError,
     E3Error,
     LockConflict,
     StorageError,
@@ -167,7 +168,11 @@ def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
     data = atomic.read_bytes(f"{deployed.data_dir}{os.sep}{ref_relpath(path)}")
     if not data:
         return DatasetRef.unassigned()
-    return dataset_ref.decode(data)
+    try:
+        return dataset_ref.decode(data)
+    except DecodeError as exc:
+        where = format_workspace_path(deployed.name, path)
+        raise DecodeError(f"the ref of {where} is damaged ({exc.message})") from exc
 
 
 def write_ref(
