@@ -121,8 +121,9 @@ class RunLoop:
             if not self.running:
                 self.publisher.flush()
                 if self.plan.finished():
-                    # The flush waited on the disk; a set that landed meanwhile is
-                    # still this run's to pick up, not the next start's.
+                    # Wait for the last batch to be on disk, then look at the inputs once
+                    # more: a set that landed during that sync is this run's to pick up.
+                    await self.publisher.drain()
                     self._check_inputs()
                     if self.plan.finished():
                         return False
