@@ -32,6 +32,7 @@ from east.serialization.beast2 import (
     read_beast2_type,
 )
 
+from e3.codec import small
 from e3.codec._datetimes import exact_datetimes
 from e3.codec.types import (
     EastType,
@@ -123,15 +124,11 @@ _MAX_DEFLATE_RATIO = 1032
 
 
 def _varint(data: bytes | memoryview, at: int, what: str) -> tuple[int, int]:
-    """The LEB128 varint at ``at`` and the position after it."""
-    value = shift = 0
-    for i in range(at, min(at + 10, len(data))):
-        byte = data[i]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i + 1
-    raise DecodeError(f"invalid Beast2 data: truncated or overlong {what}")
+    """The LEB128 varint at ``at`` and the position after it (:func:`small.read_varint`)."""
+    try:
+        return small.read_varint(data, at)
+    except small.NotSmall:
+        raise DecodeError(f"invalid Beast2 data: truncated or overlong {what}") from None
 
 
 def value_size(data: bytes | memoryview, limit: int) -> int:
