@@ -488,7 +488,7 @@ def test_large_paged_collections_canonicalize_to_the_whole_value_bytes(
     whole = beast2.encode(v, t)
     # A task's output is written from values east-py holds (exact milliseconds), as
     # the decoded whole value is here.
-    paged = encode_beast2_paged_for(t)(beast2.decode(whole, t))
+    paged = encode_beast2_paged_for(t)(beast2.decode(whole, t, native=True))
     segments, elements = read_beast2_index(t, paged)
     assert segments > 1
     assert elements == LARGE

@@ -151,7 +151,9 @@ def _get_json(ctx: Context, args: argparse.Namespace, east_type: Any, data: byte
 
     value = None
     if data is not None:
-        value = json.loads(to_json(beast2.decode(data, east_type), east_type, indent=None))
+        value = json.loads(
+            to_json(beast2.decode(data, east_type, native=True), east_type, indent=None)
+        )
     ctx.out.data({"path": args.path, "value": value})
     return 0
 
@@ -175,7 +177,7 @@ def _decode(data: bytes, east_type: Any, where: str) -> Any:
     from e3.codec.memory import check_fits
 
     check_fits(len(data), "beast2", where)
-    return beast2.decode(data, east_type)
+    return beast2.decode(data, east_type, native=True)  # written straight out
 
 
 def _is_tty(stream: Any) -> bool:

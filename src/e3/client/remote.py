@@ -474,7 +474,7 @@ class RemoteRepository(StartsRuns):
                 finally:
                     staged.unlink(missing_ok=True)
                 t = beast2.read_type(data)
-                text = render_value(beast2.decode(data, t), t, out_format)
+                text = render_value(beast2.decode(data, t, native=True), t, out_format)
                 write_bytes(output, text, durable=False)
         return res
 

@@ -383,7 +383,7 @@ def write_table(value: EastValue, east_type: EastType, fmt: str, sink: Any) -> N
     if not hasattr(value, "to_columns"):  # a Python list: make it C-backed, as decoded values are
         from e3.codec import beast2
 
-        value = beast2.decode(beast2.encode(value, east_type), east_type)
+        value = beast2.decode(beast2.encode(value, east_type), east_type, native=True)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

@@ -34,6 +34,7 @@ from east.serialization.beast2 import (
 
 from e3.codec import small
 from e3.codec._datetimes import exact_datetimes
+from e3.codec.plain import plain
 from e3.codec.types import (
     EastType,
     EastTypeType,
@@ -279,6 +280,7 @@ def decode(
     *,
     trusted: bool = True,
     limit: int | None = None,
+    native: bool = False,
 ) -> EastValue:
     """Decode Beast2 bytes whose header type must be ``east_type`` (or a subtype).
 
@@ -286,6 +288,11 @@ def decode(
     stderr diagnostics are silenced and only e3's error is raised. ``limit``
     bounds the decoded size (:func:`value_size`), checked before east-c sees
     the bytes.
+
+    The value is made of plain Python containers (:mod:`e3.codec.plain` says
+    why). ``native=True`` returns east-py's own C-backed value instead, which
+    is cheaper for a value written straight out again (to CSV, Parquet, or
+    Beast2) by the caller: it must not outlive the call, nor leave the thread.
 
     Raises:
         DecodeError: the bytes are not valid Beast2 of that type.
@@ -299,9 +306,12 @@ def decode(
     try:
         decoder = _decoder(_cache_key(east_type))
         if trusted:
-            return decoder(data)
-        with quiet_native_stderr():
-            return decoder(data)
+            value = decoder(data)
+        else:
+            with quiet_native_stderr():
+                value = decoder(data)
+        # east-py decodes strings lazily: the copy meets a damaged one, if any.
+        return value if native else plain(value, east_type)
     except (ValueError, TypeError, UnicodeDecodeError, OverflowError, IndexError) as exc:
         raise DecodeError(f"invalid Beast2 data: {_first_line(exc)}") from exc
 
@@ -370,7 +380,7 @@ def _canonicalize(data: bytes | memoryview, east_type: EastType | None) -> tuple
         raise TypeMismatch(
             f"type mismatch: expected {short_type(east_type)}, got {short_type(found)}"
         )
-    value = decode(data, target, trusted=True)
+    value = decode(data, target, trusted=True, native=True)
     return target, encode(value, target)
 
 

@@ -16,6 +16,7 @@ from east.serialization.east_printer import print_east
 from east.serialization.json import decode_json_for, encode_json_for
 
 from e3.codec._datetimes import exact_datetimes
+from e3.codec.plain import plain
 from e3.codec.types import EastType, EastValue, short_type, type_kind
 from e3.errors import DecodeError, TypeMismatch
 
@@ -33,7 +34,7 @@ def to_east(value: EastValue, east_type: EastType) -> str:
 def from_east(text: str, east_type: EastType) -> EastValue:
     """Parse ``.east`` text as a value of ``east_type``."""
     try:
-        return parse_east(east_type, text.strip())
+        return plain(parse_east(east_type, text.strip()), east_type)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise DecodeError(
             f"invalid .east value for type {short_type(east_type)}: {_line(exc)}"
@@ -59,7 +60,7 @@ def from_json(text: str | bytes, east_type: EastType) -> EastValue:
     data = text.encode("utf-8") if isinstance(text, str) else text
     _check_json(data, east_type)
     try:
-        return decode_json_for(east_type)(data)
+        return plain(decode_json_for(east_type)(data), east_type)
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise DecodeError(
             f"invalid JSON value for type {short_type(east_type)}: {_line(exc)}"

@@ -160,5 +160,5 @@ async def _execute(
 def _write_output(repo: RepoStore, h: str, out_type: object, output: Path, fmt: str) -> None:
     data = repo.objects.get(h)
     if fmt != "beast2":
-        data = render_value(beast2.decode(data, out_type), out_type, fmt)
+        data = render_value(beast2.decode(data, out_type, native=True), out_type, fmt)
     atomic.write_bytes(output, data, durable=False)

@@ -10,6 +10,7 @@ a file outside its repository.
 from __future__ import annotations
 
 import os
+import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -249,8 +250,26 @@ def query_wait(request: Request) -> float:
 
 
 def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
-    """Run repository work off the event loop."""
-    return run_in_threadpool(fn, *args, **kwargs)
+    """Run repository work off the event loop.
+
+    An exception leaves the worker thread with its frames' locals dropped: they
+    may hold east-py values (a table being read), which must be released on
+    the thread that made them (:mod:`e3.codec.plain`), not on the loop's.
+    """
+    return run_in_threadpool(_frames_dropped_on_error, fn, *args, **kwargs)
+
+
+def _frames_dropped_on_error(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        seen: set[int] = set()
+        chained: BaseException | None = exc
+        while chained is not None and id(chained) not in seen:
+            seen.add(id(chained))
+            traceback.clear_frames(chained.__traceback__)
+            chained = chained.__cause__ or chained.__context__
+        raise
 
 
 def absolute_url(request: Request, path: str) -> str:
