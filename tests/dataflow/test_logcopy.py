@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e3.core import executions
-from e3.dataflow.logcopy import QUIET_MAX, QUIET_MIN, LogCopier
+from e3.dataflow.logcopy import QUIET_FACTOR, QUIET_MAX, QUIET_MIN, LogCopier
 
 
 def _spools(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -56,21 +56,21 @@ def test_the_cap_keeps_the_first_bytes_and_says_how_many_were_dropped(tmp_path: 
 
 
 def test_a_quiet_task_is_looked_at_less_often_and_output_brings_it_back(tmp_path: Path) -> None:
-    assert (QUIET_MIN, QUIET_MAX) == (0.2, 2.0)  # the times below follow from these
+    assert (QUIET_MIN, QUIET_FACTOR, QUIET_MAX) == (0.2, 4, 2.0)  # the times below follow
     out, err, edir = _spools(tmp_path)
     logs = LogCopier(1000, out, err, edir)
     log = edir / executions.STDOUT_FILE
-    logs.poll(0.0)  # quiet: next look in 0.4 s
+    logs.poll(0.0)  # quiet: next look in 0.8 s
     out.write_bytes(b"a\n")
-    logs.poll(0.3)
+    logs.poll(0.7)
     assert not log.exists()  # not looked at yet
-    logs.poll(0.4)
+    logs.poll(0.8)
     assert log.read_bytes() == b"a\n"  # found: next look a tick (0.2 s) away
-    for t in (0.6, 1.0, 1.8, 3.4, 5.4):  # quiet: waits of 0.4, 0.8, 1.6, then 2.0 (the cap)
+    for t in (1.0, 1.8, 3.8):  # quiet: waits of 0.8, then 2.0 (the cap)
         logs.poll(t)
     with out.open("ab") as f:
         f.write(b"b\n")
-    logs.poll(7.3)
+    logs.poll(5.7)
     assert log.read_bytes() == b"a\n"
-    logs.poll(7.4)
+    logs.poll(5.8)
     assert log.read_bytes() == b"a\nb\n"

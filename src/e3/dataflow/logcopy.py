@@ -7,11 +7,12 @@ when it ends; past the cap the rest is counted and a marker says so.
 
 While a long task runs, the engine looks at its two spool files on its tick
 (five times a second) through :meth:`LogCopier.poll`, which backs off while a
-task stays quiet: each look that finds nothing new doubles the wait before the
-next, up to :data:`QUIET_MAX`, and output resets it. With a thousand tasks
-sleeping, these looks were most of what an idle engine did; now a quiet task
-costs a ``stat`` of each spool (a path string kept from the start) every two
-seconds, and its first new line after a silence shows within that. The
+task stays quiet: each look that finds nothing new makes the wait before the
+next four times longer, up to :data:`QUIET_MAX`, and output resets it. With a
+thousand tasks sleeping, these looks were most of what an idle engine did; now
+a quiet task costs a ``stat`` of each spool (a path string kept from the start)
+every two seconds, reached one second after it went quiet, and its first new
+line after a silence shows within that. The
 execution directory's paths are only built when there is something to write.
 """
 
@@ -26,6 +27,8 @@ from e3.core import executions
 QUIET_MAX = 2.0
 #: The first wait, and the wait after a look that found output (the engine's tick).
 QUIET_MIN = 0.2
+#: How much longer each quiet look makes the wait.
+QUIET_FACTOR = 4
 
 #: The two streams, in the order of the spools and of runner-reported sizes.
 _NAMES = (executions.STDOUT_FILE, executions.STDERR_FILE)
@@ -48,7 +51,7 @@ class LogCopier:
         if now < self._next_look:
             return
         grew = self.copy(final=False)
-        self._wait = QUIET_MIN if grew else min(self._wait * 2, QUIET_MAX)
+        self._wait = QUIET_MIN if grew else min(self._wait * QUIET_FACTOR, QUIET_MAX)
         self._next_look = now + self._wait
 
     def copy(self, *, final: bool, sizes: tuple[int, int] | None = None) -> bool:
