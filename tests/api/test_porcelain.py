@@ -17,7 +17,7 @@ from east import East, IntegerType
 
 import e3
 from e3.codec import beast2
-from e3.errors import LockConflict, TaskNotFound, WaitTimedOut
+from e3.errors import InvalidPath, LockConflict, TaskNotFound, WaitTimedOut
 from e3.model.protocol import Repository
 from tests_support import DEADLINE, export_to, shell_package
 
@@ -131,6 +131,19 @@ def test_failures_carry_their_cause(repo: Repository, tmp_path: Path) -> None:
     (problem,) = outcome.failed
     assert problem.name == "t" and "exit code 2" in problem.reason
     assert "no such table: users" in problem.stderr_tail
+
+
+def test_the_status_of_a_tree_is_refused_wherever_the_repository_is(
+    repo: Repository, tmp_path: Path
+) -> None:
+    # The server once answered a status of the root with the root's listing, which the
+    # client then failed to read as a status (an internal error instead of this one).
+    _deploy(repo, _diamond(), tmp_path)
+    with pytest.raises(InvalidPath, match="tree, not a dataset"):
+        repo.dataset_status("ws", ())
+    with pytest.raises(InvalidPath, match="tree, not a dataset"):
+        repo.dataset_status("ws", ("inputs",))
+    assert repo.dataset_status("ws", ("inputs", "a")).status == "set"
 
 
 def test_verbs_agree_wherever_the_repository_is(repo: Repository, tmp_path: Path) -> None:

@@ -39,12 +39,16 @@ _DATA = "/api/repos/{repo}/workspaces/{ws}/datasets"
 
 
 async def list_or_get(request: Request) -> Response:
-    """A listing (``?list``, or the root), a status (``?status``) or a value."""
+    """A listing (``?list``, or the root), a status (``?status``) or a value.
+
+    A status of the root is refused as the porcelain refuses it (the root is a
+    tree), not answered with a listing the client would take for a status.
+    """
     server = server_of(request)
     repo = server.repo(request)
     ws = param(request, "ws")
     path = dataset_path(raw_segments(request, 6))
-    if query_flag(request, "list") or not path:
+    if query_flag(request, "list") or not (path or query_flag(request, "status")):
         entries = await blocking(
             repo.dataset_list,
             ws,
