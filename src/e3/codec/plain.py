@@ -107,13 +107,18 @@ def _container_copier(kind: str, inner: _Copy | None) -> _Copy:
     fill = {"Array": _fill_array, "Dict": _fill_dict}.get(kind, _fill_ref)
 
     def copy_container(value: Any, seen: dict[int, Any]) -> Any:
-        address = int(getattr(value, "_c_ptr", 0)) or id(value)
+        address = _address(value)
         done = seen.get(address)
         if done is not None:
             return done
         return fill(value, address, inner, seen)
 
     return copy_container
+
+
+def _address(value: Any) -> int:
+    """What identifies a container: its east-c address (a plain Python one: its id)."""
+    return int(getattr(value, "_c_ptr", 0)) or id(value)
 
 
 def _fill_array(value: Any, address: int, inner: _Copy | None, seen: dict[int, Any]) -> Any:
@@ -193,7 +198,7 @@ class _Copier:
             return False, self._variant(value)
         if kind == "set":
             return True, set(value)  # elements are of immutable types: no container inside
-        address = int(getattr(value, "_c_ptr", 0)) or id(value)
+        address = _address(value)
         copied = self.seen.get(address)
         if copied is not None:
             return True, copied
@@ -204,11 +209,10 @@ class _Copier:
         return self._ref(value, address)
 
     def _array(self, proxy: Any, address: int) -> _Step:
+        if not holds_containers(proxy.element_type):
+            return True, _fill_array(proxy, address, None, self.seen)
         out: list[Any] = []
         self.seen[address] = out
-        if not holds_containers(proxy.element_type):
-            out.extend(proxy)
-            return True, out
         return False, self._fill_list(proxy, out)
 
     def _fill_list(self, proxy: Any, out: list[Any]) -> Generator[Any, Any, list[Any]]:
@@ -217,11 +221,10 @@ class _Copier:
         return out
 
     def _dict(self, proxy: Any, address: int) -> _Step:
+        if not holds_containers(proxy.value_type):
+            return True, _fill_dict(proxy, address, None, self.seen)
         out: dict[Any, Any] = {}
         self.seen[address] = out
-        if not holds_containers(proxy.value_type):
-            out.update(proxy.items())
-            return True, out
         return False, self._fill_dict(proxy, out)
 
     def _fill_dict(self, proxy: Any, out: dict[Any, Any]) -> Generator[Any, Any, dict[Any, Any]]:
