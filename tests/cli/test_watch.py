@@ -166,3 +166,34 @@ def test_abort_on_change_cancels_a_long_task(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     r = run_cli("watch", tmp_path, "ws", tmp_path / "nope.py")
     assert r.code == 2 and r.err.startswith("Error: file not found"), r.err
+
+
+VERSIONED = """\
+from east import IntegerType
+import e3
+from helper import K
+
+x = e3.input("x", IntegerType, default=1)
+pkg = e3.package("v", f"1.0.{K}", x)
+"""
+
+
+def test_an_edit_within_the_second_of_the_last_build_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python reuses a .pyc whose source has the same size and modification second:
+    # "K = 1" → "K = 9" saved within that second was built from the old code.
+    from e3.cli.watch import build
+
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # the cache must be written
+    helper, pkg = tmp_path / "helper.py", tmp_path / "pkg.py"
+    helper.write_text("K = 1\n")
+    pkg.write_text(VERSIONED)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    first = build(pkg, workdir)
+    assert first.version == "1.0.1" and helper.resolve() in first.sources
+    stat = helper.stat()
+    helper.write_text("K = 9\n")
+    os.utime(helper, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same second, the same size
+    assert build(pkg, workdir, first.sources).version == "1.0.9"
