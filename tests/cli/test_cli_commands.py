@@ -313,3 +313,18 @@ def test_a_ctrl_c_that_e3_was_started_to_ignore_stays_ignored() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "True\n"
+
+
+def test_e3_get_loads_no_run_machinery_nor_other_operations_results(hello_repo: Path) -> None:
+    """Issue 18: a frozen dataclass costs about a millisecond to define, and `e3 get` had
+    loaded 43 of them (57 ms, against 120-180 ms for east-py itself), among them run
+    records, events and the results of every other operation."""
+    out = _fresh_python(
+        "import sys\n"
+        "from e3.cli import main\n"
+        f"assert main(['get', {str(hello_repo)!r}, 'ws.inputs.x']) == 0\n"
+        "unwanted = ['e3.model.results', 'e3.model.runs', 'e3.model.events',\n"
+        "            'e3.records.dataflow', 'e3.codec.csv_io', 'asyncio']\n"
+        "print(' '.join(m for m in unwanted if m in sys.modules))\n"
+    )
+    assert out.splitlines()[-1] == ""

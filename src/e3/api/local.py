@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from e3.base.paths import DatasetPath
 from e3.model.protocol import StartsRuns
-from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, StartOptions
 from e3.store.repository import RepoStore
 
 if TYPE_CHECKING:
@@ -44,6 +42,8 @@ if TYPE_CHECKING:
         WorkspaceInfo,
         WorkspaceStatus,
     )
+    from e3.model.retention import GcPolicy
+    from e3.model.runs import Isolation, StartOptions
     from e3.records.dataflow import DataflowRun
     from e3.records.package import PackageObject
     from e3.store.zipfmt import ZipLimits
@@ -118,6 +118,7 @@ class LocalRepository(StartsRuns):
     def gc(self, policy: GcPolicy | None = None) -> GcResult:
         """Collect unreachable objects, and history as the policy allows."""
         from e3.core import gc
+        from e3.model.retention import GcPolicy
 
         return gc.collect(self.store, policy or GcPolicy())
 

@@ -79,9 +79,10 @@ def cmd_convert(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _infer(ctx: Context, args: argparse.Namespace, options: Any) -> int:
-    from e3.codec.formats import detect_format, read_value, type_from_file
+    from e3.codec.formats import csv_options, detect_format, read_value, type_from_file
     from e3.codec.tabular import type_text
 
+    options = options or csv_options()
     if args.input == "-":
         data = sys.stdin.buffer.read()
         fmt = detect_format(data, explicit=args.from_format, name=None)

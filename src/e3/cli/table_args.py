@@ -70,7 +70,13 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
 
 
 def table_options(args: argparse.Namespace) -> Any:
-    """The :class:`~e3.codec.csv_io.CsvOptions` the flags describe."""
+    """The :class:`~e3.codec.csv_io.CsvOptions` the flags describe (``None``: none given).
+
+    With no flag the codec's defaults apply, and a command that writes no CSV
+    (most ``e3 get`` calls) does not load the CSV codec at all.
+    """
+    if not args.columns and not args.null_strings and args.delimiter is None and args.header:
+        return None
     from e3.codec.formats import csv_options
 
     columns: dict[str, str] = {}

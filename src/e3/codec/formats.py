@@ -21,12 +21,14 @@ from __future__ import annotations
 import mmap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from e3.codec import beast2, text
-from e3.codec.csv_io import CsvOptions
 from e3.codec.types import EastType, EastValue, fits, print_type, short_type
 from e3.errors import DecodeError, StorageError, TypeMismatch, UsageError
+
+if TYPE_CHECKING:  # the CSV codec is loaded by the calls that need it
+    from e3.codec.csv_io import CsvOptions
 
 Format = Literal["beast2", "east", "json", "csv", "parquet", "arrow"]
 FORMATS: tuple[Format, ...] = ("beast2", "east", "json", "csv", "parquet", "arrow")
@@ -102,6 +104,8 @@ def read_value(
     written (its ``columns`` also rename Parquet and Arrow columns).
     """
     if fmt in TABLE_FORMATS:
+        from e3.codec.csv_io import CsvOptions
+
         return _read_table(data, fmt, east_type, where, csv or CsvOptions())
     if fmt == "beast2":
         try:
@@ -274,7 +278,7 @@ def read_file(
                 return read_value(b"", chosen, east_type, where=where, csv=csv)
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                 data: Any = m if chosen == "csv" else m[:]
-                options = _tsv(p, csv or CsvOptions())
+                options = _tsv(p, csv)
                 return read_value(data, chosen, east_type, where=where, csv=options)
     except FileNotFoundError:
         raise UsageError(f"file not found: {path}") from None
@@ -292,6 +296,8 @@ def csv_options(
     columns: Mapping[str, str] | None = None,
 ) -> CsvOptions:
     """:class:`~e3.codec.csv_io.CsvOptions` from keyword arguments (checked)."""
+    from e3.codec.csv_io import CsvOptions
+
     options = CsvOptions(delimiter, tuple(null_strings), header, dict(columns or {}))
     options.check()
     return options
@@ -374,8 +380,13 @@ def type_from_file(
     return read_file(p, None, fmt=fmt, csv=options)[0]
 
 
-def _tsv(path: Path, options: CsvOptions) -> CsvOptions:
+def _tsv(path: Path, options: CsvOptions | None) -> CsvOptions | None:
     """A ``.tsv`` file's cells are separated by tabs unless a delimiter was chosen."""
-    if path.suffix.lower() == ".tsv" and options.delimiter == ",":
+    if path.suffix.lower() != ".tsv":
+        return options
+    from e3.codec.csv_io import CsvOptions
+
+    options = options or CsvOptions()
+    if options.delimiter == ",":
         return CsvOptions("\t", options.null_strings, options.header, options.columns)
     return options

@@ -25,7 +25,7 @@ from e3.errors import (
     PermissionDenied,
     TypeMismatch,
 )
-from e3.model.results import DatasetEntry
+from e3.model.listings import DatasetEntry
 from e3.records.dataset_ref import DatasetRef
 from e3.records.structure import DatasetSpec, Node, StructNode
 from e3.store.repository import RepoStore

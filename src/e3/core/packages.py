@@ -23,7 +23,7 @@ from e3.errors import (
     InvalidPackage,
     PackageNotFound,
 )
-from e3.model.results import PackageInfo
+from e3.model.listings import PackageInfo
 from e3.records import package as package_record
 from e3.records.package import PackageObject
 from e3.store.repository import RepoStore

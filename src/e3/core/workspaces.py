@@ -37,7 +37,7 @@ from e3.errors import (
     WorkspaceNotDeployed,
     WorkspaceNotFound,
 )
-from e3.model.results import PackageInfo, WorkspaceInfo
+from e3.model.listings import PackageInfo, WorkspaceInfo
 from e3.records import dataset_ref, structure
 from e3.records import workspace as ws_record
 from e3.records._util import utc_now

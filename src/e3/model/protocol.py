@@ -21,13 +21,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from e3.base.paths import DatasetPath
-from e3.model.events import Event
-from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, RunOutcome, StartOptions, start_options
-from e3.records.dataflow import DataflowRun
-from e3.records.package import PackageObject
 
-if TYPE_CHECKING:  # annotations only: the dataclasses cost a module import of their own
+if TYPE_CHECKING:
+    # Annotations only. Defining a dataclass costs about a millisecond, and every
+    # command imports this module: `e3 get` has no use for run records or events.
+    from e3.model.events import Event
     from e3.model.results import (
         AdhocResult,
         DatasetEntry,
@@ -44,6 +42,10 @@ if TYPE_CHECKING:  # annotations only: the dataclasses cost a module import of t
         WorkspaceInfo,
         WorkspaceStatus,
     )
+    from e3.model.retention import GcPolicy
+    from e3.model.runs import Isolation, RunOutcome, StartOptions
+    from e3.records.dataflow import DataflowRun
+    from e3.records.package import PackageObject
 
 #: Longest single wait inside :class:`RunEvents` (keeps a stream responsive to its end).
 _STREAM_WAIT = 5.0
@@ -145,6 +147,8 @@ class StartsRuns:
         cluster: str | None = None,
     ) -> Run:
         """Start the workspace's dataflow and return at once (see :meth:`Repository.start`)."""
+        from e3.model.runs import start_options
+
         return self.start_with(
             ws,
             start_options(

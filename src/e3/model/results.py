@@ -8,24 +8,13 @@ East types inside them are opaque values (see :mod:`e3.codec.types`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
 
 from e3.base.paths import DatasetPath
 
-
-@dataclass(frozen=True)
-class PackageInfo:
-    """A package known to a repository."""
-
-    name: str
-    version: str
-    hash: str
-
-    @property
-    def ref(self) -> str:
-        """``name@version``."""
-        return f"{self.name}@{self.version}"
+# Re-exported: the results of every operation are named from here.
+from e3.model.listings import DatasetEntry as DatasetEntry
+from e3.model.listings import PackageInfo as PackageInfo
+from e3.model.listings import WorkspaceInfo as WorkspaceInfo
 
 
 @dataclass(frozen=True)
@@ -49,36 +38,6 @@ class ExportResult:
     hash: str
     object_count: int
     size: int
-
-
-@dataclass(frozen=True)
-class WorkspaceInfo:
-    """A workspace and what is deployed in it."""
-
-    name: str
-    deployed: bool
-    package_name: str | None = None
-    package_version: str | None = None
-    package_hash: str | None = None
-    deployed_at: datetime | None = None
-    current_run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A node of a workspace's dataset tree, with its current state for datasets.
-
-    ``status`` is ``set``, ``unset`` or ``null`` for datasets and ``tree`` for
-    inner nodes. ``type`` is the declared East type (``None`` for trees).
-    """
-
-    path: DatasetPath
-    kind: Literal["dataset", "tree"]
-    type: Any = None
-    writable: bool = False
-    status: Literal["set", "unset", "null", "tree", "unknown"] = "unknown"
-    hash: str | None = None
-    size: int | None = None
 
 
 @dataclass(frozen=True)
