@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from e3.core import executions
-from e3.dataflow.logcopy import QUIET_FACTOR, QUIET_MAX, QUIET_MIN, LogCopier
+from e3.dataflow.logcopy import (
+    QUIET_FACTOR,
+    QUIET_LOOKS_PER_SECOND,
+    QUIET_MAX,
+    QUIET_MIN,
+    LogCopier,
+)
 
 
 def _spools(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -74,3 +80,18 @@ def test_a_quiet_task_is_looked_at_less_often_and_output_brings_it_back(tmp_path
     assert log.read_bytes() == b"a\n"
     logs.poll(5.8)
     assert log.read_bytes() == b"a\nb\n"
+
+
+def test_past_five_hundred_running_tasks_the_longest_wait_stretches(tmp_path: Path) -> None:
+    """Issue 18: with a thousand tasks sleeping, looks every 2 s were most of the idle
+    engine's CPU; past 500 running tasks the looks stay at 250 a second in all."""
+    assert QUIET_LOOKS_PER_SECOND == 250
+    out, err, edir = _spools(tmp_path)
+    logs = LogCopier(1000, out, err, edir)
+    for t in (0.0, 0.8):  # quiet: waits of 0.8, then 3.2
+        logs.poll(t, running=1000)
+    assert logs.next_look == 0.8 + 3.2
+    logs.poll(4.0, running=1000)
+    assert logs.next_look == 4.0 + 4.0  # 1,000 / 250 a second: 4 s, not 2
+    logs.poll(8.0, running=100)
+    assert logs.next_look == 8.0 + QUIET_MAX  # fewer tasks: the usual cap

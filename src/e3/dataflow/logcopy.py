@@ -12,7 +12,9 @@ next four times longer, up to :data:`QUIET_MAX`, and output resets it. With a
 thousand tasks sleeping, these looks were most of what an idle engine did; now
 a quiet task costs a ``stat`` of each spool (a path string kept from the start)
 every two seconds, reached one second after it went quiet, and its first new
-line after a silence shows within that. The
+line after a silence shows within that. Past 500 running tasks the two seconds
+stretch so that the looks stay at 250 a second in all (four seconds for a
+thousand tasks). The
 execution directory's paths are only built when there is something to write.
 """
 
@@ -29,6 +31,9 @@ QUIET_MAX = 2.0
 QUIET_MIN = 0.2
 #: How much longer each quiet look makes the wait.
 QUIET_FACTOR = 4
+#: Looks at quiet tasks per second, at most, over all of them: past this many
+#: running tasks the longest wait grows with their number instead.
+QUIET_LOOKS_PER_SECOND = 250
 
 #: The two streams, in the order of the spools and of runner-reported sizes.
 _NAMES = (executions.STDOUT_FILE, executions.STDERR_FILE)
@@ -46,12 +51,23 @@ class LogCopier:
         self._wait = QUIET_MIN
         self._next_look = 0.0
 
-    def poll(self, now: float) -> None:
-        """Copy what is new while the task runs, looking less often while it stays quiet."""
+    @property
+    def next_look(self) -> float:
+        """When :meth:`poll` will next look at the spools (monotonic seconds)."""
+        return self._next_look
+
+    def poll(self, now: float, running: int = 1) -> None:
+        """Copy what is new while the task runs, looking less often while it stays quiet.
+
+        ``running``: how many tasks are being polled; with more than
+        ``QUIET_MAX * QUIET_LOOKS_PER_SECOND`` the longest wait is stretched so
+        that all of them together cost that many looks a second.
+        """
         if now < self._next_look:
             return
         grew = self.copy(final=False)
-        self._wait = QUIET_MIN if grew else min(self._wait * QUIET_FACTOR, QUIET_MAX)
+        longest = max(QUIET_MAX, running / QUIET_LOOKS_PER_SECOND)
+        self._wait = QUIET_MIN if grew else min(self._wait * QUIET_FACTOR, longest)
         self._next_look = now + self._wait
 
     def copy(self, *, final: bool, sizes: tuple[int, int] | None = None) -> bool:
