@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import E3, ROOT, e3, median_of, ms, table
+from benchmarks.harness import E3, ROOT, e3, median_of, medians_interleaved, ms, table
 
 
 def run(*, quick: bool, sizes: str | None = None) -> None:
@@ -20,8 +20,9 @@ def run(*, quick: bool, sizes: str | None = None) -> None:
         e3("workspace", "deploy", repo, "ws", "hello")
         py = sys.executable
         base = median_of([py, "-c", "pass"], repeat)
-        east = median_of([py, "-c", "import east"], repeat)
-        get = median_of([E3, "get", str(repo), "ws.inputs.x"], repeat)
+        east, get = medians_interleaved(
+            [[py, "-c", "import east"], [E3, "get", str(repo), "ws.inputs.x"]], repeat
+        )
         get_json = median_of([E3, "get", str(repo), "ws.inputs.x", "-f", "json"], repeat)
         help_ = median_of([E3, "--help"], repeat)
         table(

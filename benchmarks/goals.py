@@ -48,7 +48,7 @@ from benchmarks.e3cli import (
     timed_start,
     watched,
 )
-from benchmarks.harness import E3, ROOT, median_of, table
+from benchmarks.harness import E3, ROOT, median_of, medians_interleaved, table
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -344,8 +344,9 @@ class Goals:
         """``e3 get`` against ``python -c "import east"``."""
         repo = self.one_task()
         k = self.sizes.fixed_repeats
-        east = median_of([sys.executable, "-c", "import east"], k)
-        get = median_of([E3, "get", str(repo), "ws.inputs.x"], k)
+        east, get = medians_interleaved(
+            [[sys.executable, "-c", "import east"], [E3, "get", str(repo), "ws.inputs.x"]], k
+        )
         self.raw["get"] = {"import_east": east, "e3_get": get}
         self.judge(
             '`e3 get` against `python -c "import east"`',

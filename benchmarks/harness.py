@@ -65,6 +65,25 @@ def median_of(argv: Sequence[str], repeat: int, warmup: int = 1) -> float:
     return statistics.median(wall(argv) for _ in range(repeat))
 
 
+def medians_interleaved(
+    argvs: Sequence[Sequence[str]], repeat: int, warmup: int = 1
+) -> list[float]:
+    """Median wall time of each command, run in turn (one of each, ``repeat`` times).
+
+    For a ratio of two commands: measured one after the other, a change in the
+    machine's speed between the two series (seen here: ``import east`` at 0.23 s
+    for ten runs, then ``e3 get``, which imports it, at 0.18 s) lands on one side.
+    """
+    for _ in range(warmup):
+        for argv in argvs:
+            wall(argv)
+    times: list[list[float]] = [[] for _ in argvs]
+    for _ in range(repeat):
+        for i, argv in enumerate(argvs):
+            times[i].append(wall(argv))
+    return [statistics.median(t) for t in times]
+
+
 def e3(*args: str | Path) -> float:
     """Wall time of one ``e3`` command."""
     return wall([E3, *map(str, args)])
