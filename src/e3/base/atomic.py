@@ -25,7 +25,7 @@ def staging_name(final: Path) -> Path:
     return final.with_name(f"{final.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}")
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path | str) -> None:
     """Make a rename or create inside ``directory`` durable."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -71,32 +71,44 @@ def storage_error(exc: OSError, action: str, path: Path) -> StorageError:
     return StorageError(f"cannot {action} {path}: {reason}")
 
 
-def write_bytes(final: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+def write_bytes(final: Path | str, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
     """Atomically replace ``final`` with ``data``.
 
     With ``durable`` the data is fsynced before the rename and the directory
-    after it, so the new content survives power loss once this returns.
+    after it, so the new content survives power loss once this returns. Runs
+    twice per task (its output object, its output ref), so it works on the
+    path as a string: no ``Path`` is built unless a directory is missing or an
+    error is reported.
     """
-    tmp = staging_name(final)
+    target = os.fspath(final)
+    tmp = f"{target}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        fd = os.open(tmp, flags, mode)
     except FileNotFoundError:
         try:
-            make_dirs(final.parent, durable=durable)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            make_dirs(Path(target).parent, durable=durable)
+            fd = os.open(tmp, flags, mode)
         except OSError as exc:
-            raise storage_error(exc, "write", final) from exc
+            raise storage_error(exc, "write", Path(target)) from exc
     except OSError as exc:
-        raise storage_error(exc, "write", final) from exc
-    with _renamed_into_place(tmp, final):
+        raise storage_error(exc, "write", Path(target)) from exc
+    try:
         try:
             write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        os.rename(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise storage_error(exc, "write", Path(target)) from exc
+        raise
     if durable:
-        fsync_dir(final.parent)
+        fsync_dir(os.path.dirname(target) or ".")
 
 
 @contextlib.contextmanager

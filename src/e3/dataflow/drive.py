@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,6 +64,7 @@ class RunLoop:
             {node.output: _spec(tree, node.output).type for node in p.graph.tasks},
         )
         self.publisher = Publisher(p.repo)
+        self.data_dir = str(p.dep.data_dir)
         self.outputs = {n.output: workspaces.read_ref(p.dep, n.output) for n in p.graph.tasks}
         self.marker = workspaces.inputs_marker(p.repo, p.ws)
         self.running: dict[asyncio.Task[TaskOutcome], int] = {}
@@ -262,7 +264,7 @@ class RunLoop:
         self.outputs[out] = ref
         write = functools.partial(
             atomic.write_bytes,
-            self.p.dep.data_dir / ref_relpath(out),
+            f"{self.data_dir}{os.sep}{ref_relpath(out)}",
             dataset_ref.encode(ref),
             durable=False,
         )

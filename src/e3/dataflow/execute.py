@@ -322,7 +322,7 @@ class TaskExecutor:
         ir = self.command_cache.get(node.command_ir)
         if ir is None:
             ir = self.command_cache[node.command_ir] = self.repo.objects.get(node.command_ir)
-        paths = [str(self.repo.objects.path_of(h)) for h in input_hashes]
+        paths = [self.repo.objects.file_of(h) for h in input_hashes]
         staged = slot_dir.input_paths(len(paths))
         # Arbitrary commands get private copies of their inputs (they cannot harm
         # stored objects); commands known to only read them use the stored objects.

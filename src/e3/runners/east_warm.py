@@ -161,6 +161,8 @@ class WarmEastRunner:
         self._importable: dict[str, bool] = {}
         self._patience_over = False
         self._starting = 0
+        #: Tasks waiting on the pool's condition for a worker to come free.
+        self._waiting = 0
         self.spawned = 0
 
     # ── selection ────────────────────────────────────────────────────────
@@ -217,11 +219,14 @@ class WarmEastRunner:
                     self._starting += 1
                     self._patience_over = False
                     break
+                timeout = None if self._starting else SPAWN_PATIENCE
+                self._waiting += 1
                 try:
-                    timeout = None if self._starting else SPAWN_PATIENCE
                     await asyncio.wait_for(self._available.wait(), timeout)
                 except TimeoutError:
                     self._patience_over = True
+                finally:
+                    self._waiting -= 1
         try:
             worker = await self._spawn()
         except BaseException:
@@ -239,9 +244,25 @@ class WarmEastRunner:
             self._count -= 1
             self._available.notify()
 
+    def _retires(self, worker: _Worker) -> bool:
+        return not worker.alive or worker.rss > self.rss_limit or worker.tasks >= self.max_tasks
+
+    def _release_at_once(self, worker: _Worker) -> bool:
+        """Put a worker that stays back in the pool now, if no task waits for one.
+
+        The usual case (a chain, or fewer ready tasks than workers): nobody is to
+        be woken, so the pool's condition need not be taken, which would cost a
+        task of its own and a turn of the event loop per East task.
+        """
+        if self._waiting or self._retires(worker):
+            return False
+        if self._available is not None and self._available.locked():
+            return False
+        self._idle.append(worker)
+        return True
+
     async def _release(self, worker: _Worker) -> None:
-        retire = not worker.alive or worker.rss > self.rss_limit or worker.tasks >= self.max_tasks
-        if retire:
+        if self._retires(worker):
             if worker.alive:
                 worker.stop()
             self.guardian.unregister(worker.pid)
@@ -294,7 +315,8 @@ class WarmEastRunner:
                 raise
         finally:
             worker.tasks += 1
-            await asyncio.shield(self._release(worker))
+            if not self._release_at_once(worker):
+                await asyncio.shield(self._release(worker))
         worker.rss = int(reply.get("rss", 0))
         logs = reply.get("logs")
         form = reply.get("output")

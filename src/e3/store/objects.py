@@ -137,7 +137,7 @@ class LocalObjectStore:
             if self.durable and sync:
                 _storage(Path(path), self._sync_present, path)
             return h
-        atomic.write_bytes(Path(path), data, durable=self.durable and sync, mode=0o444)
+        atomic.write_bytes(path, data, durable=self.durable and sync, mode=0o444)
         return h
 
     def _sync_present(self, path: str) -> None:
