@@ -259,3 +259,44 @@ def test_cycles_are_refused() -> None:
             lambda h: store.get(h) if store.has(h) else None,
             "p",
         )
+
+
+def test_function_irs_sharing_a_header_have_their_type_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Comparing IRType (recursive) walks it, about 15 ms: a 10,000-task package of
+    # distinct functions took minutes to import when each IR's header was read anew.
+    x = e3.input("x", IntegerType, default=0)
+    tasks = [
+        e3.task(f"t{i}", [x], East.function([IntegerType], IntegerType, lambda b, v, i=i: v + i))
+        for i in range(20)
+    ]
+    store = MemoryObjectStore()
+    _, pkg_obj, _ = build(e3.package("many", "1.0.0", *tasks), store)
+    irs = {ref.hash for path, ref in pkg_obj.refs.items() if path[-1] == "function_ir"}
+    assert len(irs) == 20
+    reads: list[int] = []
+    real = beast2.read_type
+    monkeypatch.setattr(beast2, "read_type", lambda data, **kw: reads.append(1) or real(data, **kw))
+    reachable = package_check.validate_package(
+        pkg_obj, lambda h: store.get(h) if store.has(h) else None, "p"
+    )
+    assert irs <= reachable
+    assert len(reads) <= 2  # the IRs' one header, and x's default value
+
+
+def test_a_value_with_a_known_header_is_still_checked_against_its_own_dataset() -> None:
+    from e3.records.dataset_ref import DatasetRef
+    from e3.records.package import PackageObject
+
+    store = MemoryObjectStore()
+    one = store.put(beast2.encode(1, IntegerType))
+    whole, text = DatasetSpec(IntegerType, True), DatasetSpec(StringType, True)
+    structure = StructNode({"inputs": StructNode({"a": whole, "b": whole, "c": text})})
+    refs = {("inputs", name): DatasetRef.of(one) for name in ("a", "b", "c")}
+    with pytest.raises(InvalidPackage, match=r"value of \.inputs\.c has type .*declared"):
+        package_check.validate_package(
+            PackageObject({}, structure, refs),
+            lambda h: store.get(h) if store.has(h) else None,
+            "p",
+        )

@@ -190,20 +190,42 @@ def header_size(data: bytes | memoryview) -> int:
     Raises:
         DecodeError: the header is truncated or of an unknown kind.
     """
-    kind = data[8] if len(data) > 8 else -1
-    if kind == 0:  # structural: a length-prefixed type table
-        size, at = _varint(data, 9, "type section length")
-        at += size
-    elif kind == 1:  # a well-known type: its id and an 8-byte hash
-        _, at = _varint(data, 9, "well-known type id")
-        at += 8
-    else:
-        raise DecodeError(f"invalid Beast2 header: unsupported type section kind {kind}")
+    at = _type_section_end(data)
     size, at = _varint(data, at, "source map length")
     at += size
     if at > len(data):
         raise DecodeError("invalid Beast2 header: truncated")
     return at
+
+
+def _type_section_end(data: bytes | memoryview) -> int:
+    """Position after a v5 blob's type section (a type table, or a well-known type's id)."""
+    kind = data[8] if len(data) > 8 else -1
+    if kind == 0:  # structural: a length-prefixed type table
+        size, at = _varint(data, 9, "type section length")
+        return at + size
+    if kind == 1:  # a well-known type: its id and an 8-byte hash
+        _, at = _varint(data, 9, "well-known type id")
+        return at + 8
+    raise DecodeError(f"invalid Beast2 header: unsupported type section kind {kind}")
+
+
+def header_bytes(data: bytes | memoryview) -> bytes:
+    """A v5 blob's magic and type section: equal bytes, equal types (another version: all of it).
+
+    Lets a caller that checks many values against declared types (a package's
+    function IRs, which all share one header) read and compare each distinct
+    header once.
+
+    Raises:
+        DecodeError: the header is truncated or of an unknown kind.
+    """
+    if bytes(data[:8]) != MAGIC_V5:
+        return bytes(data)
+    at = _type_section_end(data)
+    if at > len(data):
+        raise DecodeError("invalid Beast2 header: truncated")
+    return bytes(data[:at])
 
 
 def _check_inflated_size(payload: memoryview, declared: int) -> None:

@@ -136,6 +136,26 @@ _KEYS: dict[int, tuple[EastType, tuple[object, ...]]] = {}
 _KEYS_KEPT = 512
 
 
+#: How :func:`_type_key` treats a node, by its class (isinstance against east-py's ABCs and
+#: ``Iterable`` cost more than the rest of the walk: IRType has about 6,000 nodes).
+_NODE_KINDS: dict[type, str] = {}
+
+
+def _node_kind(cls: type) -> str:
+    if issubclass(cls, EastVariant):
+        kind = "variant"
+    elif hasattr(cls, "keys"):
+        kind = "struct"
+    elif issubclass(cls, Iterable) and not issubclass(cls, str | bytes):
+        kind = "list"
+    elif issubclass(cls, str | bytes | int | float | bool):
+        kind = "value"
+    else:
+        kind = "null"
+    _NODE_KINDS[cls] = kind
+    return kind
+
+
 def _type_key(east_type: EastType) -> tuple[object, ...]:
     """A structural identity of a type, blind to the numbering of its recursive nodes.
 
@@ -152,9 +172,11 @@ def _type_key(east_type: EastType) -> tuple[object, ...]:
     tokens: list[object] = []
     ids: dict[int, int] = {}
     stack: list[Any] = [east_type]
+    kinds = _NODE_KINDS
     while stack:
         node = stack.pop()
-        if isinstance(node, EastVariant):
+        kind = kinds.get(type(node)) or _node_kind(type(node))
+        if kind == "variant":
             if node.type == "wrapper" and hasattr(node.value, "keys"):
                 ids[int(node.value["id"])] = len(ids)
                 tokens.append(("wrapper", len(ids) - 1))
@@ -164,15 +186,15 @@ def _type_key(east_type: EastType) -> tuple[object, ...]:
             else:
                 tokens.append(("variant", str(node.type)))
                 stack.append(node.value)
-        elif hasattr(node, "keys"):  # a struct (field name, type) or a wrapper's fields
+        elif kind == "struct":  # a struct (field name, type) or a wrapper's fields
             names = [str(k) for k in node.keys()]  # noqa: SIM118 (an EastStruct)
             tokens.append(("struct", tuple(names)))
             stack.extend(node[k] for k in reversed(names))
-        elif isinstance(node, Iterable) and not isinstance(node, str | bytes):
+        elif kind == "list":
             items = list(node)  # an array (of struct fields, variant cases, function inputs)
             tokens.append(("list", len(items)))
             stack.extend(reversed(items))
-        elif isinstance(node, str | bytes | int | float | bool):
+        elif kind == "value":
             tokens.append(("value", node))
         else:  # null (east-py's EastNull, or None)
             tokens.append(("null", None))
