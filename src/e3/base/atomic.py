@@ -22,7 +22,12 @@ PARTIAL_SUFFIX = ".partial"
 
 def staging_name(final: Path) -> Path:
     """A unique ``*.partial`` name next to ``final``, where a write stages its bytes."""
-    return final.with_name(f"{final.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}")
+    return Path(_staging_file(os.fspath(final)))
+
+
+def _staging_file(final: str) -> str:
+    """:func:`staging_name` on strings (the hot path: no ``Path`` built)."""
+    return f"{final}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}"
 
 
 def fsync_dir(directory: Path | str) -> None:
@@ -81,7 +86,7 @@ def write_bytes(final: Path | str, data: bytes, *, durable: bool = True, mode: i
     error is reported.
     """
     target = os.fspath(final)
-    tmp = f"{target}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}"
+    tmp = _staging_file(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, mode)
@@ -101,11 +106,11 @@ def write_bytes(final: Path | str, data: bytes, *, durable: bool = True, mode: i
         finally:
             os.close(fd)
         os.rename(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise storage_error(exc, "write", Path(target)) from exc
+    except OSError as exc:
+        _discard(tmp)
+        raise storage_error(exc, "write", Path(target)) from exc
+    except BaseException:
+        _discard(tmp)
         raise
     if durable:
         fsync_dir(os.path.dirname(target) or ".")
@@ -138,13 +143,17 @@ def _renamed_into_place(tmp: Path, final: Path) -> Iterator[None]:
         yield
         os.rename(tmp, final)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _discard(tmp)
         raise storage_error(exc, "write", final) from exc
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path | str) -> None:
+    """Remove a staged file whose write failed (best effort: gc finds what is left)."""
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -194,8 +203,7 @@ def create_exclusive(final: Path, data: bytes, *, durable: bool = True) -> bool:
         finally:
             os.unlink(tmp)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _discard(tmp)
         raise storage_error(exc, "write", final) from exc
     if durable:
         fsync_dir(final.parent)

@@ -158,6 +158,11 @@ def open_deployed(repo: RepoStore, ws: str) -> Deployed:
     return Deployed(ws, state, pkg, _current_data_dir(repo, ws))
 
 
+def ref_file(deployed: Deployed, path: DatasetPath) -> str:
+    """The file of a leaf dataset's ref (a string: runs build it for every task)."""
+    return f"{deployed.data_dir}{os.sep}{ref_relpath(path)}"
+
+
 def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
     """A leaf dataset's ref.
 
@@ -165,7 +170,7 @@ def read_ref(deployed: Deployed, path: DatasetPath) -> DatasetRef:
     without an fsync each (the run syncs once at its end), so a power cut can
     leave an empty ref, and the task simply runs again.
     """
-    data = atomic.read_bytes(f"{deployed.data_dir}{os.sep}{ref_relpath(path)}")
+    data = atomic.read_bytes(ref_file(deployed, path))
     if not data:
         return DatasetRef.unassigned()
     try:

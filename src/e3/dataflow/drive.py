@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from e3.base import atomic
 from e3.base.hashing import inputs_hash
-from e3.base.paths import DatasetPath, format_keypath, ref_relpath
+from e3.base.paths import DatasetPath, format_keypath
 from e3.core import executions, runs, workspaces
 from e3.dataflow.execute import Emit, TaskExecutor, TaskOutcome, task_env
 from e3.dataflow.plan import Plan, State
@@ -64,7 +63,6 @@ class RunLoop:
             {node.output: _spec(tree, node.output).type for node in p.graph.tasks},
         )
         self.publisher = Publisher(p.repo)
-        self.data_dir = str(p.dep.data_dir)
         self.outputs = {n.output: workspaces.read_ref(p.dep, n.output) for n in p.graph.tasks}
         self.marker = workspaces.inputs_marker(p.repo, p.ws)
         self.running: dict[asyncio.Task[TaskOutcome], int] = {}
@@ -264,7 +262,7 @@ class RunLoop:
         self.outputs[out] = ref
         write = functools.partial(
             atomic.write_bytes,
-            f"{self.data_dir}{os.sep}{ref_relpath(out)}",
+            workspaces.ref_file(self.p.dep, out),
             dataset_ref.encode(ref),
             durable=False,
         )
