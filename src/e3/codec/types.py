@@ -215,11 +215,23 @@ def same_type(a: EastType, b: EastType) -> bool:
         return True
     if a.type != b.type:
         return False
+    if identical(a, b):  # microseconds to a millisecond; the walk costs ten
+        return True
     if a.type == "Recursive":
         return canonical(a) is canonical(b)
-    if a == b:
-        return True
     return _type_key(a) == _type_key(b)
+
+
+def identical(a: EastType, b: EastType) -> bool:
+    """east-py's ``==``: equal structures with equal recursive ids (``False`` if too deep).
+
+    A sufficient test of equality, far cheaper than :func:`same_type`'s walk for
+    types decoded from the same bytes; ``False`` says nothing.
+    """
+    try:
+        return bool(a == b)
+    except RecursionError:
+        return False
 
 
 def fits(found: EastType, declared: EastType) -> bool:
