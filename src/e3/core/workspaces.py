@@ -342,12 +342,22 @@ def _write_data_dir(
     pkg: PackageObject,
     refs: dict[DatasetPath, DatasetRef] | None = None,
 ) -> None:
+    """Write every dataset's ref into ``target``, a directory nobody reads until it is swapped in.
+
+    So each file is created in place, not staged and renamed (a crash leaves a
+    partial ``target`` that the next deployment removes), and all of them are
+    synced at once before the swap that commits them.
+    """
+    made: set[str] = set()
+    unassigned = dataset_ref.encode(DatasetRef.unassigned())
     for path, _spec in structure.leaves(pkg.structure):
-        ref = (refs or pkg.refs).get(path) or pkg.refs.get(path) or DatasetRef.unassigned()
+        ref = (refs or pkg.refs).get(path) or pkg.refs.get(path)
         dest = target / ref_relpath(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Synced all at once before the directory swap that commits them.
-        atomic.write_bytes(dest, dataset_ref.encode(ref), durable=False)
+        parent = str(dest.parent)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        atomic.create_file(dest, unassigned if ref is None else dataset_ref.encode(ref))
 
 
 def deploy(repo: RepoStore, ws: str, spec: str) -> PackageInfo:
