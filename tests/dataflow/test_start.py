@@ -238,3 +238,20 @@ def test_adhoc_run(diamond: RepoStore, tmp_path: Path) -> None:
     assert (tmp_path / "o.east").read_text().strip() == "14"
     bad = run_cli("run", diamond.root, "diamond/merge", a, "-o", out)
     assert bad.code == 2 and "takes 2 input(s)" in bad.err
+
+
+def test_a_run_reads_the_ref_files_of_settable_inputs_and_outputs_only(
+    diamond: RepoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A function IR dataset is written by deployment alone, so its hash comes from
+    # the package: a fully cached run of N tasks used to read N of those files.
+    run_sync(diamond, "ws")
+    read: list[tuple[str, ...]] = []
+    real = workspaces.read_ref
+    monkeypatch.setattr(
+        workspaces, "read_ref", lambda dep, path: read.append(tuple(path)) or real(dep, path)
+    )
+    again = run_sync(diamond, "ws")
+    assert again.counts.cached == 3
+    assert read and not [p for p in read if p[-1] == "function_ir"], read
+    assert {p for p in read if p[0] == "inputs"} == {("inputs", "a"), ("inputs", "b")}

@@ -14,6 +14,7 @@ from e3.core import runs, workspaces
 from e3.dataflow.graph import Graph
 from e3.dataflow.loader import load_graph
 from e3.model.runs import StartOptions
+from e3.records import structure
 from e3.records._util import utc_now
 from e3.records.dataflow import DataflowRun
 from e3.store import locks
@@ -45,11 +46,23 @@ class PreparedRun:
 def read_roots(
     dep: workspaces.Deployed, paths: tuple[DatasetPath, ...]
 ) -> dict[DatasetPath, str | None]:
-    """The current value hash of each root input (``None``: not set)."""
+    """The current value hash of each root input (``None``: not set).
+
+    A root no user may set (a task's function IR; no task writes a root) holds
+    what the package gave it: deployment is the only writer of such a dataset,
+    and it wrote the package's ref. So its hash is taken from the package, not
+    read from its file: that is every other file a fully cached run would read
+    (one function IR per task).
+    """
+    tree, initial = dep.package.structure, dep.package.refs
     out: dict[DatasetPath, str | None] = {}
     for p in paths:
-        ref = workspaces.read_ref(dep, p)
-        out[p] = ref.hash if ref.kind == "value" else None
+        spec = structure.find(tree, p)
+        if isinstance(spec, structure.DatasetSpec) and not spec.writable:
+            ref = initial.get(p)
+        else:
+            ref = workspaces.read_ref(dep, p)
+        out[p] = ref.hash if ref is not None and ref.kind == "value" else None
     return out
 
 
