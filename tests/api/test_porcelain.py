@@ -82,8 +82,12 @@ def test_events_also_stream_with_async_for(repo: Repository, tmp_path: Path) -> 
 def test_runs_are_found_again_by_id(repo: Repository, tmp_path: Path) -> None:
     _deploy(repo, _diamond(), tmp_path)
     first = repo.start("ws").wait()
+    second = repo.start("ws").wait()
     history = repo.runs("ws")
-    assert [r.run_id for r in history] == [first.run_id]
+    assert [r.run_id for r in history] == [first.run_id, second.run_id]
+    assert [r.run_id for r in repo.runs("ws", last=1)] == [second.run_id]
+    assert [r.run_id for r in repo.runs("ws", last=5)] == [first.run_id, second.run_id]
+    assert repo.runs("ws", last=0) == []
     found = repo.run(first.run_id)
     assert found.workspace == "ws"
     assert found.wait(DEADLINE).status == "completed"

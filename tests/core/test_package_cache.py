@@ -29,6 +29,16 @@ def test_a_cached_package_equals_the_decoded_object(repo: RepoStore, imported: s
     assert packages.read_package_object(repo, imported) == first
 
 
+def test_a_process_decodes_a_package_once_while_its_object_is_stored(
+    repo: RepoStore, imported: str
+) -> None:
+    first = packages.read_package_object(repo, imported)
+    package_cache.cache_path(repo, imported).unlink()
+    assert packages.read_package_object(repo, imported) is first  # neither cache nor object read
+    packages.forget_decoded()
+    assert packages.read_package_object(repo, imported) == first
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -45,6 +55,7 @@ def test_a_damaged_cache_is_ignored_and_rewritten(repo: RepoStore, imported: str
     good = path.read_bytes()
     path.write_bytes(damage(good))
     assert package_cache.read(repo, imported) is None
+    packages.forget_decoded()  # as a later command would: this process keeps what it decoded
     assert packages.read_package_object(repo, imported) == _decoded(repo, imported)
     assert path.read_bytes() == good
 

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from east import IntegerType
 
 import e3
@@ -155,3 +156,23 @@ def test_a_run_that_ends_between_reading_it_and_looking_at_its_lock_is_not_inter
     runs.write_run(store, read_while_running)  # an engine that died while running
     (dead,) = runs._with_liveness(store, "ws", [read_while_running])
     assert dead.status == "interrupted"
+
+
+def test_the_newest_runs_are_read_without_decoding_the_older_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run record holds every task's execution: `e3 logs`, `e3 cancel` and `e3 log -n`
+    # decoded the whole history to look at its newest runs.
+    repo_path = _slow_chain(tmp_path, n=2, pause=0)
+    for _ in range(3):
+        assert run_cli("start", repo_path, "ws").code == 0
+    repo = open_repository(repo_path)
+    every = runs.list_runs(repo, "ws")
+    decoded: list[str] = []
+    real = runs.read_run
+    monkeypatch.setattr(
+        runs, "read_run", lambda r, ws, run_id: decoded.append(run_id) or real(r, ws, run_id)
+    )
+    newest = runs.list_runs(repo, "ws", last=2)
+    assert [r.run_id for r in newest] == [r.run_id for r in every[-2:]]
+    assert decoded == [r.run_id for r in every[-2:]]

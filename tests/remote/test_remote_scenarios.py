@@ -257,6 +257,8 @@ def test_start_then_cached_then_reactive_to_set(
     assert "[DONE] left" in filtered and "merge" not in filtered
     runs = json.loads(ok("log", target.loc, "ws", "--json"))
     assert [r["status"] for r in runs] == ["completed"] * 4
+    newest = json.loads(ok("log", target.loc, "ws", "--json", "-n", "2"))
+    assert [r["run_id"] for r in newest] == [r["run_id"] for r in runs[-2:]]
     events = [json.loads(line) for line in ok("start", target.loc, "ws", "--json").splitlines()]
     assert events[-1]["event"] == "run_finished"
     assert {e["task"] for e in events if e["event"] == "task_cached"} == {"left", "right", "merge"}

@@ -41,7 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _current_run(repo: Repository, ws: str) -> Run | None:
-    running = [r for r in repo.runs(ws) if r.status == "running"]
+    running = [r for r in repo.runs(ws, last=1) if r.status == "running"]
     return repo.run(running[-1].run_id) if running else None
 
 
@@ -222,7 +222,7 @@ def _follow_workspace(ctx: Context, repo: Repository, ws: str, streams: list[str
 
 def cmd_log(ctx: Context, args: argparse.Namespace) -> int:
     """List past runs (a run whose engine died shows as interrupted)."""
-    runs = ctx.repository(args.repo).runs(args.workspace)[-max(1, args.limit) :]
+    runs = ctx.repository(args.repo).runs(args.workspace, last=max(1, args.limit))
     ctx.out.data(runs)
     if not runs:
         ctx.out.line(f"No dataflow runs in workspace '{args.workspace}'")

@@ -371,12 +371,16 @@ class RemoteRepository(StartsRuns):
         )
         return RemoteRun(self.http, self.base, started.id, ws)
 
-    def runs(self, ws: str) -> list[DataflowRun]:
-        """Run history."""
+    def runs(self, ws: str, *, last: int | None = None) -> list[DataflowRun]:
+        """Run history (``last``: the newest so many; a server that ignores it sends all)."""
+        query = "" if last is None else f"?last={max(0, last)}"
         values = self.http.call_east(
-            "GET", f"{self._ws(ws)}/dataflow/runs", ArrayType(run_record.DataflowRunType)
+            "GET", f"{self._ws(ws)}/dataflow/runs{query}", ArrayType(run_record.DataflowRunType)
         )
-        return [run_record.from_east(v) for v in values]
+        runs = [run_record.from_east(v) for v in values]
+        if last is not None:
+            runs = runs[-last:] if last > 0 else []
+        return runs
 
     def run(self, run_id: str) -> RemoteRun:
         """A run on the server by id."""

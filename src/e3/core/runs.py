@@ -78,9 +78,18 @@ def _run_ids(repo: RepoStore, ws: str) -> list[str]:
     return sorted(n[: -len(suffix)] for n in names if n.endswith(suffix))
 
 
-def list_runs(repo: RepoStore, ws: str) -> list[DataflowRun]:
-    """Every run of a workspace, oldest first, with dead engines' runs as ``interrupted``."""
-    runs = [r for r in (read_run(repo, ws, i) for i in _run_ids(repo, ws)) if r is not None]
+def list_runs(repo: RepoStore, ws: str, *, last: int | None = None) -> list[DataflowRun]:
+    """Every run of a workspace (or its ``last`` newest), oldest first.
+
+    Runs whose engine died show as ``interrupted``. ``last`` matters: a record
+    holds every task's execution (a 10,000-task run's decodes in about 0.2 s), and
+    the history only grows, so a command that needs the newest run (the one that
+    may be running) must not decode them all.
+    """
+    ids = _run_ids(repo, ws)
+    if last is not None:
+        ids = ids[-last:] if last > 0 else []
+    runs = [r for r in (read_run(repo, ws, i) for i in ids) if r is not None]
     return _with_liveness(repo, ws, runs)
 
 

@@ -312,8 +312,11 @@ class Repository(Protocol):
         """:meth:`start` with :class:`~e3.model.runs.StartOptions` already gathered."""
         ...
 
-    def runs(self, ws: str) -> list[DataflowRun]:
-        """Past and current runs of a workspace, oldest first."""
+    def runs(self, ws: str, *, last: int | None = None) -> list[DataflowRun]:
+        """Past and current runs of a workspace (``last``: only the newest so many), oldest first.
+
+        Only the newest run can be running, so ``last=1`` answers "is one running?".
+        """
         ...
 
     def run(self, run_id: str) -> Run:

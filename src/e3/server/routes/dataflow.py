@@ -139,9 +139,10 @@ async def run_record_reply(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
-    """Past and current runs of a workspace."""
+    """Past and current runs of a workspace (``?last=N``: the newest N only)."""
     repo = server_of(request).repo(request)
-    runs = await blocking(repo.runs, param(request, "ws"))
+    last = query_int(request, "last", -1)
+    runs = await blocking(repo.runs, param(request, "ws"), last=None if last < 0 else last)
     return east_reply([run_record.to_east(r) for r in runs], ArrayType(run_record.DataflowRunType))
 
 
