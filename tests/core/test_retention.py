@@ -136,6 +136,24 @@ def test_max_size_evicts_cached_results_not_shown(tmp_path: Path) -> None:
     assert "Cached:   1" in r.out
 
 
+def test_max_size_keeps_outputs_a_workspace_shows_after_its_inputs_changed(
+    tmp_path: Path,
+) -> None:
+    # Once an input is set, the shown output's execution is no longer the current
+    # inputs' one; eviction took the object the workspace still showed.
+    loc = str(tmp_path / "repo")
+    assert run_cli("repo", "create", loc).code == 0
+    _setup(loc, tmp_path, ("ws",))
+    _set_and_start(loc, tmp_path, "ws", 5)
+    f = tmp_path / "x.east"
+    f.write_text("6")
+    assert run_cli("set", loc, "ws.inputs.x", f).code == 0
+    res = _gc(loc, "--max-size", "1")
+    assert res["evicted_outputs"] == 0
+    assert run_cli("get", loc, "ws.tasks.blob.output").out.strip() == "5"
+    assert run_cli("repo", "verify", loc).code == 0
+
+
 def test_older_than_keeps_each_workspaces_newest(tmp_path: Path) -> None:
     loc = str(tmp_path / "repo")
     assert run_cli("repo", "create", loc).code == 0
@@ -147,3 +165,25 @@ def test_older_than_keeps_each_workspaces_newest(tmp_path: Path) -> None:
     assert len(_log(loc, "ws1")) == 1
     bad = run_cli("repo", "gc", loc, "--older-than", "soon")
     assert bad.code == 2 and "invalid duration" in bad.err
+
+
+def test_gc_reads_each_execution_record_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It read every execution's output record again for each live object: minutes
+    # for a repository of a 10,000-task dataflow.
+    from e3.api.local import LocalRepository
+    from e3.core import executions
+
+    loc = str(tmp_path / "repo")
+    assert run_cli("repo", "create", loc).code == 0
+    _setup(loc, tmp_path, ("ws",))
+    for v in (1, 2, 3):
+        _set_and_start(loc, tmp_path, "ws", v)
+    reads: list[str] = []
+    real = executions.output_of
+    monkeypatch.setattr(
+        executions, "output_of", lambda repo, t, i, e: reads.append(e) or real(repo, t, i, e)
+    )
+    LocalRepository(open_repository(loc)).gc(GcPolicy(min_age_seconds=0))
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 3

@@ -32,18 +32,24 @@ from e3.store.repository import RepoStore
 
 
 def _ref_hashes(data_dir: Path) -> set[ObjectHash]:
+    """The objects the ``.ref`` files under ``data_dir`` name (file names, not dataset paths)."""
     out: set[ObjectHash] = set()
-    for _path, file in workspaces.iter_ref_files(data_dir):
-        raw = atomic.read_bytes(file)
-        if not raw:
-            continue
-        try:
-            ref = dataset_ref.decode(raw)
-        except E3Error:
-            continue
-        if ref.kind == "value" and ref.hash and is_hash(ref.hash):
-            out.add(ObjectHash(ref.hash))
+    for dirpath, _dirs, files in os.walk(data_dir):
+        for name in files:
+            if name.endswith(".ref"):
+                out.update(_ref_hash(f"{dirpath}{os.sep}{name}"))
     return out
+
+
+def _ref_hash(file: str) -> list[ObjectHash]:
+    raw = atomic.read_bytes(file)
+    if not raw:
+        return []
+    try:
+        ref = dataset_ref.decode(raw)
+    except E3Error:
+        return []
+    return [ObjectHash(ref.hash)] if ref.kind == "value" and ref.hash and is_hash(ref.hash) else []
 
 
 def mark(repo: RepoStore) -> set[ObjectHash]:
@@ -54,22 +60,24 @@ def mark(repo: RepoStore) -> set[ObjectHash]:
 def mark_refs(repo: RepoStore) -> set[ObjectHash]:
     """Every object a package or a workspace refers to (the execution cache aside)."""
     live: set[ObjectHash] = set()
+    closures: dict[str, set[ObjectHash]] = {}  # workspaces of one package share it
+
+    def closure(package_hash: str) -> set[ObjectHash]:
+        if package_hash not in closures:
+            try:
+                closures[package_hash] = package_check.package_closure(repo, package_hash)[1]
+            except E3Error:  # damaged package: keep what we can name
+                closures[package_hash] = {ObjectHash(package_hash)}
+        return closures[package_hash]
+
     for info in packages.list_packages(repo):
-        try:
-            _pkg, objs = package_check.package_closure(repo, info.hash)
-            live |= objs
-        except E3Error:
-            live.add(ObjectHash(info.hash))  # damaged package: keep what we can name
+        live |= closure(info.hash)
     for ws in workspaces.list_workspaces(repo):
         wdir = repo.workspace_dir(ws.name)
         for sub in ("data", ".data-new", ".data-old"):
             live |= _ref_hashes(wdir / sub)
         if ws.package_hash is not None:
-            try:
-                _pkg, objs = package_check.package_closure(repo, ws.package_hash)
-                live |= objs
-            except E3Error:
-                live.add(ObjectHash(ws.package_hash))
+            live |= closure(ws.package_hash)
     return live
 
 
@@ -94,7 +102,8 @@ def collect(repo: RepoStore, policy: GcPolicy | None = None) -> GcResult:
         keep = retention.protected(repo, min_age)
         retention.prune_executions(repo, policy, orphaned, keep, pruned)
     referenced = mark_refs(repo)
-    live = referenced | _execution_outputs(repo)
+    outputs = _execution_outputs(repo)  # once: it reads every execution's output record
+    live = referenced | outputs
     retained = deleted = young = freed = 0
     for h in list(repo.objects.hashes()):
         if h in live:
@@ -126,8 +135,9 @@ def collect(repo: RepoStore, policy: GcPolicy | None = None) -> GcResult:
                 atomic.remove_file(p, durable=False)
     if not dry_run:
         _forget_decoded_packages(repo)
-    reachable = {h for h in live if h not in _execution_outputs(repo)}
-    size = retention.evict_to_size(repo, policy, reachable, keep, pruned)
+    # Only what nothing but the execution cache refers to may be evicted: an object a
+    # workspace or package refers to stays, whichever executions also produced it.
+    size = retention.evict_to_size(repo, policy, referenced, keep, pruned)
     return GcResult(
         retained,
         deleted,
