@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from e3.codec.types import IRType
 from e3.core import package_check, package_zip, workspaces
 from e3.errors import InvalidPackage
 from e3.records import task as task_record
+from e3.records.package import PackageObject
 from e3.records.structure import DatasetSpec, StructNode
 from e3.sdk import build, export
 from e3.sdk.loader import load_one
@@ -238,7 +240,6 @@ def test_unknown_platform_function_needs_a_runner() -> None:
 def test_cycles_are_refused() -> None:
     # The authoring API cannot express a cycle (a task's inputs exist before it), so
     # check the validation the package build runs, on a hand-made object.
-    from e3.records.package import PackageObject
 
     store = MemoryObjectStore()
     cmd = store.put(east_ir.east_runner_command(["east-py", "run"]))
@@ -256,9 +257,24 @@ def test_cycles_are_refused() -> None:
     with pytest.raises(InvalidPackage, match="cycle"):
         package_check.validate_package(
             PackageObject({"a": ta, "b": tb}, structure, {}),
-            lambda h: store.get(h) if store.has(h) else None,
+            _lookup(store),
             "p",
         )
+
+
+def _lookup(store: MemoryObjectStore) -> Callable[[str], bytes | None]:
+    """What validate_package looks objects up with: the store's bytes, or ``None``."""
+    return lambda h: store.get(h) if store.has(h) else None
+
+
+def _twenty_functions(store: MemoryObjectStore) -> PackageObject:
+    """A package of 20 tasks, each with a function of its own, built into ``store``."""
+    x = e3.input("x", IntegerType, default=0)
+    tasks = [
+        e3.task(f"t{i}", [x], East.function([IntegerType], IntegerType, lambda b, v, i=i: v + i))
+        for i in range(20)
+    ]
+    return build(e3.package("many", "1.0.0", *tasks), store)[1]
 
 
 def test_function_irs_sharing_a_header_have_their_type_read_once(
@@ -266,21 +282,14 @@ def test_function_irs_sharing_a_header_have_their_type_read_once(
 ) -> None:
     # Comparing IRType (recursive) walks it, about 15 ms: a 10,000-task package of
     # distinct functions took minutes to import when each IR's header was read anew.
-    x = e3.input("x", IntegerType, default=0)
-    tasks = [
-        e3.task(f"t{i}", [x], East.function([IntegerType], IntegerType, lambda b, v, i=i: v + i))
-        for i in range(20)
-    ]
     store = MemoryObjectStore()
-    _, pkg_obj, _ = build(e3.package("many", "1.0.0", *tasks), store)
+    pkg_obj = _twenty_functions(store)
     irs = {ref.hash for path, ref in pkg_obj.refs.items() if path[-1] == "function_ir"}
     assert len(irs) == 20
     reads: list[int] = []
     real = beast2.read_type
     monkeypatch.setattr(beast2, "read_type", lambda data, **kw: reads.append(1) or real(data, **kw))
-    reachable = package_check.validate_package(
-        pkg_obj, lambda h: store.get(h) if store.has(h) else None, "p"
-    )
+    reachable = package_check.validate_package(pkg_obj, _lookup(store), "p")
     assert irs <= reachable
     assert len(reads) <= 2  # the IRs' one header, and x's default value
 
@@ -292,18 +301,12 @@ def test_a_decoded_package_compares_its_equal_declared_types_once(
     # structurally each (10 ms), a 10,000-task package took 96 s to import.
     from e3.records import package as package_record
 
-    x = e3.input("x", IntegerType, default=0)
-    tasks = [
-        e3.task(f"t{i}", [x], East.function([IntegerType], IntegerType, lambda b, v, i=i: v + i))
-        for i in range(20)
-    ]
     store = MemoryObjectStore()
-    _, built, _ = build(e3.package("many", "1.0.0", *tasks), store)
-    pkg_obj = package_record.decode(package_record.encode(built))
+    pkg_obj = package_record.decode(package_record.encode(_twenty_functions(store)))
     compared: list[int] = []
     real = package_check.same_type
     monkeypatch.setattr(package_check, "same_type", lambda a, b: compared.append(1) or real(a, b))
-    package_check.validate_package(pkg_obj, lambda h: store.get(h) if store.has(h) else None, "p")
+    package_check.validate_package(pkg_obj, _lookup(store), "p")
     assert len(compared) <= 2  # the IRs' declared type once, and x's
 
 
@@ -312,7 +315,6 @@ def test_a_recursive_declared_type_unequal_to_the_header_is_refused() -> None:
     # type for a function IR must not share the verdict of the IRType datasets.
     from e3.codec.types import EastTypeType
     from e3.records.dataset_ref import DatasetRef
-    from e3.records.package import PackageObject
 
     store = MemoryObjectStore()
     fn = East.function([IntegerType], IntegerType, lambda b, v: v + 1)
@@ -323,14 +325,13 @@ def test_a_recursive_declared_type_unequal_to_the_header_is_refused() -> None:
     with pytest.raises(InvalidPackage, match=r"value of \.f\.c has type .*declared"):
         package_check.validate_package(
             PackageObject({}, structure, refs),
-            lambda h: store.get(h) if store.has(h) else None,
+            _lookup(store),
             "p",
         )
 
 
 def test_a_value_with_a_known_header_is_still_checked_against_its_own_dataset() -> None:
     from e3.records.dataset_ref import DatasetRef
-    from e3.records.package import PackageObject
 
     store = MemoryObjectStore()
     one = store.put(beast2.encode(1, IntegerType))
@@ -340,6 +341,6 @@ def test_a_value_with_a_known_header_is_still_checked_against_its_own_dataset() 
     with pytest.raises(InvalidPackage, match=r"value of \.inputs\.c has type .*declared"):
         package_check.validate_package(
             PackageObject({}, structure, refs),
-            lambda h: store.get(h) if store.has(h) else None,
+            _lookup(store),
             "p",
         )

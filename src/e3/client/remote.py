@@ -59,7 +59,7 @@ from e3.model.results import (
     WorkspaceStatus,
 )
 from e3.model.retention import GcPolicy
-from e3.model.runs import Isolation, StartOptions
+from e3.model.runs import Isolation, StartOptions, newest
 from e3.records import dataflow as run_record
 from e3.records import package as package_record
 from e3.records.dataflow import DataflowRun
@@ -377,10 +377,7 @@ class RemoteRepository(StartsRuns):
         values = self.http.call_east(
             "GET", f"{self._ws(ws)}/dataflow/runs{query}", ArrayType(run_record.DataflowRunType)
         )
-        runs = [run_record.from_east(v) for v in values]
-        if last is not None:
-            runs = runs[-last:] if last > 0 else []
-        return runs
+        return list(newest([run_record.from_east(v) for v in values], last))
 
     def run(self, run_id: str) -> RemoteRun:
         """A run on the server by id."""

@@ -34,10 +34,8 @@ from e3.store.repository import RepoStore
 def _ref_hashes(data_dir: Path) -> set[ObjectHash]:
     """The objects the ``.ref`` files under ``data_dir`` name (file names, not dataset paths)."""
     out: set[ObjectHash] = set()
-    for dirpath, _dirs, files in os.walk(data_dir):
-        for name in files:
-            if name.endswith(".ref"):
-                out.update(_ref_hash(f"{dirpath}{os.sep}{name}"))
+    for file in workspaces.ref_file_names(data_dir):
+        out.update(_ref_hash(file))
     return out
 
 

@@ -32,6 +32,7 @@ from e3.base import atomic
 from e3.base.names import is_execution_id
 from e3.errors import E3Error
 from e3.model.events import Event
+from e3.model.runs import newest
 from e3.records import dataflow as run_record
 from e3.records import workspace as ws_record
 from e3.records._util import utc_now
@@ -86,9 +87,7 @@ def list_runs(repo: RepoStore, ws: str, *, last: int | None = None) -> list[Data
     the history only grows, so a command that needs the newest run (the one that
     may be running) must not decode them all.
     """
-    ids = _run_ids(repo, ws)
-    if last is not None:
-        ids = ids[-last:] if last > 0 else []
+    ids = newest(_run_ids(repo, ws), last)
     runs = [r for r in (read_run(repo, ws, i) for i in ids) if r is not None]
     return _with_liveness(repo, ws, runs)
 

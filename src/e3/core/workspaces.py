@@ -424,9 +424,14 @@ def remove_workspace(repo: RepoStore, ws: str) -> None:
 
 def iter_ref_files(data_dir: Path) -> Iterator[tuple[DatasetPath, Path]]:
     """Every ``.ref`` file under a data directory, with the dataset path it stores."""
+    for file in ref_file_names(data_dir):
+        full = Path(file)
+        yield path_from_ref_relpath(full.relative_to(data_dir).as_posix()), full
+
+
+def ref_file_names(data_dir: Path) -> Iterator[str]:
+    """Every ``.ref`` file under a data directory, as a string (gc reads hundreds of thousands)."""
     for dirpath, _dirs, files in os.walk(data_dir):
-        for f in files:
-            if f.endswith(".ref"):
-                full = Path(dirpath) / f
-                rel = full.relative_to(data_dir).as_posix()
-                yield path_from_ref_relpath(rel), full
+        for name in files:
+            if name.endswith(".ref"):
+                yield f"{dirpath}{os.sep}{name}"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from e3.errors import UsageError
+
+T = TypeVar("T")
 
 #: What ``cluster`` may be (checked again, fully, by the runner that connects).
 _CLUSTER = re.compile(r"local:[1-9][0-9]{0,2}|(tcp|tls|ws|wss|inproc|ucx)://\S{1,300}")
@@ -89,6 +91,13 @@ class RunOutcome:
     def ok(self) -> bool:
         """Whether every selected task completed."""
         return self.status == "completed"
+
+
+def newest(items: Sequence[T], last: int | None) -> Sequence[T]:
+    """The ``last`` newest of ``items`` (oldest first); all of them when ``last`` is ``None``."""
+    if last is None:
+        return items
+    return items[-last:] if last > 0 else items[:0]
 
 
 def start_options(
