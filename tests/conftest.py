@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,14 @@ EXAMPLES = ROOT / "examples"
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 E3_BIN = Path(sys.executable).with_name("e3")
+
+# Started in the background of a shell without job control (`cmd &`, nohup), the suite
+# inherits SIGINT ignored, and an ignored signal stays ignored across exec: every e3 it
+# spawns would then (rightly) leave SIGINT alone, and the tests of Ctrl-C would fail for
+# the way they were launched. A terminal's Ctrl-C is what they simulate, so give the
+# processes they spawn the default disposition a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -241,3 +241,24 @@ def test_workspace_export_carries_the_last_run(
     dep = workspaces.open_deployed(other, "copy")
     (ex,) = list(executions.all_for_task(other, dep.package.tasks["fingerprint"]))
     assert ex.status is not None and ex.status.state == "success"
+
+
+def test_a_deploy_cut_short_is_not_a_verify_problem_until_it_is_marked(hello: RepoStore) -> None:
+    """Refs of an unmarked `.data-new/` are written in place and may be torn; nothing reads them."""
+    new = hello.root / "workspaces" / "ws" / ".data-new"
+    new.mkdir()
+    workspaces._write_data_dir(hello, new, packages.read_package_object(hello, _hello_hash(hello)))
+    torn = next(new.rglob("*.ref"))
+    torn.write_bytes(torn.read_bytes()[:3])  # the process died mid-write
+    assert run_cli("repo", "verify", hello.root).code == 0
+    (new / workspaces.DEPLOY_MARKER).write_bytes(b"")  # now it would stand in for data/
+    checked = run_cli("repo", "verify", hello.root)
+    assert checked.code != 0
+    assert str(torn.relative_to(hello.root)) in checked.out + checked.err
+    workspaces.deploy(hello, "ws", "hello")  # the next deployment removes it
+    assert not new.exists()
+    assert run_cli("repo", "verify", hello.root).code == 0
+
+
+def _hello_hash(repo: RepoStore) -> str:
+    return next(p.hash for p in packages.list_packages(repo) if p.name == "hello")

@@ -43,7 +43,7 @@ import pytest
 from e3.base.atomic import PARTIAL_SUFFIX
 from e3.codec import beast2
 from e3.codec.types import IntegerType
-from e3.core import package_check, packages
+from e3.core import package_check, packages, workspaces
 from e3.errors import E3Error
 from e3.records import dataset_ref, workspace
 from e3.records import package as package_record
@@ -219,10 +219,15 @@ def check_consistent(repo: RepoStore) -> None:
         assert _HEX_REST.fullmatch(rest), f"unexpected file objects/{rel}"
         actual = hashlib.sha256(p.read_bytes()).hexdigest()
         assert actual == prefix + rest.removesuffix(".beast2"), f"torn object objects/{rel}"
-    # Workspaces: state files and every ref file (data/, and a deploy's staging dirs).
+    # Workspaces: state files and every ref file a reader may trust (data/, a deploy's
+    # staging dir once marked, and a swapped-out .data-old/). An unmarked .data-new/ is a
+    # deployment cut short: its refs are created in place, unread, removed by the next one.
     for p in _files(root / "workspaces"):
         rel = p.relative_to(root)
         if p.name.endswith(PARTIAL_SUFFIX):
+            continue
+        staging = root / Path(*rel.parts[:3])
+        if staging.name == ".data-new" and not (staging / workspaces.DEPLOY_MARKER).is_file():
             continue
         if p.parent == root / "workspaces" and p.suffix == ".beast2":
             raw = p.read_bytes()

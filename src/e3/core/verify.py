@@ -177,8 +177,8 @@ def _check_workspaces(
             problem = _closure_problem(repo, state.package_hash, cache)
             if problem is not None:
                 problems.append(f"workspace {ws.name}: deployed package: {problem}")
-        for sub in ("data", ".data-new"):
-            for _path, file in workspaces.iter_ref_files(repo.workspace_dir(ws.name) / sub):
+        for data_dir in workspaces.trusted_data_dirs(repo, ws.name):
+            for _path, file in workspaces.iter_ref_files(data_dir):
                 refs += 1
                 raw = atomic.read_bytes(file)
                 if not raw:

@@ -125,6 +125,20 @@ def _current_data_dir(repo: RepoStore, ws: str) -> Path:
     return data
 
 
+def trusted_data_dirs(repo: RepoStore, ws: str) -> list[Path]:
+    """The data directories whose ref files must be whole: ``data/``, and a marked ``.data-new/``.
+
+    A ``.data-new/`` without its deploy marker is a deployment still writing (or
+    cut short: the next deployment removes it); its refs are created in place, so
+    one may be partial, and nothing reads them. With the marker, every ref in it
+    was synced first, and it stands in for a missing ``data/``.
+    """
+    wdir = repo.workspace_dir(ws)
+    new = wdir / _NEW_DATA
+    marked = (new / DEPLOY_MARKER).is_file()
+    return [wdir / "data", new] if marked else [wdir / "data"]
+
+
 def read_state(repo: RepoStore, ws: str) -> WorkspaceState | None:
     """The workspace's state (``None`` if not deployed).
 
