@@ -83,7 +83,7 @@ def stream(data: bytes, header: bytes) -> bytes:
 
 
 class Reader:
-    """A cursor over a value stream, for types made of strings, variants and string dicts."""
+    """A cursor over a value stream of strings, integers, variants, string arrays and dicts."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -128,6 +128,22 @@ class Reader:
                     raise NotSmall("keys out of order")
                 last = key
                 out[key] = self.string()
+        return out
+
+    def zigzag(self) -> int:
+        """A signed varint (an Integer, or a DateTime's milliseconds since the epoch)."""
+        n = self.varint()
+        if n >> 64:  # past 64 bits: east-py's reading of it (a wrapped i64) is the one to give
+            raise NotSmall("integer over 64 bits")
+        return (n >> 1) ^ -(n & 1)
+
+    def string_array(self) -> list[str]:
+        """An ``Array<String>`` written whole (a NEW tag, then runs of elements)."""
+        if self.varint() != 0:
+            raise NotSmall("shared container")
+        out: list[str] = []
+        while n := self.varint():
+            out.extend(self.string() for _ in range(n))
         return out
 
     def end(self) -> None:

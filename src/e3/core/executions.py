@@ -62,7 +62,10 @@ def read_status(
     repo: RepoStore, task_hash: str, inputs_hash: str, execution_id: str
 ) -> ExecutionStatus | None:
     """The status record of an attempt (``None`` if missing or unreadable)."""
-    data = atomic.read_bytes(repo.execution_dir(task_hash, inputs_hash, execution_id) / STATUS_FILE)
+    data = atomic.read_bytes(
+        f"{repo.executions_dir}{os.sep}{task_hash}{os.sep}{inputs_hash}{os.sep}"
+        f"{execution_id}{os.sep}{STATUS_FILE}"
+    )
     if not data:
         return None
     try:
@@ -90,7 +93,13 @@ def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[st
     a result whose object was lost or damaged is not a result, so the task runs
     again and its new output replaces the damaged file.
     """
-    for eid in reversed(execution_ids(repo, task_hash, inputs_hash)):
+    return _newest_intact(repo, task_hash, inputs_hash, execution_ids(repo, task_hash, inputs_hash))
+
+
+def _newest_intact(
+    repo: RepoStore, task_hash: str, inputs_hash: str, ids: list[str]
+) -> tuple[str, str] | None:
+    for eid in reversed(ids):
         h = output_of(repo, task_hash, inputs_hash, eid)
         if h is not None and repo.objects.is_intact(h):
             return eid, h
@@ -99,11 +108,28 @@ def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[st
 
 def latest(repo: RepoStore, task_hash: str, inputs_hash: str) -> Execution | None:
     """The newest attempt for (task, inputs)."""
-    ids = execution_ids(repo, task_hash, inputs_hash)
+    return _latest(repo, task_hash, inputs_hash, execution_ids(repo, task_hash, inputs_hash))
+
+
+def _latest(repo: RepoStore, task_hash: str, inputs_hash: str, ids: list[str]) -> Execution | None:
     if not ids:
         return None
     eid = ids[-1]
     return Execution(task_hash, inputs_hash, eid, read_status(repo, task_hash, inputs_hash, eid))
+
+
+def latest_and_cached(
+    repo: RepoStore, task_hash: str, inputs_hash: str
+) -> tuple[Execution | None, tuple[str, str] | None]:
+    """:func:`latest` and :func:`cached_output` from one listing of the attempts.
+
+    ``workspace status`` asks both of every task; on 10,000 tasks the second
+    listing of each directory was a tenth of its time.
+    """
+    ids = execution_ids(repo, task_hash, inputs_hash)
+    return _latest(repo, task_hash, inputs_hash, ids), _newest_intact(
+        repo, task_hash, inputs_hash, ids
+    )
 
 
 def all_for_task(repo: RepoStore, task_hash: str) -> Iterator[Execution]:

@@ -20,7 +20,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,10 +236,22 @@ def inputs_marker(repo: RepoStore, ws: str) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def read_all_refs(deployed: Deployed) -> dict[DatasetPath, DatasetRef]:
-    """Every leaf dataset's current ref."""
+def read_all_refs(
+    deployed: Deployed, *, produced: Container[DatasetPath] | None = None
+) -> dict[DatasetPath, DatasetRef]:
+    """Every leaf dataset's current ref, read from its file.
+
+    Given ``produced`` (every task output), a dataset nobody may set and no task
+    writes (a task's function IR) is taken from the package instead: deployment
+    is its only writer, and on 10,000 tasks those files are half of all there
+    are (``prepare.read_roots`` relies on the same rule).
+    """
+    initial = deployed.package.refs
     return {
-        path: read_ref(deployed, path) for path, _ in structure.leaves(deployed.package.structure)
+        path: initial.get(path) or DatasetRef.unassigned()
+        if produced is not None and not spec.writable and path not in produced
+        else read_ref(deployed, path)
+        for path, spec in structure.leaves(deployed.package.structure)
     }
 
 

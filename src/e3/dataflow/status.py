@@ -32,7 +32,7 @@ def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
     """Compute the status (reads only; safe while a dataflow runs)."""
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
-    refs = workspaces.read_all_refs(dep)
+    refs = workspaces.read_all_refs(dep, produced=graph.producer)
     holders = [
         h.describe()
         for h in locks.holders_of([repo.workspace_lock_path(ws), repo.dataflow_lock_path(ws)])
@@ -81,8 +81,7 @@ def _task_state(
     ih = tasks.current_inputs_hash(refs, node.inputs)
     if ih is None:  # an upstream output is unset although its task is up to date
         return TaskStatus(node.name, "ready", "", deps)
-    latest = executions.latest(repo, node.hash, ih)
-    cached = executions.cached_output(repo, node.hash, ih)
+    latest, cached = executions.latest_and_cached(repo, node.hash, ih)
     st = latest.status if latest is not None else None
     if st is not None and st.state == "running":
         if executions.is_live(st):

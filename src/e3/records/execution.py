@@ -20,11 +20,13 @@ both forms.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from e3.codec import beast2
+from e3.codec import beast2, small
 from e3.codec.types import (
     ArrayType,
     DateTimeType,
@@ -216,7 +218,19 @@ def encode(status: ExecutionStatus) -> bytes:
 
 
 def decode(data: bytes, *, limit: int | None = None) -> ExecutionStatus:
-    """Parse a ``status.beast2`` file, of either form (``limit``: most bytes it may decode to)."""
+    """Parse a ``status.beast2`` file, of either form (``limit``: most bytes it may decode to).
+
+    Records with the header e3 writes are read directly (:mod:`e3.codec.small`):
+    ``workspace status`` of 10,000 tasks reads 10,000 of them, each about 70 µs
+    through east-py. Anything else goes to east-py, which accepts or refuses it.
+    """
+    for header, with_worker in _headers():
+        if data.startswith(header):
+            with contextlib.suppress(small.NotSmall):
+                stream = small.stream(data, header)
+                if limit is None or len(stream) <= limit:
+                    return _read(small.Reader(stream), with_worker)
+            break
     if b"worker" in data:  # the field's name is in the header of the worker form
         try:
             return from_east(
@@ -225,3 +239,55 @@ def decode(data: bytes, *, limit: int | None = None) -> ExecutionStatus:
         except DecodeError:
             pass  # the word was in a value (a message): the reference's form
     return from_east(beast2.decode(data, ExecutionStatusType, trusted=False, limit=limit))
+
+
+#: Variant cases in East's order (by name), as the stream numbers them.
+_CASES: tuple[ExecutionState, ...] = ("error", "failed", "running", "success")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _read(r: small.Reader, with_worker: bool) -> ExecutionStatus:
+    """A status from its value stream (see :func:`decode`), fields in the type's order."""
+    case = r.varint()
+    if case >= len(_CASES):
+        raise small.NotSmall("variant case")
+    state = _CASES[case]
+    execution_id = r.string()
+    input_hashes = tuple(r.string_array())
+    output_hash = message = boot_id = worker = None
+    completed_at = exit_code = pid = pid_start_time = None
+    if state == "success":
+        output_hash = r.string()
+    started_at = _datetime(r.zigzag())
+    if state == "running":
+        pid, pid_start_time, boot_id = r.zigzag(), r.zigzag(), r.string()
+    else:
+        completed_at = _datetime(r.zigzag())
+        if state == "failed":
+            exit_code = r.zigzag()
+        elif state == "error":
+            message = r.string()
+    if with_worker:
+        worker = r.string()
+    r.end()
+    return ExecutionStatus(
+        state, execution_id, input_hashes, started_at, completed_at, output_hash,
+        exit_code, message, pid, pid_start_time, boot_id, worker,
+    )  # fmt: skip
+
+
+def _datetime(ms: int) -> datetime:
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError as exc:
+        raise small.NotSmall("DateTime out of range") from exc
+
+
+@functools.cache
+def _headers() -> tuple[tuple[bytes, bool], ...]:
+    """The headers e3 writes (magic, type section, source map): worker form first (longer)."""
+    out = []
+    for worker in ("w", None):
+        data = encode(ExecutionStatus("error", "", (), _EPOCH, _EPOCH, message="", worker=worker))
+        out.append((data[: beast2.header_size(data)], worker is not None))
+    return tuple(out)
