@@ -88,6 +88,13 @@ def test_runs_are_found_again_by_id(repo: Repository, tmp_path: Path) -> None:
     assert [r.run_id for r in repo.runs("ws", last=1)] == [second.run_id]
     assert [r.run_id for r in repo.runs("ws", last=5)] == [first.run_id, second.run_id]
     assert repo.runs("ws", last=0) == []
+    # Brief records (listings): the same runs, outcomes and counts, no per-task detail.
+    brief = repo.runs("ws", brief=True)
+    assert [(r.run_id, r.status, r.summary) for r in brief] == [
+        (r.run_id, r.status, r.summary) for r in history
+    ]
+    assert history[0].task_executions and not any(r.task_executions for r in brief)
+    assert repo.runs("ws", brief=True) == brief  # read again, from the cache where local
     found = repo.run(first.run_id)
     assert found.workspace == "ws"
     assert found.wait(DEADLINE).status == "completed"

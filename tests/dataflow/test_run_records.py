@@ -176,3 +176,36 @@ def test_the_newest_runs_are_read_without_decoding_the_older_records(
     newest = runs.list_runs(repo, "ws", last=2)
     assert [r.run_id for r in newest] == [r.run_id for r in every[-2:]]
     assert decoded == [r.run_id for r in every[-2:]]
+
+
+def test_brief_records_are_cached_per_record_file_and_dropped_with_the_run(tmp_path: Path) -> None:
+    # `e3 log` lists twenty runs; a 10,000-task record took 0.15 s to decode, each time.
+    repo_path = _slow_chain(tmp_path, n=2, pause=0)
+    for _ in range(2):
+        assert run_cli("start", repo_path, "ws").code == 0
+    repo = open_repository(repo_path)
+    first, second = runs.list_runs(repo, "ws")
+    briefs = runs.list_runs(repo, "ws", brief=True)
+    assert [b.run_id for b in briefs] == [first.run_id, second.run_id]
+    assert briefs[0] == replace(first, input_versions={}, output_versions=None, task_executions={})
+    cache = repo_path / "cache" / "runs" / "ws"
+    entries = sorted(cache.iterdir())
+    assert [e.name.split("-")[:5] for e in entries] == [
+        r.run_id.split("-") for r in (first, second)
+    ]
+    # The cached form is what is read (a changed entry shows)...
+    entries[0].write_bytes(
+        runs.run_record.encode(replace(briefs[0], package_ref="from-the-cache@1"))
+    )
+    assert runs.read_brief(repo, "ws", first.run_id).package_ref == "from-the-cache@1"  # type: ignore[union-attr]
+    # ...only while the record is the file it was made from: a rewritten record is read anew.
+    runs.write_run(repo, replace(first, package_ref="rewritten@2"))
+    assert runs.read_brief(repo, "ws", first.run_id).package_ref == "rewritten@2"  # type: ignore[union-attr]
+    # A damaged entry is decoded past, never believed.
+    for entry in cache.iterdir():
+        entry.write_bytes(b"not beast2")
+    assert runs.list_runs(repo, "ws", brief=True)[1] == briefs[1]
+    # gc dropping a run drops its cached forms too.
+    assert run_cli("repo", "gc", repo_path, "--keep-runs", "1", "--min-age", "0").code == 0
+    assert [r.run_id for r in runs.list_runs(repo, "ws")] == [second.run_id]
+    assert not [e for e in cache.iterdir() if e.name.startswith(first.run_id)]

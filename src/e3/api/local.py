@@ -318,12 +318,12 @@ class LocalRepository(StartsRuns):
         """Start the dataflow on this handle's engine (refusals raise here)."""
         return self.engine.start(self.store, ws, options)
 
-    def runs(self, ws: str, *, last: int | None = None) -> list[DataflowRun]:
-        """Run history (``last``: the newest so many), oldest first."""
+    def runs(self, ws: str, *, last: int | None = None, brief: bool = False) -> list[DataflowRun]:
+        """Run history, oldest first (``last``: the newest so many; ``brief``: no task detail)."""
         from e3.core import runs, workspaces
 
         workspaces.read_state(self.store, ws)  # WorkspaceNotFound for unknown names
-        return runs.list_runs(self.store, ws, last=last)
+        return runs.list_runs(self.store, ws, last=last, brief=brief)
 
     def run(self, run_id: str) -> RunHandle:
         """A run by id: this process's own, or one recorded by any other."""

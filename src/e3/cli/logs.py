@@ -222,7 +222,10 @@ def _follow_workspace(ctx: Context, repo: Repository, ws: str, streams: list[str
 
 def cmd_log(ctx: Context, args: argparse.Namespace) -> int:
     """List past runs (a run whose engine died shows as interrupted)."""
-    runs = ctx.repository(args.repo).runs(args.workspace, last=max(1, args.limit))
+    # The table shows no per-task detail; --json gives whole records, as before.
+    runs = ctx.repository(args.repo).runs(
+        args.workspace, last=max(1, args.limit), brief=not ctx.out.json_mode
+    )
     ctx.out.data(runs)
     if not runs:
         ctx.out.line(f"No dataflow runs in workspace '{args.workspace}'")

@@ -371,9 +371,10 @@ class RemoteRepository(StartsRuns):
         )
         return RemoteRun(self.http, self.base, started.id, ws)
 
-    def runs(self, ws: str, *, last: int | None = None) -> list[DataflowRun]:
-        """Run history (``last``: the newest so many; a server that ignores it sends all)."""
-        query = "" if last is None else f"?last={max(0, last)}"
+    def runs(self, ws: str, *, last: int | None = None, brief: bool = False) -> list[DataflowRun]:
+        """Run history (``last``, ``brief``: see the protocol; a server may ignore both)."""
+        params = ([] if last is None else [f"last={max(0, last)}"]) + (["brief=1"] if brief else [])
+        query = f"?{'&'.join(params)}" if params else ""
         values = self.http.call_east(
             "GET", f"{self._ws(ws)}/dataflow/runs{query}", ArrayType(run_record.DataflowRunType)
         )

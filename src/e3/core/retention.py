@@ -97,6 +97,7 @@ def prune_runs(repo: RepoStore, policy: GcPolicy, out: Pruned) -> set[str]:
                     runs.cancel_path(repo, ws, run.run_id),
                 ):
                     path.unlink(missing_ok=True)
+                runs.forget_brief(repo, ws, run.run_id)
     return dropped_ids - kept_ids
 
 

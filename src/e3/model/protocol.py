@@ -312,10 +312,13 @@ class Repository(Protocol):
         """:meth:`start` with :class:`~e3.model.runs.StartOptions` already gathered."""
         ...
 
-    def runs(self, ws: str, *, last: int | None = None) -> list[DataflowRun]:
+    def runs(self, ws: str, *, last: int | None = None, brief: bool = False) -> list[DataflowRun]:
         """Past and current runs of a workspace (``last``: only the newest so many), oldest first.
 
         Only the newest run can be running, so ``last=1`` answers "is one running?".
+        ``brief``: records without per-task detail (no input or output versions,
+        no task executions), which a listing does not show and a large dataflow's
+        records are mostly made of.
         """
         ...
 

@@ -139,10 +139,13 @@ async def run_record_reply(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
-    """Past and current runs of a workspace (``?last=N``: the newest N only)."""
+    """Past and current runs of a workspace (``?last=N``: the newest N only; ``?brief=1``)."""
     repo = server_of(request).repo(request)
     last = query_int(request, "last", -1)
-    runs = await blocking(repo.runs, param(request, "ws"), last=None if last < 0 else last)
+    brief = query_int(request, "brief", 0) == 1
+    runs = await blocking(
+        repo.runs, param(request, "ws"), last=None if last < 0 else last, brief=brief
+    )
     return east_reply([run_record.to_east(r) for r in runs], ArrayType(run_record.DataflowRunType))
 
 

@@ -160,7 +160,7 @@ async def status(request: Request) -> Response:
 
 def _last_event(repo: Repository, ws: str, task: str) -> tuple[str, Event] | None:
     """The task's newest event among the workspace's recent runs."""
-    for record in reversed(repo.runs(ws, last=_RECENT_RUNS)):
+    for record in reversed(repo.runs(ws, last=_RECENT_RUNS, brief=True)):
         events, _ = repo.run(record.run_id).events_since(0)
         found = ui_data.last_task_event(events, task)
         if found is not None:
