@@ -163,7 +163,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def create_file(path: Path, data: bytes) -> None:
+def create_file(path: Path | str, data: bytes) -> None:
     """Create a new file with ``data``, without staging.
 
     For files in a directory nobody reads yet. Fails if the file exists.
@@ -171,11 +171,11 @@ def create_file(path: Path, data: bytes) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise storage_error(exc, "write", path) from exc
+        raise storage_error(exc, "write", Path(path)) from exc
     try:
         write_all(fd, data)
     except OSError as exc:
-        raise storage_error(exc, "write", path) from exc
+        raise storage_error(exc, "write", Path(path)) from exc
     finally:
         os.close(fd)
 

@@ -159,25 +159,29 @@ def new_attempt(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[str,
     return eid, repo.execution_dir(task_hash, inputs_hash, eid), utc_now()
 
 
-def write_status(d: Path, status: ExecutionStatus) -> None:
+def write_status(d: Path | str, status: ExecutionStatus) -> None:
     """Replace an attempt's status record."""
-    atomic.write_bytes(d / STATUS_FILE, record.encode(status), durable=False)
+    atomic.write_bytes(f"{d}{os.sep}{STATUS_FILE}", record.encode(status), durable=False)
 
 
-def write_success_files(d: Path, status_bytes: bytes, output_hash: str) -> None:
+def write_success_files(d: Path | str, status_bytes: bytes, output_hash: str) -> None:
     """Write an encoded ``success`` status and the ``output`` file.
 
     Plain file I/O, so that a background thread can do it. Creates the
-    attempt's directory if nothing created it yet.
+    attempt's directory if nothing created it yet. Paths are joined as strings:
+    this runs once per task on the publishing thread, beside the loop, and
+    joining ``Path`` objects was a third of that thread's time.
     """
-    if make_attempt_dir(str(d)):
+    d = os.fspath(d)
+    status_file, output_file = f"{d}{os.sep}{STATUS_FILE}", f"{d}{os.sep}{OUTPUT_FILE}"
+    if make_attempt_dir(d):
         # Nobody has seen this directory yet: create the files in place (readers
         # treat a half-written file as absent), sparing two renames per task.
-        atomic.create_file(d / STATUS_FILE, status_bytes)
-        atomic.create_file(d / OUTPUT_FILE, f"{output_hash}\n".encode())
+        atomic.create_file(status_file, status_bytes)
+        atomic.create_file(output_file, f"{output_hash}\n".encode())
         return
-    atomic.write_bytes(d / STATUS_FILE, status_bytes, durable=False)
-    atomic.write_bytes(d / OUTPUT_FILE, f"{output_hash}\n".encode(), durable=False)
+    atomic.write_bytes(status_file, status_bytes, durable=False)
+    atomic.write_bytes(output_file, f"{output_hash}\n".encode(), durable=False)
 
 
 def make_attempt_dir(d: str) -> bool:
