@@ -243,7 +243,8 @@ async def cancel(request: Request) -> Response:
     """Cancel the workspace's running dataflow."""
     repo, ws = _repo(request), param(request, "ws")
     await json_body(request)
-    running = [r for r in await blocking(repo.runs, ws) if r.status == "running"]
+    newest = await blocking(lambda: repo.runs(ws, last=1, brief=True))  # only it can be running
+    running = [r for r in newest if r.status == "running"]
     if not running:
         raise ConflictError(f"no dataflow is running in workspace '{ws}'")
     run = await blocking(repo.run, running[-1].run_id)
