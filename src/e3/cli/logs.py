@@ -41,7 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _current_run(repo: Repository, ws: str) -> Run | None:
-    running = [r for r in repo.runs(ws, last=1) if r.status == "running"]
+    running = [r for r in repo.runs(ws, last=1, brief=True) if r.status == "running"]
     return repo.run(running[-1].run_id) if running else None
 
 

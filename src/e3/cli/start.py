@@ -320,7 +320,7 @@ def print_summary(out: Any, outcome: RunOutcome) -> None:
 def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
     """Cancel the workspace's running dataflow and wait until it has stopped."""
     repo = ctx.repository(args.repo)
-    running = [r for r in repo.runs(args.workspace, last=1) if r.status == "running"]
+    running = [r for r in repo.runs(args.workspace, last=1, brief=True) if r.status == "running"]
     if not running:
         raise ConflictError(f"no dataflow is running in workspace '{args.workspace}'")
     run = repo.run(running[-1].run_id)
