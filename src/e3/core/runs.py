@@ -114,8 +114,9 @@ def read_brief(repo: RepoStore, ws: str, run_id: str) -> DataflowRun | None:
         return None
     with contextlib.suppress(E3Error):
         cached = atomic.read_bytes(_brief_path(repo, ws, run_id, st))
-        if cached:
-            return run_record.decode(cached)
+        brief = run_record.decode(cached) if cached else None
+        if brief is not None and brief.run_id == run_id:
+            return brief
     try:
         with open(record, "rb") as f:  # the bytes and the identity of one file
             st, data = os.fstat(f.fileno()), f.read()
