@@ -236,11 +236,11 @@ class LocalRepository(StartsRuns):
 
         return workspace_zip.import_workspace(self.store, ws, zip_path, force=force, limits=limits)
 
-    def workspace_status(self, ws: str) -> WorkspaceStatus:
-        """Dry-run status."""
+    def workspace_status(self, ws: str, *, tasks: list[str] | None = None) -> WorkspaceStatus:
+        """Dry-run status (``tasks``: of those and their upstream only)."""
         from e3.dataflow.status import workspace_status
 
-        return workspace_status(self.store, ws)
+        return workspace_status(self.store, ws, tasks)
 
     def task_list(self, ws: str) -> list[TaskInfo]:
         """Tasks of the deployed package, in dependency order."""
@@ -335,7 +335,7 @@ class LocalRepository(StartsRuns):
             mine = self._engine.get(run_id)
             if mine is not None:
                 return mine
-        record = runs.find_run(self.store, run_id)
+        record = runs.find_run(self.store, run_id, brief=True)  # status() reads it whole
         if record is None:
             raise ExecutionNotFound(f"run {run_id!r} not found", run=run_id)
         return RecordedRun(self.store, record)

@@ -160,7 +160,10 @@ class RecordedRun(RunHandle):
         """Read new events and the record; returns whether the run goes on."""
         self._events.extend(self._reader.poll())
         if self._record.status == "running":
-            self._record = self.status()
+            now = runs.find_run(self.store, self._id, brief=True)
+            if now is None:
+                raise ExecutionNotFound(f"run {self._id} not found", run=self._id)
+            self._record = now
             if self._record.status != "running":
                 self._events.extend(self._reader.poll())  # its last events came before
         return self._record.status == "running"

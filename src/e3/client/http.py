@@ -9,7 +9,7 @@ refreshed when it expires; a server that needs no login gets none.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +18,9 @@ from e3.base.config import Settings
 from e3.client.credentials import Credential, CredentialStore, refresh
 from e3.errors import AuthError, RemoteError, UsageError
 from e3.model import wire
+
+#: Query parameters; a list of values repeats the name (``{"task": ["a", "b"]}``).
+Params = Mapping[str, str | Sequence[str]]
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -113,7 +116,7 @@ class Http:
         path: str,
         *,
         content: Any = None,
-        params: dict[str, str] | None = None,
+        params: Params | None = None,
         headers: dict[str, str] | None = None,
         auth: bool = True,
         stream: bool = False,
@@ -159,7 +162,7 @@ class Http:
         *,
         body: Any = None,
         body_type: Any = None,
-        params: dict[str, str] | None = None,
+        params: Params | None = None,
     ) -> Any:
         """A typed request: ``body`` (a Python value of ``body_type``) in, the reply out."""
         content = None
@@ -175,7 +178,7 @@ class Http:
         return wire.decode_reply(resp.content, reply_type)
 
     def call_east(
-        self, method: str, path: str, east_type: Any, params: dict[str, str] | None = None
+        self, method: str, path: str, east_type: Any, params: Params | None = None
     ) -> Any:
         """A typed request whose reply is decoded as an East value of ``east_type``."""
         resp = self.check(

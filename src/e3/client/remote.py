@@ -285,9 +285,12 @@ class RemoteRepository(StartsRuns):
         self.workspace_deploy(ws, f"{result.name}@{result.version}")
         return result
 
-    def workspace_status(self, ws: str) -> WorkspaceStatus:
-        """Dry-run status."""
-        result: WorkspaceStatus = self.http.call("GET", f"{self._ws(ws)}/status", WorkspaceStatus)
+    def workspace_status(self, ws: str, *, tasks: list[str] | None = None) -> WorkspaceStatus:
+        """Dry-run status (``tasks``: of those and their upstream only; ``?task=`` per name)."""
+        params = None if tasks is None else {"task": tasks}
+        result: WorkspaceStatus = self.http.call(
+            "GET", f"{self._ws(ws)}/status", WorkspaceStatus, params=params
+        )
         return result
 
     # ── datasets ─────────────────────────────────────────────────────────

@@ -20,7 +20,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,6 +253,22 @@ def read_all_refs(
         else read_ref(deployed, path)
         for path, spec in structure.leaves(deployed.package.structure)
     }
+
+
+def read_refs(
+    deployed: Deployed, paths: Iterable[DatasetPath], *, produced: Container[DatasetPath]
+) -> dict[DatasetPath, DatasetRef]:
+    """The current refs of ``paths`` (leaf datasets), as :func:`read_all_refs` reads them."""
+    tree, initial = deployed.package.structure, deployed.package.refs
+    out: dict[DatasetPath, DatasetRef] = {}
+    for path in paths:
+        spec = structure.find(tree, path)
+        fixed = isinstance(spec, structure.DatasetSpec) and not spec.writable
+        if fixed and path not in produced:
+            out[path] = initial.get(path) or DatasetRef.unassigned()
+        else:
+            out[path] = read_ref(deployed, path)
+    return out
 
 
 def workspace_info(ws: str, state: WorkspaceState | None) -> WorkspaceInfo:

@@ -17,10 +17,13 @@ has no value, and ``up-to-date`` otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from e3.base.paths import DatasetPath, format_keypath
 from e3.core import executions, tasks, workspaces
 from e3.dataflow.graph import Graph, TaskNode
 from e3.dataflow.loader import load_graph
+from e3.errors import TaskNotFound
 from e3.model.results import DatasetState, TaskInfo, TaskStatus, WorkspaceStatus
 from e3.records import structure
 from e3.records.dataset_ref import DatasetRef
@@ -28,20 +31,39 @@ from e3.store import locks
 from e3.store.repository import RepoStore
 
 
-def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
-    """Compute the status (reads only; safe while a dataflow runs)."""
+def workspace_status(
+    repo: RepoStore, ws: str, tasks: Collection[str] | None = None
+) -> WorkspaceStatus:
+    """Compute the status (reads only; safe while a dataflow runs).
+
+    ``tasks``: only these tasks, the tasks they depend on (a task's state
+    depends on theirs) and the datasets all of those read or write (none or an
+    empty list: the whole workspace). The web
+    view's panel of one task asked for the whole status of a 10,000-task
+    workspace (1.2 s) to show one task and its few datasets.
+
+    Raises:
+        TaskNotFound: a name in ``tasks`` is not a task of the workspace.
+    """
     dep = workspaces.open_deployed(repo, ws)
     graph = load_graph(repo, dep)
-    refs = workspaces.read_all_refs(dep, produced=graph.producer)
     holders = [
         h.describe()
         for h in locks.holders_of([repo.workspace_lock_path(ws), repo.dataflow_lock_path(ws)])
     ]
+    if not tasks:  # None, or no names (which a query string cannot tell from none)
+        nodes = list(graph.tasks)
+        refs = workspaces.read_all_refs(dep, produced=graph.producer)
+        paths = [path for path, _spec in structure.leaves(dep.package.structure)]
+    else:
+        nodes = [graph.tasks[i] for i in sorted(graph.upstream(_indices(graph, tasks)))]
+        paths = list(dict.fromkeys(p for n in nodes for p in (*n.inputs, n.output)))
+        refs = workspaces.read_refs(dep, paths, produced=graph.producer)
     states: dict[int, TaskStatus] = {}
-    for node in graph.tasks:
+    for node in nodes:  # dependency order: a task's upstream states are known before it
         states[node.index] = _task_state(repo, graph, node, refs, states)
     datasets: list[DatasetState] = []
-    for path, _spec in structure.leaves(dep.package.structure):
+    for path in paths:
         ref = refs.get(path)
         producer = graph.producer.get(path)
         if ref is None or ref.kind == "unassigned":
@@ -51,9 +73,15 @@ def workspace_status(repo: RepoStore, ws: str) -> WorkspaceStatus:
         else:
             datasets.append(DatasetState(path, "up-to-date"))
     package = f"{dep.state.package_name}@{dep.state.package_version}"
-    return WorkspaceStatus(
-        ws, package, holders, [states[i] for i in range(len(graph.tasks))], datasets
-    )
+    return WorkspaceStatus(ws, package, holders, [states[n.index] for n in nodes], datasets)
+
+
+def _indices(graph: Graph, names: Collection[str]) -> list[int]:
+    """The tasks named (exactly: no patterns)."""
+    unknown = next((n for n in names if n not in graph.by_name), None)
+    if unknown is not None:
+        raise TaskNotFound(f"no task '{unknown[:200]}' in the workspace", task=unknown[:200])
+    return [graph.by_name[n] for n in names]
 
 
 def _task_state(

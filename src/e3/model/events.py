@@ -24,6 +24,7 @@ EventKind = Literal[
     "run_finished",
 ]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+_COUNT_FIELDS = frozenset(f.name for f in fields(Counts))
 
 _OPTIONAL = (
     "task",
@@ -82,16 +83,15 @@ class Event:
         kind = data.get("event")
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
-        known = {f.name for f in fields(Counts)}
         counts = data.get("counts")
         return cls(
             kind,
             int(data["seq"]),
             float(data["time"]),
-            counts=Counts(**{k: int(v) for k, v in counts.items() if k in known})
+            counts=Counts(**{k: int(v) for k, v in counts.items() if k in _COUNT_FIELDS})
             if isinstance(counts, dict)
             else None,
-            **{name: data[name] for name in _OPTIONAL if data.get(name) is not None},
+            **{name: value for name in _OPTIONAL if (value := data.get(name)) is not None},
         )
 
 

@@ -253,8 +253,13 @@ class Repository(Protocol):
         """Import a zip and deploy it into ``ws``."""
         ...
 
-    def workspace_status(self, ws: str) -> WorkspaceStatus:
-        """What a run would do now (task and dataset states, lock holders)."""
+    def workspace_status(self, ws: str, *, tasks: list[str] | None = None) -> WorkspaceStatus:
+        """What a run would do now (task and dataset states, lock holders).
+
+        ``tasks``: only these tasks (exact names), the tasks upstream of them and
+        the datasets those read or write, which is what a view of one task needs
+        and on a large workspace a small part of the whole.
+        """
         ...
 
     def task_list(self, ws: str) -> list[TaskInfo]:

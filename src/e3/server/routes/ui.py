@@ -172,7 +172,7 @@ def _task_panel(repo: Repository, ws: str, task: str) -> dict[str, Any]:
     info = next((t for t in repo.task_list(ws) if t.name == task), None)
     if info is None:
         raise TaskNotFound(f"no task '{task[:200]}' in workspace '{ws}'", task=task[:200])
-    st = repo.workspace_status(ws)
+    st = repo.workspace_status(ws, tasks=[task])
     try:
         execution = repo.task_execution(ws, task)
     except ExecutionNotFound:

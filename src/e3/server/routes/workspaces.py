@@ -52,11 +52,11 @@ async def deploy(request: Request) -> Response:
 
 
 async def workspace_status(request: Request) -> Response:
-    """What a run would do now."""
+    """What a run would do now (``?task=NAME``, repeated: of those tasks and their upstream)."""
     repo = server_of(request).repo(request)
-    return beast2_reply(
-        await blocking(repo.workspace_status, param(request, "ws")), WorkspaceStatus
-    )
+    tasks = request.query_params.getlist("task") or None
+    status = await blocking(lambda: repo.workspace_status(param(request, "ws"), tasks=tasks))
+    return beast2_reply(status, WorkspaceStatus)
 
 
 async def export_workspace(request: Request) -> Response:
