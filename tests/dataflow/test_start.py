@@ -224,6 +224,10 @@ def test_workspace_status(diamond: RepoStore) -> None:
     assert states == {"left": "ready", "right": "ready", "merge": "waiting"}
     stale = {d["path"]: d["state"] for d in js["datasets"]}
     assert stale[".tasks.merge.output"] == "stale"
+    one = run_cli("workspace", "status", diamond.root, "ws", "--task", "left")
+    assert "left: ready to run" in one.out and "merge" not in one.out and "right" not in one.out
+    unknown = run_cli("workspace", "status", diamond.root, "ws", "--task", "nope")
+    assert unknown.code != 0 and unknown.err_lines == ["Error: no task 'nope' in the workspace"]
 
 
 def test_adhoc_run(diamond: RepoStore, tmp_path: Path) -> None:

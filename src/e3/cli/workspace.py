@@ -56,6 +56,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     st.add_argument("repo")
     st.add_argument("name")
+    st.add_argument(
+        "--task",
+        action="append",
+        metavar="NAME",
+        help="only this task (repeatable), the tasks it depends on and their datasets",
+    )
     st.set_defaults(handler=cmd_status)
 
     i = ws.add_parser("import", parents=[common], help="import a zip and deploy it")
@@ -141,7 +147,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     """Print the workspace's dry-run status."""
     from e3.base.paths import format_keypath
 
-    st = ctx.repository(args.repo).workspace_status(args.name)
+    st = ctx.repository(args.repo).workspace_status(args.name, tasks=args.task)
     ctx.out.data(st)
     ctx.out.line(f"Workspace: {st.workspace} ({st.package})")
     if st.locked_by:
