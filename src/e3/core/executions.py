@@ -184,6 +184,12 @@ def write_success_files(d: Path | str, status_bytes: bytes, output_hash: str) ->
     atomic.write_bytes(output_file, f"{output_hash}\n".encode(), durable=False)
 
 
+def write_success(d: Path | str, status: ExecutionStatus) -> None:
+    """:func:`write_success_files` of a ``success`` status not yet encoded."""
+    assert status.output_hash is not None
+    write_success_files(d, record.encode(status), status.output_hash)
+
+
 def make_attempt_dir(d: str) -> bool:
     """Create an attempt's directory, and its task and inputs directories if missing.
 

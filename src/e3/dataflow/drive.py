@@ -260,14 +260,9 @@ class RunLoop:
             return
         ref = DatasetRef.of(h)
         self.outputs[out] = ref
-        write = functools.partial(
-            atomic.write_bytes,
-            workspaces.ref_file(self.p.dep, out),
-            dataset_ref.encode(ref),
-            durable=False,
-        )
+        write = functools.partial(_write_ref, workspaces.ref_file(self.p.dep, out), ref)
         if deferred:
-            self.publisher.add(write)
+            self.publisher.add(write)  # encoded there too: off the loop
         else:
             write()
 
@@ -375,3 +370,7 @@ def _spec(tree: structure.Node, path: DatasetPath) -> structure.DatasetSpec:
     node = structure.find(tree, path)
     assert isinstance(node, structure.DatasetSpec), path
     return node
+
+
+def _write_ref(file: str, ref: DatasetRef) -> None:
+    atomic.write_bytes(file, dataset_ref.encode(ref), durable=False)

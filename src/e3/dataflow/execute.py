@@ -38,7 +38,6 @@ from e3.dataflow.logcopy import LogCopier
 from e3.dataflow.slots import SlotDir
 from e3.errors import DecodeError, E3Error, TypeMismatch
 from e3.model.runs import StartOptions
-from e3.records import execution as exec_record
 from e3.records._util import utc_now
 from e3.records.execution import ExecutionStatus
 from e3.runners.base import STOPS_RUN, RunnerRegistry, RunRequest, RunResult, TaskFiles
@@ -410,9 +409,9 @@ class TaskExecutor:
             a.eid,
             duration=attempt.elapsed(),
             worker=a.worker,
-            publish=functools.partial(
-                executions.write_success_files, a.edir, exec_record.encode(status), h
-            ),
+            # Encoded when published, on the publishing thread: off the loop, whose
+            # time is every task's latency in a chain.
+            publish=functools.partial(executions.write_success, a.edir, status),
         )
 
 
