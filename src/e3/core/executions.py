@@ -93,12 +93,13 @@ def cached_output(repo: RepoStore, task_hash: str, inputs_hash: str) -> tuple[st
     a result whose object was lost or damaged is not a result, so the task runs
     again and its new output replaces the damaged file.
     """
-    return _newest_intact(repo, task_hash, inputs_hash, execution_ids(repo, task_hash, inputs_hash))
+    return newest_intact(repo, task_hash, inputs_hash, execution_ids(repo, task_hash, inputs_hash))
 
 
-def _newest_intact(
+def newest_intact(
     repo: RepoStore, task_hash: str, inputs_hash: str, ids: list[str]
 ) -> tuple[str, str] | None:
+    """:func:`cached_output` among attempts ``ids`` (:func:`execution_ids`) already listed."""
     for eid in reversed(ids):
         h = output_of(repo, task_hash, inputs_hash, eid)
         if h is not None and repo.objects.is_intact(h):
@@ -127,7 +128,7 @@ def latest_and_cached(
     listing of each directory was a tenth of its time.
     """
     ids = execution_ids(repo, task_hash, inputs_hash)
-    return _latest(repo, task_hash, inputs_hash, ids), _newest_intact(
+    return _latest(repo, task_hash, inputs_hash, ids), newest_intact(
         repo, task_hash, inputs_hash, ids
     )
 

@@ -192,8 +192,11 @@ class RunLoop:
             return False
         launch = self.plan.launch(i)
         node = self.graph.tasks[i]
+        ih = inputs_hash(launch.input_hashes)
+        attempts: list[str] | None = None  # not looked at (--force)
         if not self.p.options.force:
-            hit = executions.cached_output(self.p.repo, node.hash, inputs_hash(launch.input_hashes))
+            attempts = executions.execution_ids(self.p.repo, node.hash, ih)
+            hit = executions.newest_intact(self.p.repo, node.hash, ih, attempts)
             if hit is not None:
                 if self.plan.complete(i, hit[1], cached=True) is not None:
                     self._settle_output(i, hit[1], deferred=False)
@@ -202,7 +205,9 @@ class RunLoop:
                         "task_cached", task=node.name, execution_id=hit[0], output_hash=hit[1]
                     )
                 return True
-        task = asyncio.ensure_future(self.executor.execute(node, launch.input_hashes))
+        task = asyncio.ensure_future(
+            self.executor.execute(node, launch.input_hashes, ih=ih, none_before=attempts == [])
+        )
         task.add_done_callback(self._on_end)
         self.running[task] = i
         return True

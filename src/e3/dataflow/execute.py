@@ -213,14 +213,25 @@ class TaskExecutor:
         )
         a.status_written = True
 
-    async def execute(self, node: TaskNode, input_hashes: tuple[str, ...]) -> TaskOutcome:
+    async def execute(
+        self,
+        node: TaskNode,
+        input_hashes: tuple[str, ...],
+        *,
+        ih: str | None = None,
+        none_before: bool = False,
+    ) -> TaskOutcome:
         """Run ``node`` on ``input_hashes`` (or reuse a result someone else just computed).
 
         A successful result comes back with ``publish`` set: the cache record is
         written (and the single-flight lock released) when the run publishes its
         next batch, after one file-system sync made the output object durable.
+        ``ih``: the inputs hash, if the caller has it; ``none_before``: the caller
+        found no attempt at these inputs, so unless someone else is computing
+        them there is no attempt cut short to mark (a first run's tasks skip a
+        second listing).
         """
-        ih = inputs_hash(input_hashes)
+        ih = ih or inputs_hash(input_hashes)
         flight = self.flights.lock(node.hash, ih)
         t0 = time.monotonic()
         keep_lock = False
@@ -235,7 +246,9 @@ class TaskExecutor:
                     hit = executions.cached_output(self.repo, node.hash, ih)
                     if hit is not None:
                         return TaskOutcome(hit[1], hit[0], cached=True)
-            executions.mark_interrupted(self.repo, node.hash, ih)
+                none_before = False
+            if not none_before:
+                executions.mark_interrupted(self.repo, node.hash, ih)
             slot = self.free_slots.pop()
             try:
                 done = await self._run_command(node, input_hashes, ih, t0, slot)
