@@ -246,11 +246,10 @@ def read_all_refs(
     is its only writer, and on 10,000 tasks those files are half of all there
     are (``prepare.read_roots`` relies on the same rule).
     """
-    initial = deployed.package.refs
+    if produced is None:
+        return {p: read_ref(deployed, p) for p, _ in structure.leaves(deployed.package.structure)}
     return {
-        path: initial.get(path) or DatasetRef.unassigned()
-        if produced is not None and not spec.writable and path not in produced
-        else read_ref(deployed, path)
+        path: current_ref(deployed, path, spec, produced)
         for path, spec in structure.leaves(deployed.package.structure)
     }
 
@@ -259,16 +258,26 @@ def read_refs(
     deployed: Deployed, paths: Iterable[DatasetPath], *, produced: Container[DatasetPath]
 ) -> dict[DatasetPath, DatasetRef]:
     """The current refs of ``paths`` (leaf datasets), as :func:`read_all_refs` reads them."""
-    tree, initial = deployed.package.structure, deployed.package.refs
-    out: dict[DatasetPath, DatasetRef] = {}
-    for path in paths:
-        spec = structure.find(tree, path)
-        fixed = isinstance(spec, structure.DatasetSpec) and not spec.writable
-        if fixed and path not in produced:
-            out[path] = initial.get(path) or DatasetRef.unassigned()
-        else:
-            out[path] = read_ref(deployed, path)
-    return out
+    tree = deployed.package.structure
+    return {
+        path: current_ref(deployed, path, structure.find(tree, path), produced) for path in paths
+    }
+
+
+def current_ref(
+    deployed: Deployed,
+    path: DatasetPath,
+    spec: structure.Node | None,
+    produced: Container[DatasetPath],
+) -> DatasetRef:
+    """A dataset's ref now: from the package if no one may set it and no task writes it.
+
+    Deployment is the only writer of such a dataset (a task's function IR), and
+    it wrote the package's ref; every other dataset's ref is read from its file.
+    """
+    if isinstance(spec, structure.DatasetSpec) and not spec.writable and path not in produced:
+        return deployed.package.refs.get(path) or DatasetRef.unassigned()
+    return read_ref(deployed, path)
 
 
 def workspace_info(ws: str, state: WorkspaceState | None) -> WorkspaceInfo:

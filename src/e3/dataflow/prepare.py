@@ -54,15 +54,11 @@ def read_roots(
     read from its file: that is every other file a fully cached run would read
     (one function IR per task).
     """
-    tree, initial = dep.package.structure, dep.package.refs
+    tree = dep.package.structure
     out: dict[DatasetPath, str | None] = {}
-    for p in paths:
-        spec = structure.find(tree, p)
-        if isinstance(spec, structure.DatasetSpec) and not spec.writable:
-            ref = initial.get(p)
-        else:
-            ref = workspaces.read_ref(dep, p)
-        out[p] = ref.hash if ref is not None and ref.kind == "value" else None
+    for p in paths:  # roots: no task writes them
+        ref = workspaces.current_ref(dep, p, structure.find(tree, p), ())
+        out[p] = ref.hash if ref.kind == "value" else None
     return out
 
 

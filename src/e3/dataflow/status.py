@@ -38,9 +38,9 @@ def workspace_status(
 
     ``tasks``: only these tasks, the tasks they depend on (a task's state
     depends on theirs) and the datasets all of those read or write (none or an
-    empty list: the whole workspace). The web
-    view's panel of one task asked for the whole status of a 10,000-task
-    workspace (1.2 s) to show one task and its few datasets.
+    empty list: the whole workspace). The web view's panel of one task asked
+    for the whole status of a 10,000-task workspace (1.2 s) to show one task
+    and its few datasets.
 
     Raises:
         TaskNotFound: a name in ``tasks`` is not a task of the workspace.
