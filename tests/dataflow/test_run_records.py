@@ -184,11 +184,12 @@ def test_brief_records_are_cached_per_record_file_and_dropped_with_the_run(tmp_p
     for _ in range(2):
         assert run_cli("start", repo_path, "ws").code == 0
     repo = open_repository(repo_path)
+    cache = repo_path / "cache" / "runs" / "ws"
+    assert len(list(cache.iterdir())) == 2  # written by each run as it ended
     first, second = runs.list_runs(repo, "ws")
     briefs = runs.list_runs(repo, "ws", brief=True)
     assert [b.run_id for b in briefs] == [first.run_id, second.run_id]
     assert briefs[0] == replace(first, input_versions={}, output_versions=None, task_executions={})
-    cache = repo_path / "cache" / "runs" / "ws"
     entries = sorted(cache.iterdir())
     assert [e.name.split("-")[:5] for e in entries] == [
         r.run_id.split("-") for r in (first, second)

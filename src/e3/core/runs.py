@@ -53,11 +53,11 @@ def write_run(repo: RepoStore, run: DataflowRun) -> None:
     would report it and the run would vanish from ``e3 log``. A run writes
     two or three records, so the fsyncs cost little.
     """
-    atomic.write_bytes(
-        repo.dataflow_run_path(run.workspace, run.run_id),
-        run_record.encode(run),
-        durable=repo.durable,
-    )
+    path = repo.dataflow_run_path(run.workspace, run.run_id)
+    atomic.write_bytes(path, run_record.encode(run), durable=repo.durable)
+    if run.status != "running":  # its brief form, for listings (see read_brief)
+        with contextlib.suppress(OSError):
+            _keep_brief(repo, run.workspace, _brief(run), os.stat(path))
 
 
 def read_run(repo: RepoStore, ws: str, run_id: str) -> DataflowRun | None:
@@ -125,10 +125,15 @@ def read_brief(repo: RepoStore, ws: str, run_id: str) -> DataflowRun | None:
     except (OSError, E3Error):
         return None
     if run.status != "running":
-        with contextlib.suppress(E3Error):
-            path = _brief_path(repo, ws, run_id, st)
-            atomic.write_bytes(path, run_record.encode(run), durable=False)
+        _keep_brief(repo, ws, run, st)
     return run
+
+
+def _keep_brief(repo: RepoStore, ws: str, brief: DataflowRun, st: os.stat_result) -> None:
+    """Cache ``brief`` for the record file ``st`` describes (best effort: it is a cache)."""
+    with contextlib.suppress(E3Error):
+        path = _brief_path(repo, ws, brief.run_id, st)
+        atomic.write_bytes(path, run_record.encode(brief), durable=False)
 
 
 def forget_brief(repo: RepoStore, ws: str, run_id: str) -> None:
