@@ -20,13 +20,12 @@ def env() -> dict[str, str]:
 
     Nor ``PYTHONDONTWRITEBYTECODE``: with it, every process measured would compile
     again each module changed since its bytecode was last written (see
-    :func:`compile_bytecode`).
+    :func:`compile_bytecode`). Nor ``PYTHONUNBUFFERED``, which a shell may carry
+    (container images often set it): with it, each line a process prints is a
+    system call of its own, which is not how a user's e3 runs.
     """
-    out = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("E3_") and k != "PYTHONDONTWRITEBYTECODE"
-    }
+    dropped = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+    out = {k: v for k, v in os.environ.items() if not k.startswith("E3_") and k not in dropped}
     out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
     return out
 
