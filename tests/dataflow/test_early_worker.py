@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import e3.api.open
+from e3.base import settled
 from e3.base.config import load_settings
 from e3.runners import early
 from tests_support import DEADLINE, run_cli, run_e3, wait_for
@@ -96,3 +97,29 @@ def test_it_can_be_turned_off_and_a_remote_run_starts_nothing(deployed: Path) ->
     assert result.code == 0 and "Executed: 10" in result.out, result.err
     e3.api.open.warm_up("http://127.0.0.1:1/repos/x")
     assert early.waiting() == []
+
+
+def test_no_worker_is_started_for_a_workspace_its_last_run_left_up_to_date(
+    deployed: Path, tmp_path: Path
+) -> None:
+    # Such a run finds every task cached: the worker would cost ~0.2 s of CPU for nothing.
+    assert not settled.looks_settled(deployed, "ws")  # deployed, never run
+    assert run_cli("start", deployed, "ws").code == 0
+    assert settled.looks_settled(deployed, "ws")
+    e3.api.open.warm_up(deployed, "ws")
+    assert early.waiting() == []
+    e3.api.open.warm_up(deployed)  # no workspace named (--force): as before
+    assert len(early.waiting()) == 1
+    early.discard()
+    # Setting an input, or deploying again, ends the hint until a run settles it again.
+    value = tmp_path / "x.east"
+    value.write_text("5")
+    assert run_cli("set", deployed, "ws.inputs.x", value).code == 0
+    assert not settled.looks_settled(deployed, "ws")
+    e3.api.open.warm_up(deployed, "ws")
+    assert len(early.waiting()) == 1
+    early.discard()
+    assert run_cli("start", deployed, "ws").code == 0
+    assert settled.looks_settled(deployed, "ws")
+    assert run_cli("workspace", "deploy", deployed, "ws", "fanout10").code == 0
+    assert not settled.looks_settled(deployed, "ws")

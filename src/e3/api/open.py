@@ -45,17 +45,23 @@ def open(
     return LocalRepository(open_repository(location, durable=settings.durable), engine=engine)
 
 
-def warm_up(location: str | Path) -> Callable[[], None]:
+def warm_up(location: str | Path, ws: str | None = None) -> Callable[[], None]:
     """Start now the processes a local run's first East task will need.
 
     A warm East worker takes as long to start as this process takes to import
     the engine and prepare a run; started here, before those imports, it is
     ready when the first task is (see :mod:`e3.runners.early`). The run adopts
     it; if nothing does, it is killed at exit, having run nothing. A remote
-    location needs nothing here. Returns what stops the processes if nothing
-    adopted them; call it when the run is over (it is also called at exit).
+    location needs nothing here, nor workspace ``ws`` if its last run left it up
+    to date and nothing changed since (:mod:`e3.base.settled`: the run will find
+    every task cached). Returns what stops the processes if nothing adopted
+    them; call it when the run is over (it is also called at exit).
     """
     if is_remote(location):
+        return lambda: None
+    from e3.base.settled import looks_settled
+
+    if ws is not None and looks_settled(location, ws):
         return lambda: None
     from e3.runners.early import discard, start_early
 

@@ -255,8 +255,9 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     if options.isolation == "warm" and options.cluster is None and ctx.settings.early_worker:
         from e3.api.open import warm_up
 
-        # The first East worker starts while the engine loads; stopped at the end if unused.
-        ctx.on_close(warm_up(args.repo))
+        # The first East worker starts while the engine loads (unless the workspace looks
+        # up to date and nothing is forced); stopped at the end if unused.
+        ctx.on_close(warm_up(args.repo, None if args.force else args.workspace))
     out = ctx.out.stdout
     view = choose_view(ctx)
     repo = ctx.repository(args.repo)

@@ -24,7 +24,7 @@ from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from e3.base import atomic
+from e3.base import atomic, settled
 from e3.base.names import check_workspace_name, new_uuid7
 from e3.base.paths import DatasetPath, format_workspace_path, path_from_ref_relpath, ref_relpath
 from e3.core import packages
@@ -210,7 +210,7 @@ def write_ref(
     )
 
 
-INPUTS_MARKER = "inputs-changed"
+INPUTS_MARKER = settled.INPUTS_MARKER
 
 
 def write_input_ref(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from e3.base import atomic
+from e3.base import atomic, settled
 from e3.base.hashing import inputs_hash
 from e3.base.paths import DatasetPath, format_keypath
 from e3.core import executions, runs, workspaces
@@ -354,6 +354,7 @@ class RunLoop:
         runs.write_run(self.p.repo, final)
         if status == "completed" and not (counts.pending or counts.waiting or counts.skipped):
             runs.set_current_run(self.p.repo, self.p.ws, self.p.run_id)
+            settled.mark(self.p.repo.root, self.p.ws)  # after the state file's rewrite
         executions.durability_barrier(self.p.repo)
         self.emit(
             "run_finished",

@@ -12,8 +12,10 @@ here: it is spawned, without waiting for it, on the first task's registration,
 so starting it early saved a spawn call and cost every fully cached run a
 Python start-up competing for the cores.
 
-A worker nobody adopted (the run was fully cached, refused, or had no East
-task) is killed when the command ends; it has run nothing, and cost a core a
+No worker is started for a workspace whose last run left it up to date, if
+nothing was deployed or set since (:mod:`e3.base.settled`): that run will find
+every task cached. A worker nobody adopted (the run was fully cached after all,
+refused, or had no East task) is killed when the command ends; it has run nothing, and cost a core a
 fraction of a second (``E3_EARLY_WORKER=0`` turns this off, for machines
 where that matters more than the first task's latency). This module
 imports only the standard library, so calling it costs the spawn and nothing
