@@ -149,6 +149,33 @@ def export_to(pkg: Package, directory: Path) -> Path:
     return out
 
 
+def decoded_or_error(decode: Callable[[], object]) -> object:
+    """What ``decode()`` gives, or the :class:`E3Error` it ends with.
+
+    east-py decodes strings lazily, when first read, so bad UTF-8 can surface as
+    ``UnicodeDecodeError`` (and an out-of-range field as ``ValueError`` or
+    ``OverflowError``) after the decoder returned: those count as a ``DecodeError``,
+    so the readers that bypass east-py can be compared with it outcome for outcome.
+    """
+    from e3.errors import DecodeError, E3Error
+
+    try:
+        return decode()
+    except E3Error as exc:
+        return exc
+    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
+        return DecodeError(str(exc))
+
+
+def same_outcome(a: object, b: object) -> bool:
+    """Equal values, or errors of one class (messages may differ between decoders)."""
+    from e3.errors import E3Error
+
+    if isinstance(a, E3Error) or isinstance(b, E3Error):
+        return type(a) is type(b)
+    return a == b
+
+
 # ── processes: bounded waits, background e3 commands, API servers ───────────
 
 #: Upper bound for anything the tests wait for (process start, kills, runs).

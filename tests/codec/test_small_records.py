@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from e3.codec import beast2, small
-from e3.errors import DecodeError, E3Error
 from e3.records import dataset_ref
 from e3.records.dataset_ref import DatasetRef, DatasetRefType
+from tests_support import decoded_or_error, same_outcome
 
 HASHES = st.text("0123456789abcdef", min_size=64, max_size=64)
 KEYS = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -28,26 +28,14 @@ REFS = st.one_of(
 )
 
 
-def _by_east_py(data: bytes) -> DatasetRef | E3Error:
-    try:
-        return dataset_ref.from_east(beast2.decode(data, DatasetRefType, trusted=False))
-    except E3Error as exc:
-        return exc
-    except UnicodeDecodeError as exc:  # east-py decodes strings lazily, when first read
-        return DecodeError(str(exc))
+def _by_east_py(data: bytes) -> object:
+    return decoded_or_error(
+        lambda: dataset_ref.from_east(beast2.decode(data, DatasetRefType, trusted=False))
+    )
 
 
-def _by_e3(data: bytes) -> DatasetRef | E3Error:
-    try:
-        return dataset_ref.decode(data)
-    except E3Error as exc:
-        return exc
-
-
-def _same(a: DatasetRef | E3Error, b: DatasetRef | E3Error) -> bool:
-    if isinstance(a, E3Error) or isinstance(b, E3Error):
-        return type(a) is type(b)
-    return a == b
+def _by_e3(data: bytes) -> object:
+    return decoded_or_error(lambda: dataset_ref.decode(data))
 
 
 @given(REFS)
@@ -68,7 +56,7 @@ def test_damaged_ref_bytes_end_as_east_py_has_them(ref: DatasetRef, data: st.Dat
         damaged = bytes(raw)
     else:
         damaged = bytes(raw[:cut])
-    assert _same(_by_e3(damaged), _by_east_py(damaged))
+    assert same_outcome(_by_e3(damaged), _by_east_py(damaged))
 
 
 def test_a_large_version_vector_makes_a_deflate_frame_that_is_read_directly() -> None:

@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from e3.codec import beast2, small
-from e3.errors import DecodeError, E3Error
+from e3.errors import DecodeError
 from e3.records import execution
 from e3.records.execution import ExecutionStatus, ExecutionStatusType, ExecutionStatusWorkerType
+from tests_support import decoded_or_error, same_outcome
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
 HASHES = st.lists(st.text("0123456789abcdef", min_size=64, max_size=64), max_size=40)
@@ -48,27 +49,21 @@ def statuses(draw: st.DrawFn) -> ExecutionStatus:
     )
 
 
-def _by_east_py(data: bytes) -> ExecutionStatus | E3Error:
+def _by_east_py(data: bytes) -> object:
     """The decoding east-py gives, trying the worker form first as ``execution.decode`` does."""
-    try:
+
+    def decode() -> ExecutionStatus:
         try:
             value = beast2.decode(data, ExecutionStatusWorkerType, trusted=False)
         except DecodeError:
             value = beast2.decode(data, ExecutionStatusType, trusted=False)
         return execution.from_east(value)
-    except E3Error as exc:
-        return exc
-    except (UnicodeDecodeError, ValueError, OverflowError) as exc:  # lazily decoded fields
-        return DecodeError(str(exc))
+
+    return decoded_or_error(decode)
 
 
-def _by_e3(data: bytes) -> ExecutionStatus | E3Error:
-    try:
-        return execution.decode(data)
-    except E3Error as exc:
-        return exc
-    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
-        return DecodeError(str(exc))
+def _by_e3(data: bytes) -> object:
+    return decoded_or_error(lambda: execution.decode(data))
 
 
 @given(statuses())
@@ -92,11 +87,7 @@ def test_damaged_status_bytes_end_as_east_py_has_them(
     else:
         del raw[data.draw(st.integers(0, len(raw)), label="cut") :]
     damaged = bytes(raw)
-    got, want = _by_e3(damaged), _by_east_py(damaged)
-    if isinstance(got, E3Error) or isinstance(want, E3Error):
-        assert type(got) is type(want)
-    else:
-        assert got == want
+    assert same_outcome(_by_e3(damaged), _by_east_py(damaged))
 
 
 def test_a_record_of_the_reference_form_is_read_directly() -> None:

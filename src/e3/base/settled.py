@@ -44,10 +44,19 @@ def signature(root: str | os.PathLike[str], ws: str) -> str:
 
 
 def mark(root: str | os.PathLike[str], ws: str) -> None:
-    """Record that the workspace is up to date now (best effort, not synced: a hint)."""
+    """Record that the workspace is up to date now (best effort, not synced: a hint).
+
+    Written beside and renamed into place, so a reader never sees half of it.
+    """
     path = os.path.join(os.fspath(root), "workspaces", ws, SETTLED_FILE)
-    with contextlib.suppress(OSError), open(path, "w") as f:
-        f.write(signature(root, ws))
+    staged = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(staged, "w") as f:
+            f.write(signature(root, ws))
+        os.replace(staged, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
 
 
 def looks_settled(root: str | os.PathLike[str], ws: str) -> bool:

@@ -41,8 +41,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _current_run(repo: Repository, ws: str) -> Run | None:
-    running = [r for r in repo.runs(ws, last=1, brief=True) if r.status == "running"]
-    return repo.run(running[-1].run_id) if running else None
+    from e3.model.protocol import running_run_id
+
+    run_id = running_run_id(repo, ws)
+    return repo.run(run_id) if run_id is not None else None
 
 
 def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:

@@ -321,10 +321,12 @@ def print_summary(out: Any, outcome: RunOutcome) -> None:
 def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
     """Cancel the workspace's running dataflow and wait until it has stopped."""
     repo = ctx.repository(args.repo)
-    running = [r for r in repo.runs(args.workspace, last=1, brief=True) if r.status == "running"]
-    if not running:
+    from e3.model.protocol import running_run_id
+
+    run_id = running_run_id(repo, args.workspace)
+    if run_id is None:
         raise ConflictError(f"no dataflow is running in workspace '{args.workspace}'")
-    run = repo.run(running[-1].run_id)
+    run = repo.run(run_id)
     run.cancel()
     outcome = run.wait(timeout=60)
     ctx.out.data({"run_id": run.id, "status": outcome.status})

@@ -376,10 +376,14 @@ class RemoteRepository(StartsRuns):
 
     def runs(self, ws: str, *, last: int | None = None, brief: bool = False) -> list[DataflowRun]:
         """Run history (``last``, ``brief``: see the protocol; a server may ignore both)."""
-        params = ([] if last is None else [f"last={max(0, last)}"]) + (["brief=1"] if brief else [])
-        query = f"?{'&'.join(params)}" if params else ""
+        params = {} if last is None else {"last": str(max(0, last))}
+        if brief:
+            params["brief"] = "1"
         values = self.http.call_east(
-            "GET", f"{self._ws(ws)}/dataflow/runs{query}", ArrayType(run_record.DataflowRunType)
+            "GET",
+            f"{self._ws(ws)}/dataflow/runs",
+            ArrayType(run_record.DataflowRunType),
+            params=params,
         )
         return list(newest([run_record.from_east(v) for v in values], last))
 

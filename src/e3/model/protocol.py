@@ -366,3 +366,14 @@ class Repository(Protocol):
     ) -> AdhocResult:
         """Run one task of a package on input files (``e3 run``), memoized like any other."""
         ...
+
+
+def running_run_id(repo: Repository, ws: str) -> str | None:
+    """The id of the run going on in ``ws``, if one is.
+
+    Runs of a workspace never overlap, so only the newest can be running: one
+    brief record answers, however long the history (``e3 cancel``, ``e3 logs``,
+    the web view's Cancel).
+    """
+    newest = repo.runs(ws, last=1, brief=True)
+    return newest[-1].run_id if newest and newest[-1].status == "running" else None

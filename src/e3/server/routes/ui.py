@@ -37,7 +37,7 @@ from e3.errors import (
     UsageError,
 )
 from e3.model.events import Event
-from e3.model.protocol import Repository
+from e3.model.protocol import Repository, running_run_id
 from e3.model.results import LogChunk
 from e3.server import ui_data
 from e3.server.http import (
@@ -243,11 +243,10 @@ async def cancel(request: Request) -> Response:
     """Cancel the workspace's running dataflow."""
     repo, ws = _repo(request), param(request, "ws")
     await json_body(request)
-    newest = await blocking(lambda: repo.runs(ws, last=1, brief=True))  # only it can be running
-    running = [r for r in newest if r.status == "running"]
-    if not running:
+    run_id = await blocking(running_run_id, repo, ws)
+    if run_id is None:
         raise ConflictError(f"no dataflow is running in workspace '{ws}'")
-    run = await blocking(repo.run, running[-1].run_id)
+    run = await blocking(repo.run, run_id)
     await blocking(run.cancel)
     return json_reply({"run": run.id})
 
