@@ -112,6 +112,7 @@ def test_cancel_command_stops_a_run_of_another_process(tmp_path: Path) -> None:
         result = run.finish()
     assert result.code == 130
     assert "Aborted." in result.out
+    assert "Not started (the run was cancelled): " in result.out
     assert [r["status"] for r in _log(repo)] == ["cancelled"]
     nothing = run_cli("cancel", repo, "ws")
     assert nothing.code == 4 and "no dataflow is running" in nothing.err

@@ -312,10 +312,12 @@ def print_summary(out: Any, outcome: RunOutcome) -> None:
     if outcome.not_started:
         shown = ", ".join(outcome.not_started[:10])
         more = len(outcome.not_started) - 10
-        out.write(
-            f"\nNot started (stopped after the failure; --keep-going runs them): "
-            f"{shown}{f' and {more} more' if more > 0 else ''}\n"
+        why = (
+            "the run was cancelled"
+            if outcome.status == "cancelled"
+            else "stopped after the failure; --keep-going runs them"
         )
+        out.write(f"\nNot started ({why}): {shown}{f' and {more} more' if more > 0 else ''}\n")
 
 
 def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
