@@ -11,7 +11,7 @@ from e3.base import atomic
 from e3.errors import StorageError
 
 
-@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 65537, 3 << 20])
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 16383, 16384, 16385, 65537, 3 << 20])
 def test_reads_every_byte(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)

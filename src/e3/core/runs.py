@@ -31,6 +31,7 @@ from typing import Any
 
 from e3.base import atomic
 from e3.base.names import is_execution_id
+from e3.codec import small
 from e3.errors import E3Error
 from e3.model.events import Event
 from e3.model.runs import newest
@@ -69,6 +70,23 @@ def read_run(repo: RepoStore, ws: str, run_id: str) -> DataflowRun | None:
         return run_record.decode(data)
     except E3Error:
         return None
+
+
+def execution_ids_of(repo: RepoStore, ws: str, run_id: str | None) -> dict[str, str]:
+    """Task name → execution id in run ``run_id``'s record: where that run found each result.
+
+    Only a hint (see :func:`e3.records.dataflow.execution_ids`): empty when there
+    is no such run, or its record is not one the direct reader takes.
+    """
+    if run_id is None or not is_execution_id(run_id):
+        return {}
+    data = atomic.read_bytes(repo.dataflow_run_path(ws, run_id))
+    if not data:
+        return {}
+    try:
+        return run_record.execution_ids(data)
+    except small.NotSmall:
+        return {}
 
 
 def _run_ids(repo: RepoStore, ws: str) -> list[str]:
@@ -233,6 +251,10 @@ def set_current_run(repo: RepoStore, ws: str, run_id: str) -> None:
 # ── event logs ──────────────────────────────────────────────────────────────
 
 
+#: One encoder for every event line: ``json.dumps`` with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def events_path(repo: RepoStore, ws: str, run_id: str) -> Path:
     """``dataflows/<ws>/<runId>.events``."""
     return repo.dataflows_dir / ws / f"{run_id}{EVENTS_SUFFIX}"
@@ -255,7 +277,7 @@ class EventWriter:
 
     def __call__(self, event: Event) -> None:
         """Buffer one event."""
-        self._pending.append(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+        self._pending.append(_COMPACT.encode(event.to_json()) + "\n")
 
     def flush(self) -> None:
         """Write the buffered lines (a full disk loses them, never the run)."""
