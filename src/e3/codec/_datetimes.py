@@ -18,6 +18,8 @@ from typing import Any
 
 from east import EastStruct, EastVariant
 
+from e3.codec.small import epoch_ms
+
 
 @lru_cache(maxsize=512)
 def _has_datetime(east_type: Any) -> bool:
@@ -65,9 +67,7 @@ def _exact_datetime(value: datetime) -> datetime:
     them, 6% in some decades). Moving the value to the middle of its
     millisecond puts the product half a millisecond away from any boundary.
     """
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    delta = aware - _EPOCH
-    ms = delta // _MS if delta >= timedelta(0) else -((-delta) // _MS)
+    ms = epoch_ms(value)
     return _EPOCH + ms * _MS + (_HALF_MS if ms >= 0 else -_HALF_MS)
 
 

@@ -1,4 +1,4 @@
-"""Reading small Beast2 records of a known type without east-py.
+"""Reading and writing Beast2 records of a known type without east-py.
 
 A fully cached ``e3 start`` of 10,000 tasks reads about 20,000 dataset refs:
 each a hundred-odd bytes, always of one type, with a header e3 itself wrote.
@@ -11,12 +11,20 @@ own encoder writes (magic, type section, source map), and anything else
 (another header, an unknown frame codec, a malformed or trailing byte) makes
 :func:`stream` or the :class:`Reader` give up with :class:`NotSmall`, so the
 caller falls back to east-py, which then accepts or refuses the bytes as
-before. Imports only the standard library.
+before.
+
+The writing half serves the one large record e3 writes on every run: the run
+record, with an entry per task (2.2 MB of value stream at 10,000 tasks).
+east-py builds it from a Python value in about 80 ms; the writers below give the
+same value stream from strings and integers in about a quarter of that. Imports
+only the standard library.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 #: Largest value stream read here: refs are ~100 bytes; anything bigger goes to east-py.
 MAX_STREAM = 64 << 10
@@ -42,12 +50,12 @@ def read_varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
     raise NotSmall("truncated or overlong varint")
 
 
-def stream(data: bytes, header: bytes) -> bytes:
+def stream(data: bytes, header: bytes, *, limit: int = MAX_STREAM) -> bytes:
     """The value stream of ``data`` (frames joined, deflate ones inflated) after ``header``.
 
     Raises:
         NotSmall: ``data`` does not start with ``header``, has a frame this
-            reader does not take, or a stream over :data:`MAX_STREAM` bytes.
+            reader does not take, or a stream over ``limit`` bytes.
     """
     if not data.startswith(header):
         raise NotSmall("another header")
@@ -62,7 +70,7 @@ def stream(data: bytes, header: bytes) -> bytes:
         size, at = read_varint(data, at)
         stored, at = read_varint(data, at)
         total += size
-        if at + stored > end or total > MAX_STREAM:
+        if at + stored > end or total > limit:
             raise NotSmall("frame past the end, or too large")
         payload = data[at : at + stored]
         at += stored
@@ -150,3 +158,76 @@ class Reader:
         """Every byte was read (anything left over is for east-py to judge)."""
         if self.at != len(self.data):
             raise NotSmall("bytes after the value")
+
+
+# ── writing ──────────────────────────────────────────────────────────────────
+
+#: A frame is deflated only from this size on, and only if that makes it strictly
+#: shorter (the format's rule for writers).
+_MIN_DEFLATE = 64
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def varint(n: int) -> bytes:
+    """``n`` (0 or more) as an unsigned LEB128 varint."""
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def signed(n: int) -> bytes:
+    """An Integer (or DateTime milliseconds) as a zigzag varint.
+
+    Raises:
+        NotSmall: outside 64 bits, where East's Integer ends.
+    """
+    if not -(1 << 63) <= n < 1 << 63:
+        raise NotSmall("integer over 64 bits")
+    return varint((n << 1) ^ (n >> 63))
+
+
+def string(text: str) -> bytes:
+    """A String: its UTF-8 byte length, then the bytes."""
+    data = text.encode()
+    return varint(len(data)) + data
+
+
+def string_dict(entries: Mapping[str, str]) -> bytes:
+    """A ``Dict<String, String>``: a NEW tag, one run of every entry in key order, the end."""
+    if not entries:
+        return b"\x00\x00"
+    parts = [b"\x00", varint(len(entries))]
+    for key in sorted(entries):
+        parts.append(string(key))
+        parts.append(string(entries[key]))
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
+def epoch_ms(value: datetime) -> int:
+    """A datetime as East DateTime milliseconds: truncated toward zero, naive taken as UTC."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    delta = aware - _EPOCH
+    return delta // _MS if delta >= timedelta(0) else -((-delta) // _MS)
+
+
+def framed(header: bytes, stream: bytes) -> bytes:
+    """A whole Beast2 value: ``header``, then ``stream`` as one frame.
+
+    The frame is raw DEFLATE (zlib, level 1) where that is shorter, which any
+    Beast2 reader inflates; it is not the deterministic DEFLATE east-py writes,
+    so the bytes differ from east-py's, and this suits only records that are
+    not content-addressed (no hash names them).
+    """
+    if len(stream) >= _MIN_DEFLATE:
+        deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+        packed = deflater.compress(stream) + deflater.flush()
+        if len(packed) < len(stream):
+            return b"".join((header, b"\x01", varint(len(stream)), varint(len(packed)), packed))
+    return b"".join((header, b"\x00", varint(len(stream)), varint(len(stream)), stream))

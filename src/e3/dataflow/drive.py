@@ -16,9 +16,11 @@ from dataclasses import replace
 
 from e3.base import atomic, settled
 from e3.base.hashing import inputs_hash
+from e3.base.names import is_execution_id
 from e3.base.paths import DatasetPath, format_keypath
 from e3.core import executions, runs, workspaces
 from e3.dataflow.execute import Emit, TaskExecutor, TaskOutcome, task_env
+from e3.dataflow.graph import TaskNode
 from e3.dataflow.plan import Plan, State
 from e3.dataflow.prepare import PreparedRun, read_roots
 from e3.dataflow.publish import Publisher
@@ -64,6 +66,9 @@ class RunLoop:
         )
         self.publisher = Publisher(p.repo)
         self.outputs = {n.output: workspaces.read_ref(p.dep, n.output) for n in p.graph.tasks}
+        #: Where the workspace's last complete run found each task's result: looked at
+        #: first, so a task whose inputs are unchanged needs no listing of its attempts.
+        self.last_ids = runs.execution_ids_of(p.repo, p.ws, p.dep.state.current_run_id)
         self.marker = workspaces.inputs_marker(p.repo, p.ws)
         self.running: dict[asyncio.Task[TaskOutcome], int] = {}
         #: Tasks that ended and are not yet collected, and what the loop waits on for one.
@@ -195,8 +200,10 @@ class RunLoop:
         ih = inputs_hash(launch.input_hashes)
         attempts: list[str] | None = None  # not looked at (--force)
         if not self.p.options.force:
-            attempts = executions.execution_ids(self.p.repo, node.hash, ih)
-            hit = executions.newest_intact(self.p.repo, node.hash, ih, attempts)
+            hit = self._last_result(node, ih)
+            if hit is None:
+                attempts = executions.execution_ids(self.p.repo, node.hash, ih)
+                hit = executions.newest_intact(self.p.repo, node.hash, ih, attempts)
             if hit is not None:
                 if self.plan.complete(i, hit[1], cached=True) is not None:
                     self._settle_output(i, hit[1], deferred=False)
@@ -211,6 +218,19 @@ class RunLoop:
         task.add_done_callback(self._on_end)
         self.running[task] = i
         return True
+
+    def _last_result(self, node: TaskNode, ih: str) -> tuple[str, str] | None:
+        """The result the last complete run used, if it is for these inputs and still intact.
+
+        Any successful attempt for (task, inputs) whose output is intact is a valid
+        result; the workspace keeps the one it had (a task that is not deterministic
+        keeps its output), and a missing or damaged one sends the lookup to the
+        newest of all the attempts, as without the hint.
+        """
+        execution_id = self.last_ids.get(node.name)
+        if execution_id is None or not is_execution_id(execution_id):
+            return None
+        return executions.newest_intact(self.p.repo, node.hash, ih, [execution_id])
 
     def _collect(self, i: int, res: TaskOutcome) -> None:
         """Account for a task that ended."""

@@ -16,11 +16,12 @@ Stored at ``dataflows/<ws>/<runId>.beast2``::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from e3.codec import beast2
+from e3.codec import beast2, small
 from e3.codec.types import (
     BooleanType,
     DateTimeType,
@@ -203,8 +204,110 @@ def from_east(value: EastValue) -> DataflowRun:
 
 
 def encode(run: DataflowRun) -> bytes:
-    """Bytes of a run record."""
-    return beast2.encode(to_east(run), DataflowRunType)
+    """Bytes of a run record.
+
+    Written by :mod:`e3.codec.small`: the same value stream as east-py's, built
+    about four times faster (the final record of a 10,000-task run is written
+    while ``e3 start`` waits), under a zlib-deflated frame, which east-py reads
+    as it reads its own. Run records are named by run id, never by a hash of
+    their bytes, so bytes that differ from east-py's for the same value harm no
+    identity. A value the direct writer cannot hold (an integer past 64 bits,
+    a string that is not Unicode text) goes to east-py, which refuses it.
+    """
+    try:
+        return small.framed(_header(), _stream(run))
+    except (small.NotSmall, UnicodeEncodeError):
+        return beast2.encode(to_east(run), DataflowRunType)
+
+
+#: Variant cases of the status, in East's order (by name) as the stream numbers them.
+_STATUS_CASES = {"cancelled": b"\x00", "completed": b"\x01", "running": b"\x03"}
+_FAILED_CASE = b"\x02"
+
+
+def _stream(run: DataflowRun) -> bytes:
+    """The value stream of ``run``: the fields of :data:`DataflowRunType` in its order."""
+    string, signed, string_dict = small.string, small.signed, small.string_dict
+    parts = [
+        string(run.run_id),
+        string(run.workspace),
+        string(run.package_ref),
+        signed(small.epoch_ms(run.started_at)),
+        b"\x00" if run.completed_at is None else b"\x01" + signed(small.epoch_ms(run.completed_at)),
+    ]
+    if run.status == "interrupted":
+        parts += [_FAILED_CASE, string(""), string(run.error or INTERRUPTED)]
+    elif run.status == "failed":
+        parts += [_FAILED_CASE, string(run.failed_task or ""), string(run.error or "")]
+    else:
+        parts.append(_STATUS_CASES[run.status])
+    parts.append(string_dict(run.input_versions))
+    outputs = run.output_versions
+    parts.append(b"\x00" if outputs is None else b"\x01" + string_dict(outputs))
+    tasks = run.task_executions
+    parts.append(b"\x00")  # a new container: runs of entries (here one), then a zero
+    if tasks:
+        parts.append(small.varint(len(tasks)))
+        for name in sorted(tasks):
+            t = tasks[name]
+            parts += [
+                string(name),
+                string(t.execution_id),
+                b"\x01" if t.cached else b"\x00",
+                string_dict(t.output_versions),
+                signed(t.execution_count),
+            ]
+    parts.append(b"\x00")
+    s = run.summary
+    counts = (s.total, s.completed, s.cached, s.failed, s.skipped, s.reexecuted)
+    parts.extend(signed(n) for n in counts)
+    return b"".join(parts)
+
+
+#: Largest run record read for its execution ids: 64 MiB of value stream, some 300,000 tasks.
+MAX_IDS_STREAM = 64 << 20
+
+
+def execution_ids(data: bytes) -> dict[str, str]:
+    """Each task's execution id in a run record e3 wrote, read without east-py.
+
+    The next ``e3 start`` of the workspace looks up each task's result where the
+    last run found it, before listing the task's attempts (see
+    :meth:`e3.dataflow.drive.RunLoop`): 30 ms for a 10,000-task record, where
+    east-py's whole decoding takes 80.
+
+    Raises:
+        small.NotSmall: not a record this reader takes (another header, a shared
+            container, damage); the caller goes without.
+    """
+    r = small.Reader(small.stream(data, _header(), limit=MAX_IDS_STREAM))
+    r.string(), r.string(), r.string(), r.zigzag()  # runId, workspaceName, packageRef, startedAt
+    if r.varint():  # completedAt
+        r.zigzag()
+    if r.varint() == 2:  # status: failed {failedTask, error}
+        r.string(), r.string()
+    r.string_dict()  # inputVersions
+    if r.varint():  # outputVersions
+        r.string_dict()
+    if r.varint() != 0:
+        raise small.NotSmall("shared container")
+    ids: dict[str, str] = {}
+    while n := r.varint():
+        for _ in range(n):
+            name, execution_id = r.string(), r.string()
+            r.at += 1  # cached
+            r.string_dict()  # outputVersions
+            r.zigzag()  # executionCount
+            ids[name] = execution_id
+    return ids
+
+
+@functools.cache
+def _header() -> bytes:
+    """The magic, type section and source map east-py writes for :data:`DataflowRunType`."""
+    sample = DataflowRun("", "", "", datetime(1970, 1, 1, tzinfo=UTC), "running")
+    data = beast2.encode(to_east(sample), DataflowRunType)
+    return data[: beast2.header_size(data)]
 
 
 def decode_status(data: bytes) -> RunState:
