@@ -11,6 +11,7 @@ reads each task's execution id back without east-py, from either writer's bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -137,3 +138,20 @@ def test_epoch_milliseconds_truncate_toward_zero_as_east_does(value: datetime) -
     whole = epoch + timedelta(milliseconds=small.epoch_ms(value))
     gap = aware - whole if aware >= epoch else whole - aware
     assert timedelta(0) <= gap < timedelta(milliseconds=1)
+
+
+@given(runs())
+def test_the_status_read_from_the_head_of_a_record_is_east_py_s(run: DataflowRun) -> None:
+    for data in (dataflow.encode(run), beast2.encode(dataflow.to_east(run), DataflowRunType)):
+        assert dataflow.decode_status(data) == dataflow.decode(data).status
+
+
+def test_a_status_past_what_the_head_holds_is_read_by_east_py() -> None:
+    run = DataflowRun(
+        "r", "ws", "p@1", datetime(2026, 1, 1, tzinfo=UTC), "failed", failed_task="t",
+        error="x" * (40 << 10),
+    )  # fmt: skip
+    assert dataflow.decode_status(dataflow.encode(run)) == "failed"
+    assert dataflow.decode_status(dataflow.encode(dataclasses.replace(run, failed_task=None))) == (
+        "failed"
+    )

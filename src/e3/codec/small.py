@@ -90,6 +90,34 @@ def stream(data: bytes, header: bytes, *, limit: int = MAX_STREAM) -> bytes:
     return b"".join(parts)
 
 
+def head(data: bytes, header: bytes, size: int) -> bytes:
+    """The start of the value stream of ``data``: its first ``size`` bytes, or all there is.
+
+    For a field near the start of a large record: only the first frame is read,
+    and of a deflate frame only as much as ``size`` needs is inflated.
+
+    Raises:
+        NotSmall: another header, a frame past the end, a codec or damage this
+            reader does not take.
+    """
+    if not data.startswith(header):
+        raise NotSmall("another header")
+    codec, at = read_varint(data, len(header))
+    length, at = read_varint(data, at)
+    stored, at = read_varint(data, at)
+    if at + stored > len(data):
+        raise NotSmall("frame past the end")
+    payload = data[at : at + stored]
+    if codec == 0 and length == stored:
+        return payload[:size]
+    if codec == 1:
+        try:
+            return zlib.decompressobj(-15).decompress(payload, size)
+        except zlib.error as exc:
+            raise NotSmall("corrupt deflate frame") from exc
+    raise NotSmall("frame codec")
+
+
 class Reader:
     """A cursor over a value stream of strings, integers, variants, string arrays and dicts."""
 

@@ -224,9 +224,9 @@ def close_interrupted_runs(repo: RepoStore, ws: str) -> list[str]:
     try:
         if not data or run_record.decode_status(data) != "running":
             return []
+        run = run_record.decode(data)
     except E3Error:
         return []  # unreadable: listed as such, nothing to close
-    run = run_record.decode(data)
     write_run(repo, replace(_interrupted(run), completed_at=utc_now()))
     return [run.run_id]
 

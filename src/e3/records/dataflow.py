@@ -16,10 +16,11 @@ Stored at ``dataflows/<ws>/<runId>.beast2``::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from e3.codec import beast2, small
 from e3.codec.types import (
@@ -171,7 +172,12 @@ def from_east(value: EastValue) -> DataflowRun:
     completed = from_option(value["completedAt"])
     outputs = from_option(value["outputVersions"])
     s = value["summary"]
-    state = _state(status)
+    failed = status.type == "failed"
+    state = _state_of(
+        str(status.type),
+        str(status.value["failedTask"]) if failed else "",
+        str(status.value["error"]) if failed else "",
+    )
     return DataflowRun(
         run_id=str(value["runId"]),
         workspace=str(value["workspaceName"]),
@@ -313,20 +319,43 @@ def _header() -> bytes:
 def decode_status(data: bytes) -> RunState:
     """Only a record's status: what every start checks of the newest record.
 
-    Converting a whole record costs about 6 µs per task (60 ms for 10,000
-    tasks) on top of the decoding; the status needs none of that, nor a plain
-    copy of the record (east-py's own value never leaves this call).
+    The status is a record's sixth field, within its first few hundred bytes:
+    read directly from the start of the value stream (:func:`small.head`), it
+    costs microseconds where east-py decodes the whole record (13 ms for 10,000
+    tasks). Bytes past the status are not looked at, so a record damaged further
+    on still gives its status; :func:`decode` judges the rest.
     """
-    return _state(beast2.decode(data, DataflowRunType, trusted=False, native=True)["status"])
-
-
-def _state(status: Any) -> RunState:
-    """The status case; ``interrupted`` told apart from ``failed`` (:data:`INTERRUPTED`)."""
+    with contextlib.suppress(small.NotSmall):
+        r = small.Reader(small.head(data, _header(), _STATUS_WITHIN))
+        (
+            r.string(),
+            r.string(),
+            r.string(),
+            r.zigzag(),
+        )  # runId, workspaceName, packageRef, startedAt
+        if r.varint():  # completedAt
+            r.zigzag()
+        case = r.varint()
+        if case < len(_CASE_NAMES):
+            failed = (r.string(), r.string()) if case == 2 else ("", "")
+            return _state_of(_CASE_NAMES[case], *failed)
+    status = beast2.decode(data, DataflowRunType, trusted=False, native=True)["status"]
     if status.type != "failed":
-        return str(status.type)  # type: ignore[return-value]
-    is_interrupted = not status.value["failedTask"] and str(status.value["error"]).startswith(
-        INTERRUPTED.split(":")[0] + ":"
-    )
+        return _state_of(str(status.type), "", "")
+    return _state_of("failed", str(status.value["failedTask"]), str(status.value["error"]))
+
+
+#: How much of a value stream :func:`decode_status` inflates: its status and then some.
+_STATUS_WITHIN = 16 << 10
+#: The status cases by their index in the stream (East orders a variant's cases by name).
+_CASE_NAMES = ("cancelled", "completed", "failed", "running")
+
+
+def _state_of(case: str, failed_task: str, error: str) -> RunState:
+    """The status case; ``interrupted`` told apart from ``failed`` (:data:`INTERRUPTED`)."""
+    if case != "failed":
+        return case  # type: ignore[return-value]
+    is_interrupted = not failed_task and error.startswith(INTERRUPTED.split(":")[0] + ":")
     return "interrupted" if is_interrupted else "failed"
 
 
