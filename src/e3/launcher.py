@@ -65,6 +65,7 @@ def entry() -> None:
     try:
         try:
             # Still under _interrupted_while_starting: importing the CLI changes nothing.
+            _collect_less_often()
             from e3.cli import main
 
             if _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
@@ -82,6 +83,28 @@ def entry() -> None:
         sys.stderr.write("Interrupted.\n")
         code = EXIT_INTERRUPTED
     sys.exit(code)
+
+
+#: Container objects allocated between two collections of the youngest generation
+#: (Python's default: 700). See :func:`_collect_less_often`.
+YOUNG_GENERATION = 100_000
+
+
+def _collect_less_often() -> None:
+    """Run the cycle collector every 100,000 allocations instead of every 700.
+
+    An ``e3`` command first imports some 300 modules (east-py, asyncio, e3) whose
+    objects all live until it exits, and a run then builds its graph, refs and
+    records, which live until the run ends: at Python's default the collector
+    ran 74 times for an up-to-date one-task ``e3 start`` (8 ms of 120) and 629
+    times for a cached 10,000-task one (103 ms of 890), walking those objects
+    again and again and finding almost nothing. Cycles are still collected, a
+    little later; only this process (the console script, not a program that
+    embeds e3) is affected.
+    """
+    import gc
+
+    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 
 
 def _is_interrupt(exc: BaseException) -> bool:

@@ -298,6 +298,18 @@ def test_the_launcher_exits_with_e3s_interrupted_code() -> None:
     assert int(out) == EXIT_INTERRUPTED == 130
 
 
+def test_the_console_script_collects_cycles_less_often_than_python_s_default() -> None:
+    """An e3 command's start-up objects live to its end: at Python's default threshold (700)
+    the collector walked them 629 times in a cached 10,000-task start (a ninth of it)."""
+    out = _fresh_python(
+        "import gc, e3.cli\n"
+        "e3.cli.main = lambda: print(gc.get_threshold()[0], gc.isenabled()) or 0\n"
+        "from e3.launcher import entry\n"
+        "entry()"
+    )
+    assert out.split() == ["100000", "True"]
+
+
 def test_a_ctrl_c_that_e3_was_started_to_ignore_stays_ignored() -> None:
     """`trap '' INT` (as nohup and background jobs do): the launcher's handler must not
     replace the inherited SIG_IGN, or a stray SIGINT would end a command meant to be immune."""
