@@ -1,16 +1,20 @@
-"""A start looks first where the workspace's last complete run found each result.
+"""What a cached start does, and does not do.
 
-That skips listing every task's attempts on a cached run. It must never cost a
-result: the workspace keeps the attempt it used even when a newer one exists for
-the same inputs (its outputs stay put), and a hinted attempt whose output was
-missing falls back to the others, or to running the task.
+It looks first where the workspace's last complete run found each result, which
+skips listing every task's attempts. That must never cost a result: the
+workspace keeps the attempt it used even when a newer one exists for the same
+inputs (its outputs stay put), and a hinted attempt whose output is missing
+falls back to the others, or to running the task. And a start that ran nothing
+and moved no ref has nothing for the closing file-system sync to make durable.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from east import IntegerType
 
 import e3
@@ -18,7 +22,7 @@ from e3.base.names import new_uuid7
 from e3.codec import beast2
 from e3.core import executions, runs
 from e3.store.repository import open_repository
-from tests_support import export_to, run_cli
+from tests_support import DEADLINE, E3_BIN, export_to, run_cli
 
 
 def _repo(tmp_path: Path) -> Path:
@@ -82,3 +86,23 @@ def test_a_hinted_attempt_whose_output_is_missing_falls_back_to_running_the_task
     assert "Executed: 1" in out and "Cached:   0" in out
     assert _used(repo) != first.name
     assert run_cli("get", repo, "ws.tasks.copy").out.strip() == "1"
+
+
+def _syncfs_calls(repo: Path, tmp_path: Path) -> int:
+    """``syncfs`` calls of an ``e3 start`` of ``ws``, traced."""
+    trace = tmp_path / "trace"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=syncfs", "-o", trace, E3_BIN, "start", repo, "ws"],
+        check=True, capture_output=True, timeout=DEADLINE,
+    )  # fmt: skip
+    return trace.read_text().count("syncfs(")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+def test_only_a_start_that_wrote_results_ends_with_a_file_system_sync(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    assert _syncfs_calls(repo, tmp_path) == 0  # all cached, every ref already in place
+    (tmp_path / "x.east").write_text("2")
+    assert run_cli("set", repo, "ws.inputs.x", tmp_path / "x.east").code == 0
+    assert _syncfs_calls(repo, tmp_path) >= 1  # ran copy: its output is made durable
+    assert run_cli("get", repo, "ws.tasks.copy").out.strip() == "2"

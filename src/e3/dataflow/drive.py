@@ -69,6 +69,9 @@ class RunLoop:
         #: Where the workspace's last complete run found each task's result: looked at
         #: first, so a task whose inputs are unchanged needs no listing of its attempts.
         self.last_ids = runs.execution_ids_of(p.repo, p.ws, p.dep.state.current_run_id)
+        #: Whether this run wrote anything that only the closing sync makes durable: a
+        #: task it ran (its objects, records and refs), or a ref it pointed elsewhere.
+        self.wrote_unsynced = False
         self.marker = workspaces.inputs_marker(p.repo, p.ws)
         self.running: dict[asyncio.Task[TaskOutcome], int] = {}
         #: Tasks that ended and are not yet collected, and what the loop waits on for one.
@@ -212,6 +215,7 @@ class RunLoop:
                         "task_cached", task=node.name, execution_id=hit[0], output_hash=hit[1]
                     )
                 return True
+        self.wrote_unsynced = True
         task = asyncio.ensure_future(
             self.executor.execute(node, launch.input_hashes, ih=ih, none_before=attempts == [])
         )
@@ -286,6 +290,7 @@ class RunLoop:
         ref = DatasetRef.of(h)
         self.outputs[out] = ref
         write = functools.partial(_write_ref, workspaces.ref_file(self.p.dep, out), ref)
+        self.wrote_unsynced = True
         if deferred:
             self.publisher.add(write)  # encoded there too: off the loop
         else:
@@ -375,7 +380,8 @@ class RunLoop:
         if status == "completed" and not (counts.pending or counts.waiting or counts.skipped):
             runs.set_current_run(self.p.repo, self.p.ws, self.p.run_id)
             settled.mark(self.p.repo.root, self.p.ws)  # after the state file's rewrite
-        executions.durability_barrier(self.p.repo)
+        if self.wrote_unsynced:  # a fully cached run wrote only synced records: no sync
+            executions.durability_barrier(self.p.repo)
         self.emit(
             "run_finished",
             outcome=status,
