@@ -226,9 +226,9 @@ def encode(run: DataflowRun) -> bytes:
         return beast2.encode(to_east(run), DataflowRunType)
 
 
-#: Variant cases of the status, in East's order (by name) as the stream numbers them.
-_STATUS_CASES = {"cancelled": b"\x00", "completed": b"\x01", "running": b"\x03"}
-_FAILED_CASE = b"\x02"
+#: The status cases by their index in the stream (East orders a variant's cases by name).
+_CASE_NAMES = ("cancelled", "completed", "failed", "running")
+_CASE_BYTES = {name: bytes((i,)) for i, name in enumerate(_CASE_NAMES)}
 
 
 def _stream(run: DataflowRun) -> bytes:
@@ -242,11 +242,11 @@ def _stream(run: DataflowRun) -> bytes:
         b"\x00" if run.completed_at is None else b"\x01" + signed(small.epoch_ms(run.completed_at)),
     ]
     if run.status == "interrupted":
-        parts += [_FAILED_CASE, string(""), string(run.error or INTERRUPTED)]
+        parts += [_CASE_BYTES["failed"], string(""), string(run.error or INTERRUPTED)]
     elif run.status == "failed":
-        parts += [_FAILED_CASE, string(run.failed_task or ""), string(run.error or "")]
+        parts += [_CASE_BYTES["failed"], string(run.failed_task or ""), string(run.error or "")]
     else:
-        parts.append(_STATUS_CASES[run.status])
+        parts.append(_CASE_BYTES[run.status])
     parts.append(string_dict(run.input_versions))
     outputs = run.output_versions
     parts.append(b"\x00" if outputs is None else b"\x01" + string_dict(outputs))
@@ -287,11 +287,7 @@ def execution_ids(data: bytes) -> dict[str, str]:
             container, damage); the caller goes without.
     """
     r = small.Reader(small.stream(data, _header(), limit=MAX_IDS_STREAM))
-    r.string(), r.string(), r.string(), r.zigzag()  # runId, workspaceName, packageRef, startedAt
-    if r.varint():  # completedAt
-        r.zigzag()
-    if r.varint() == 2:  # status: failed {failedTask, error}
-        r.string(), r.string()
+    _read_to_status(r)
     r.string_dict()  # inputVersions
     if r.varint():  # outputVersions
         r.string_dict()
@@ -326,19 +322,7 @@ def decode_status(data: bytes) -> RunState:
     on still gives its status; :func:`decode` judges the rest.
     """
     with contextlib.suppress(small.NotSmall):
-        r = small.Reader(small.head(data, _header(), _STATUS_WITHIN))
-        (
-            r.string(),
-            r.string(),
-            r.string(),
-            r.zigzag(),
-        )  # runId, workspaceName, packageRef, startedAt
-        if r.varint():  # completedAt
-            r.zigzag()
-        case = r.varint()
-        if case < len(_CASE_NAMES):
-            failed = (r.string(), r.string()) if case == 2 else ("", "")
-            return _state_of(_CASE_NAMES[case], *failed)
+        return _read_to_status(small.Reader(small.head(data, _header(), _STATUS_WITHIN)))
     status = beast2.decode(data, DataflowRunType, trusted=False, native=True)["status"]
     if status.type != "failed":
         return _state_of(str(status.type), "", "")
@@ -347,8 +331,20 @@ def decode_status(data: bytes) -> RunState:
 
 #: How much of a value stream :func:`decode_status` inflates: its status and then some.
 _STATUS_WITHIN = 16 << 10
-#: The status cases by their index in the stream (East orders a variant's cases by name).
-_CASE_NAMES = ("cancelled", "completed", "failed", "running")
+
+
+def _read_to_status(r: small.Reader) -> RunState:
+    """Read a record's value stream up to and including its status; the status."""
+    for _ in range(3):  # runId, workspaceName, packageRef
+        r.string()
+    r.zigzag()  # startedAt
+    if r.varint():  # completedAt
+        r.zigzag()
+    case = r.varint()
+    if case >= len(_CASE_NAMES):
+        raise small.NotSmall("variant case")
+    failed = (r.string(), r.string()) if _CASE_NAMES[case] == "failed" else ("", "")
+    return _state_of(_CASE_NAMES[case], *failed)
 
 
 def _state_of(case: str, failed_task: str, error: str) -> RunState:
