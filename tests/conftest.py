@@ -37,6 +37,9 @@ def _isolated_env(
     for key in list(os.environ):
         if key.startswith("E3_"):
             monkeypatch.delenv(key)
+    # A developer's shell may set it; users' seldom do, and with it every e3 the tests
+    # spawn flushes each line itself, which hid output stuck in a pipe's buffer.
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
     monkeypatch.setenv("E3_HOME", str(tmp_path_factory.mktemp("e3home")))
 
 

@@ -6,6 +6,7 @@ stay ``running`` forever, and a run can be cancelled from another command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,6 +37,24 @@ def _slow_chain(tmp_path: Path, n: int = 6, pause: float = 0.3) -> Path:
     assert run_cli("package", "import", repo, export_to(pkg, tmp_path)).code == 0
     assert run_cli("workspace", "deploy", repo, "ws", "slow").code == 0
     return repo
+
+
+def test_a_started_task_shows_through_a_pipe_while_it_runs(tmp_path: Path) -> None:
+    """``e3 start | tee log``: each batch of lines is flushed, not held in the pipe's buffer."""
+    repo = _slow_chain(tmp_path, n=1, pause=DEADLINE)
+    with background("start", repo, "ws") as run:
+        assert run.proc.stdout is not None
+        fd = run.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        shown = bytearray()
+
+        def started() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                shown.extend(os.read(fd, 1 << 16))
+            return b"[START] t0" in shown
+
+        wait_for(started, "[START] t0 through the pipe", proc=run.proc)
+        assert run.proc.poll() is None  # shown while the task still runs
 
 
 def _log(repo: Path) -> list[dict[str, object]]:

@@ -67,6 +67,17 @@ class PlainProgress:
         if line is not None:
             self.out.write(line + "\n")
 
+    def tick(self) -> None:
+        """Flush the lines of the batch just shown.
+
+        Called after each batch of events: to a pipe (``| tee``, a CI log, ``e3
+        watch`` in a script) the output is block-buffered, and a task that runs
+        for minutes stayed invisible behind its ``[START]`` line until the run
+        ended. Once per batch, not per line: a cached run's thousands of lines
+        come in a few batches.
+        """
+        self.out.flush()
+
     def close(self) -> None:
         """Nothing to clear."""
         self.out.flush()
