@@ -105,3 +105,27 @@ def test_a_set_landing_while_the_run_makes_its_results_durable_is_picked_up(
     assert landed and out.status == "completed"
     assert out.counts.reexecuted >= 1, out.counts
     assert datasets.get_value(repo_fives, "ws", ("tasks", "merge", "output"))[1] == 45
+
+
+def test_a_result_found_in_the_cache_is_not_overwritten_by_an_earlier_one_of_the_run(
+    repo_fives: RepoStore,
+) -> None:
+    """``left`` ran on x=2, its ref queued for the batch; x went back to 1 at once, so ``left``
+    ran again and found its x=1 result in the cache. The queued x=2 ref must not land after
+    that one: the workspace would say left = 4 beside merge = 5."""
+    assert run_sync(repo_fives, "ws").status == "completed"  # x=1 is in the cache
+    datasets.set_dataset_value(repo_fives, "ws", ("inputs", "x"), 2)
+    done = {"set": False}
+
+    def on_event(e: Event) -> None:
+        if e.kind == "task_completed" and e.task == "left" and not done["set"]:
+            done["set"] = True
+            datasets.set_dataset_value(repo_fives, "ws", ("inputs", "x"), 1)
+
+    out = run_sync(repo_fives, "ws", StartOptions(concurrency=1), on_event=on_event)
+    assert done["set"] and out.status == "completed"
+
+    def value(name: str) -> object:
+        return datasets.get_value(repo_fives, "ws", ("tasks", name, "output"))[1]
+
+    assert (value("left"), value("right"), value("merge")) == (2, 3, 5)

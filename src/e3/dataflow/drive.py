@@ -291,7 +291,10 @@ class RunLoop:
         self.outputs[out] = ref
         write = functools.partial(_write_ref, workspaces.ref_file(self.p.dep, out), ref)
         self.wrote_unsynced = True
-        if deferred:
+        # A result found in the cache points at a durable object and could be written at
+        # once, but not past a queued write of this ref (the task ran earlier in this run,
+        # then an input changed back): that one would land last.
+        if deferred or self.publisher.busy():
             self.publisher.add(write)  # encoded there too: off the loop
         else:
             write()

@@ -39,6 +39,14 @@ class Publisher:
             self.since = time.monotonic()
         self.pending.append(action)
 
+    def busy(self) -> bool:
+        """Whether a write is queued or being written.
+
+        A later write to the same file must then follow it through here, or the
+        earlier one would land last.
+        """
+        return bool(self.pending) or any(not f.done() for f in self._futures)
+
     def due_in(self, now: float) -> float | None:
         """Seconds until the queued batch is due (``None``: nothing queued)."""
         if not self.pending:
