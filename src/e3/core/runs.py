@@ -84,9 +84,12 @@ def execution_ids_of(repo: RepoStore, ws: str, run_id: str | None) -> dict[str, 
     if not data:
         return {}
     try:
-        return run_record.execution_ids(data)
+        ids = run_record.execution_ids(data)
     except small.NotSmall:
         return {}
+    return {
+        task: eid for task, eid in ids.items() if is_execution_id(eid)
+    }  # paths are built of them
 
 
 def _run_ids(repo: RepoStore, ws: str) -> list[str]:

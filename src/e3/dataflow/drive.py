@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from e3.base import atomic, settled
 from e3.base.hashing import inputs_hash
-from e3.base.names import is_execution_id
 from e3.base.paths import DatasetPath, format_keypath
 from e3.core import executions, runs, workspaces
 from e3.dataflow.execute import Emit, TaskExecutor, TaskOutcome, task_env
@@ -232,7 +231,7 @@ class RunLoop:
         newest of all the attempts, as without the hint.
         """
         execution_id = self.last_ids.get(node.name)
-        if execution_id is None or not is_execution_id(execution_id):
+        if execution_id is None:
             return None
         return executions.newest_intact(self.p.repo, node.hash, ih, [execution_id])
 

@@ -20,7 +20,7 @@ import contextlib
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from e3.codec import beast2, small
 from e3.codec.types import (
@@ -172,12 +172,7 @@ def from_east(value: EastValue) -> DataflowRun:
     completed = from_option(value["completedAt"])
     outputs = from_option(value["outputVersions"])
     s = value["summary"]
-    failed = status.type == "failed"
-    state = _state_of(
-        str(status.type),
-        str(status.value["failedTask"]) if failed else "",
-        str(status.value["error"]) if failed else "",
-    )
+    state = _state(status)
     return DataflowRun(
         run_id=str(value["runId"]),
         workspace=str(value["workspaceName"]),
@@ -323,10 +318,7 @@ def decode_status(data: bytes) -> RunState:
     """
     with contextlib.suppress(small.NotSmall):
         return _read_to_status(small.Reader(small.head(data, _header(), _STATUS_WITHIN)))
-    status = beast2.decode(data, DataflowRunType, trusted=False, native=True)["status"]
-    if status.type != "failed":
-        return _state_of(str(status.type), "", "")
-    return _state_of("failed", str(status.value["failedTask"]), str(status.value["error"]))
+    return _state(beast2.decode(data, DataflowRunType, trusted=False, native=True)["status"])
 
 
 #: How much of a value stream :func:`decode_status` inflates: its status and then some.
@@ -345,6 +337,13 @@ def _read_to_status(r: small.Reader) -> RunState:
         raise small.NotSmall("variant case")
     failed = (r.string(), r.string()) if _CASE_NAMES[case] == "failed" else ("", "")
     return _state_of(_CASE_NAMES[case], *failed)
+
+
+def _state(status: Any) -> RunState:
+    """:func:`_state_of` an East status value (east-py's, or a plain variant)."""
+    if status.type != "failed":
+        return _state_of(str(status.type), "", "")
+    return _state_of("failed", str(status.value["failedTask"]), str(status.value["error"]))
 
 
 def _state_of(case: str, failed_task: str, error: str) -> RunState:
